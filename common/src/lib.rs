@@ -1,0 +1,35 @@
+//! The contract shared by the shipkit tools (DESIGN.md), implemented once.
+//!
+//! # What is here
+//! - [`envelope`]: the JSON document that flows down a pipeline, unknown fields kept;
+//! - [`input`] and [`output`]: reading it (rules 1–3) and writing it (rule 5);
+//! - [`error`]: errors that know their exit code (rule 6);
+//! - [`runner`]: the `main` every tool shares (rule 4, SIGINT, broken pipes);
+//! - [`ui`] and [`actions`]: stderr logs, progress, GitHub Actions commands and files;
+//! - [`cli`]: the flags every tool shares and common value parsers;
+//! - `git` (feature `git`): the state of a working tree, through the git CLI;
+//! - `http` (feature `http`): an HTTP client with the user's TLS choices.
+
+pub mod actions;
+pub mod cli;
+pub mod envelope;
+pub mod error;
+#[cfg(feature = "git")]
+pub mod git;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod input;
+pub mod output;
+pub mod runner;
+pub mod ui;
+
+pub use cli::CommonArgs;
+pub use envelope::Envelope;
+pub use error::{Error, Exit, Result};
+pub use runner::{Tool, main};
+pub use ui::Ui;
+
+/// Whether this process runs under GitHub Actions (`GITHUB_ACTIONS=true`).
+pub(crate) fn actions_if_enabled() -> bool {
+    std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true")
+}
