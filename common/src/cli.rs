@@ -35,7 +35,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Ok(Duration::from_secs(seconds));
     }
     humantime::parse_duration(text)
-        .map_err(|err| format!("{err} (expected e.g. 90s, 10m, 1h30m, 250ms)"))
+        .map_err(|_| format!("invalid duration {text:?} (expected e.g. 90s, 10m, 1h30m, 250ms)"))
 }
 
 /// Parses `KEY=VALUE`, refusing an empty key.

@@ -9,6 +9,8 @@
 //! assert_eq!(out.code, 124);
 //! ```
 
+pub mod http_server;
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
