@@ -1,0 +1,117 @@
+//! Everything release-tag asks of or does to the repository, through the `git` command line
+//! (so the user's signing setup, credential helpers and Actions tokens apply as usual).
+//!
+//! History is read with the CLI as well: one `git log` over the commits since the previous
+//! release, one `git for-each-ref` for the tags.
+
+use crate::plan::{Commit, VersionTag, release_tag};
+use common::git::git;
+use common::{Error, Result};
+use std::collections::HashSet;
+use std::path::Path;
+
+/// Separates the fields of one commit in the `git log` output.
+const FIELD: char = '\u{1f}';
+
+/// The commit at HEAD.
+pub fn head(dir: &Path) -> Result<String> {
+    git(dir, &["rev-parse", "--verify", "HEAD"]).map_err(|_| {
+        Error::usage(format!(
+            "the git repository at {} has no commit yet",
+            dir.display()
+        ))
+    })
+}
+
+/// Every tag named `prefix` + a semantic version, with the commit it points at, and
+/// whether that commit is reachable from HEAD.
+pub fn release_tags(dir: &Path, prefix: &str) -> Result<(Vec<VersionTag>, HashSet<String>)> {
+    let pattern = format!("refs/tags/{prefix}*");
+    let listing = git(
+        dir,
+        &[
+            "for-each-ref",
+            "--format=%(refname:strip=2)%00%(objectname)%00%(*objectname)",
+            &pattern,
+        ],
+    )?;
+    let tags = listing
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\0');
+            let name = fields.next()?;
+            let object = fields.next()?;
+            // An annotated tag peels to its commit; a lightweight tag is the commit.
+            let commit = fields.next().filter(|c| !c.is_empty()).unwrap_or(object);
+            release_tag(name, prefix, commit)
+        })
+        .collect();
+    let reachable = git(
+        dir,
+        &[
+            "for-each-ref",
+            "--merged=HEAD",
+            "--format=%(refname:strip=2)",
+            &pattern,
+        ],
+    )?;
+    Ok((tags, reachable.lines().map(str::to_owned).collect()))
+}
+
+/// The commits reachable from HEAD and not from `since` (all of history when `None`),
+/// newest first, merges included; only those touching `path` when given.
+pub fn commits_since(dir: &Path, since: Option<&str>, path: Option<&Path>) -> Result<Vec<Commit>> {
+    let range = match since {
+        Some(tag) => format!("refs/tags/{tag}..HEAD"),
+        None => "HEAD".to_owned(),
+    };
+    let mut args = vec!["log", "-z", "--format=%H%x1f%P%x1f%B", &range];
+    let path_text;
+    if let Some(path) = path {
+        path_text = path.to_string_lossy().into_owned();
+        args.extend(["--", &path_text]);
+    }
+    let log = git(dir, &args)?;
+    Ok(log
+        .split('\0')
+        .filter(|record| !record.trim().is_empty())
+        .filter_map(|record| {
+            let mut fields = record.trim_start_matches('\n').splitn(3, FIELD);
+            let id = fields.next()?;
+            let parents = fields.next()?.split_whitespace().count();
+            Some(Commit::read(id, parents, fields.next().unwrap_or("")))
+        })
+        .collect())
+}
+
+/// HEAD's commit date, `YYYY-MM-DD` (the date shown in the changelog).
+pub fn head_date(dir: &Path) -> Result<String> {
+    git(dir, &["log", "-1", "--format=%cs", "HEAD"])
+}
+
+/// Creates the annotated (or, with `sign`, signed) tag `name` on HEAD.
+pub fn create_tag(dir: &Path, name: &str, message: &str, sign: bool) -> Result<()> {
+    let kind = if sign { "--sign" } else { "--annotate" };
+    // `verbatim`: the default cleanup would drop the `### Features` lines as comments.
+    git(
+        dir,
+        &[
+            "tag",
+            kind,
+            "--cleanup=verbatim",
+            "--message",
+            message,
+            name,
+            "HEAD",
+        ],
+    )?;
+    Ok(())
+}
+
+/// Pushes only the tag `name` to `remote`; nothing else moves.
+pub fn push_tag(dir: &Path, remote: &str, name: &str) -> Result<()> {
+    let refspec = format!("refs/tags/{name}:refs/tags/{name}");
+    git(dir, &["push", "--porcelain", remote, &refspec])
+        .map_err(|err| Error::failed(format!("pushing {name} to {remote}: {err}")))?;
+    Ok(())
+}
