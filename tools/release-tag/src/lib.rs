@@ -241,7 +241,7 @@ fn release(args: &Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
     if envelope.git.is_none() {
         envelope.git = Some(info.clone());
     }
-    let head = repo::head(dir)?;
+    let head = info.commit.clone();
     let prefix = args.tag_prefix.as_str();
 
     let group = ui.group("Reading the release history");
@@ -279,8 +279,16 @@ fn release(args: &Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
         request.pre.is_some() || request.version.as_ref().is_some_and(|v| !v.pre.is_empty());
 
     let stable = plan::latest(&reachable_others, false);
-    let pending = plan::latest(&reachable_others, true)
-        .filter(|t| !t.version.pre.is_empty() && stable.is_none_or(|s| t.version > s.version));
+    // A candidate in flight: when making a stable release, HEAD's own pre-release tags
+    // count too (graduating `v2.0.0-rc.1` on the commit it tags gives `v2.0.0`).
+    let candidates: Vec<VersionTag> = reachable_others
+        .iter()
+        .chain(at_head.iter().filter(|_| !pre_mode))
+        .filter(|t| !t.version.pre.is_empty())
+        .cloned()
+        .collect();
+    let pending =
+        plan::latest(&candidates, true).filter(|t| stable.is_none_or(|s| t.version > s.version));
     let previous = match pre_mode {
         true => plan::latest(&reachable_others, true),
         false => stable,

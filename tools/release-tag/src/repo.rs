@@ -13,16 +13,6 @@ use std::path::Path;
 /// Separates the fields of one commit in the `git log` output.
 const FIELD: char = '\u{1f}';
 
-/// The commit at HEAD.
-pub fn head(dir: &Path) -> Result<String> {
-    git(dir, &["rev-parse", "--verify", "HEAD"]).map_err(|_| {
-        Error::usage(format!(
-            "the git repository at {} has no commit yet",
-            dir.display()
-        ))
-    })
-}
-
 /// Every tag named `prefix` + a semantic version, with the commit it points at, and
 /// whether that commit is reachable from HEAD.
 pub fn release_tags(dir: &Path, prefix: &str) -> Result<(Vec<VersionTag>, HashSet<String>)> {

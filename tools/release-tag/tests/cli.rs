@@ -831,3 +831,44 @@ fn step_outputs_and_summary_under_actions() {
         "{summary}"
     );
 }
+
+#[test]
+fn a_candidate_graduates_on_its_own_commit_at_its_own_version() {
+    let repo = Repo::new();
+    repo.commit("feat: first");
+    repo.tag("v1.3.2");
+    repo.commit("feat: new api");
+    // The team decided this candidate is a major release, whatever the commits say.
+    let rc = released(&repo, &["--pre", "rc", "--bump", "major"]);
+    assert_eq!(rc["tag"], "v2.0.0-rc.1");
+    let release = released(&repo, &[]);
+    assert_eq!(
+        (release["tag"].as_str(), release["bump"].as_str()),
+        (Some("v2.0.0"), Some("major"))
+    );
+    assert_eq!(repo.tag_commit("v2.0.0"), repo.tag_commit("v2.0.0-rc.1"));
+}
+
+#[test]
+fn sign_makes_a_signed_tag_with_the_users_git_signing_setup() {
+    if Command::new("ssh-keygen").arg("-?").output().is_err() {
+        eprintln!("skipped: ssh-keygen is not installed");
+        return;
+    }
+    let repo = Repo::new();
+    let key = repo.path().join(".git/signing-key");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    repo.git(&["config", "gpg.format", "ssh"]);
+    repo.git(&["config", "user.signingkey", key.to_str().unwrap()]);
+    repo.commit("feat: first");
+    let release = released(&repo, &["--sign"]);
+    assert_eq!(release["tag"], "v0.1.0");
+    let object = repo.git(&["cat-file", "tag", "v0.1.0"]);
+    assert!(object.contains("-----BEGIN SSH SIGNATURE-----"), "{object}");
+    assert!(object.contains("### Features\n\n- first"), "{object}");
+}
