@@ -850,6 +850,7 @@ fn a_candidate_graduates_on_its_own_commit_at_its_own_version() {
 }
 
 #[test]
+#[allow(clippy::print_stderr)] // says why the test did nothing
 fn sign_makes_a_signed_tag_with_the_users_git_signing_setup() {
     if Command::new("ssh-keygen").arg("-?").output().is_err() {
         eprintln!("skipped: ssh-keygen is not installed");
