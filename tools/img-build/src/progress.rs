@@ -46,6 +46,9 @@ impl StepTracker {
     }
 
     fn line(&mut self, line: &str) -> Option<BuildEvent> {
+        // The Engine colours a RUN step's stderr with terminal escapes; they mean nothing
+        // in a log or an error message.
+        let line = &strip_escapes(line);
         if line.trim().is_empty() {
             return None;
         }
@@ -95,6 +98,27 @@ impl StepTracker {
     }
 }
 
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for next in chars.by_ref() {
+                    if next.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(ch);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +142,14 @@ mod tests {
             ]
         );
         assert_eq!(t.current_step(), Some("Step 2/2 : RUN make"));
+    }
+
+    #[test]
+    fn terminal_escapes_are_dropped() {
+        let mut t = StepTracker::default();
+        let events = t.feed("\u{1b}[91mboom\n\u{1b}[0m");
+        assert_eq!(events, [BuildEvent::Output("boom".into())]);
+        assert!(t.finish().is_empty());
     }
 
     #[test]

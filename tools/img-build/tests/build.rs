@@ -1,0 +1,642 @@
+//! img-build against the real Docker Engine (`scripts/services up docker`).
+//!
+//! Every test makes its own `FROM scratch` context in a temp dir (busybox from Debian's
+//! `busybox-static` as the payload), names its images uniquely so tests run in parallel,
+//! and removes its images at the end. A test that needs the Engine fails, loudly, when the
+//! Engine cannot be reached.
+
+use serde_json::{Value, json};
+use shipkit_tests::{Cmd, Output};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+fn img_build() -> Cmd {
+    Cmd::new(env!("CARGO_BIN_EXE_img-build"))
+}
+
+/// Panics with a clear message when dockerd is not reachable: these tests must not pass
+/// without it.
+fn require_docker() {
+    let out = Command::new("docker")
+        .args(["version", "--format", "{{.Server.APIVersion}}"])
+        .output();
+    match out {
+        Ok(out) if out.status.success() => {}
+        Ok(out) => panic!(
+            "the Docker Engine is not reachable (run `scripts/services up docker`): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(err) => panic!("cannot run the docker client: {err}"),
+    }
+    assert!(
+        Path::new(BUSYBOX).is_file(),
+        "{BUSYBOX} is missing (Debian package busybox-static, installed by scripts/services)"
+    );
+}
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+/// A unique image name for this test run.
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "imgb-{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Removes the images named by these references when dropped (best effort).
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for reference in &self.0 {
+            let _ = docker(&["rmi", "-f", reference]);
+        }
+    }
+}
+
+/// A build context in a temp dir: busybox plus the given Dockerfile.
+struct Context {
+    dir: tempfile::TempDir,
+}
+
+impl Context {
+    fn new(dockerfile: &str) -> Context {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(BUSYBOX, dir.path().join("busybox")).unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        // Unique content, so that no test reuses another test's image by its digest.
+        std::fs::write(dir.path().join("id.txt"), unique("context")).unwrap();
+        Context { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn arg(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    fn write(&self, rel: &str, content: &str) -> &Context {
+        let path = self.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        self
+    }
+}
+
+/// The paths in the image's filesystem under `prefix/` (via `docker create` + `export`),
+/// with the kind of each entry.
+fn files_in_image(reference: &str, prefix: &str) -> BTreeSet<String> {
+    let created = docker(&["create", reference, "/bin/busybox"]);
+    assert!(created.status.success(), "docker create: {created:?}");
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let exported = docker(&["export", &id]);
+    let _ = docker(&["rm", "-f", &id]);
+    assert!(exported.status.success(), "docker export failed");
+    let mut archive = tar::Archive::new(exported.stdout.as_slice());
+    let mut files = BTreeSet::new();
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        let path = entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_owned();
+        if let Some(rel) = path.strip_prefix(&format!("{prefix}/")) {
+            let kind = match entry.header().entry_type() {
+                tar::EntryType::Symlink => format!(
+                    " -> {}",
+                    entry.link_name().unwrap().unwrap().to_string_lossy()
+                ),
+                tar::EntryType::Directory => "/".to_owned(),
+                _ => String::new(),
+            };
+            files.insert(format!("{rel}{kind}"));
+        }
+    }
+    files
+}
+
+/// The content of one file in the image.
+fn file_in_image(reference: &str, path: &str) -> String {
+    let out = docker(&["run", "--rm", reference, "/bin/busybox", "cat", path]);
+    assert!(out.status.success(), "docker run cat {path}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn image_exists(reference: &str) -> bool {
+    docker(&["image", "inspect", reference]).status.success()
+}
+
+fn image_id(reference: &str) -> String {
+    let out = docker(&["image", "inspect", "--format", "{{.Id}}", reference]);
+    assert!(out.status.success(), "{reference} does not exist");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The one image of a successful run.
+fn only_image(out: &Output) -> Value {
+    out.assert_code(0);
+    let envelope = out.json();
+    let images = envelope["images"].as_array().expect("images[]");
+    assert_eq!(images.len(), 1, "{envelope}");
+    images[0].clone()
+}
+
+const SIMPLE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY . /ctx\n";
+
+#[test]
+fn dockerignore_decides_what_reaches_the_image() {
+    require_docker();
+    let ctx = Context::new(SIMPLE);
+    ctx.write(
+        ".dockerignore",
+        "# a comment line\n\
+         **/*.log\n\
+         docs/\n\
+         !docs/keep.md\n\
+         /build\n\
+         *.tmp\n\
+         !important.tmp\n\
+         secret?.txt\n\
+         Dockerfile\n\
+         nested/**/cache\n",
+    )
+    .write("a.txt", "a")
+    .write("x.log", "x")
+    .write("sub/y.log", "y")
+    .write("sub/keep.txt", "k")
+    .write("docs/keep.md", "keep")
+    .write("docs/drop.md", "drop")
+    .write("build/out.bin", "bin")
+    .write("z.tmp", "z")
+    .write("important.tmp", "i")
+    .write("secret1.txt", "s")
+    .write("secret10.txt", "s10")
+    .write("# a comment line", "not a comment: a file")
+    .write("nested/a/b/cache/c.bin", "c")
+    .write("nested/a/kept.txt", "kept");
+    std::os::unix::fs::symlink("a.txt", ctx.path().join("link")).unwrap();
+    let name = unique("ignore");
+    let tag = format!("{name}:t");
+    let _cleanup = Cleanup(vec![tag.clone()]);
+
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .run();
+    only_image(&out);
+
+    let files = files_in_image(&tag, "ctx");
+    let expected: BTreeSet<String> = [
+        "# a comment line",
+        ".dockerignore",
+        "a.txt",
+        "busybox",
+        "docs/",
+        "docs/keep.md",
+        "id.txt",
+        "important.tmp",
+        "link -> a.txt",
+        "nested/",
+        "nested/a/",
+        "nested/a/b/",
+        "nested/a/kept.txt",
+        "secret10.txt",
+        "sub/",
+        "sub/keep.txt",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    // The Dockerfile was sent (the build ran) and, being ignored, is not copied.
+    assert_eq!(files, expected);
+}
+
+#[test]
+fn build_args_reach_run_steps_from_flags_and_the_environment() {
+    require_docker();
+    let ctx = Context::new(
+        "FROM scratch\nCOPY busybox /bin/busybox\nSHELL [\"/bin/busybox\", \"sh\", \"-c\"]\n\
+         ARG GREETING\nARG FROM_ENV\nARG UNSET=default\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo $GREETING $FROM_ENV $UNSET > /args\"]\n",
+    );
+    let name = unique("args");
+    let _cleanup = Cleanup(vec![format!("{name}:t")]);
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .args([
+            "--build-arg",
+            "GREETING=hello world",
+            "--build-arg",
+            "FROM_ENV",
+        ])
+        .args(["--build-arg", "UNSET"])
+        .env("FROM_ENV", "from-env")
+        .env_remove("UNSET")
+        .run();
+    only_image(&out);
+    assert_eq!(
+        file_in_image(&format!("{name}:t"), "/args"),
+        "hello world from-env default\n"
+    );
+}
+
+#[test]
+fn a_failing_run_step_fails_with_the_step_and_its_output() {
+    require_docker();
+    let ctx = Context::new(
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo preparing; echo boom >&2; exit 3\"]\n",
+    );
+    let name = unique("fail");
+    let tag = format!("{name}:t");
+    let _cleanup = Cleanup(vec![tag.clone()]);
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .run();
+    out.assert_code(1);
+    let envelope = out.json();
+    assert_eq!(envelope["failed"]["tool"], "img-build");
+    assert_eq!(envelope["failed"]["exit_code"], 1);
+    let error = envelope["failed"]["error"].as_str().unwrap();
+    assert!(error.contains("Step 3/"), "{error}");
+    assert!(error.contains(" : RUN [\"/bin/busybox\""), "{error}");
+    assert!(error.contains("returned a non-zero code: 3"), "{error}");
+    assert!(error.contains("\n  boom"), "{error}");
+    assert!(error.contains("\n  preparing"), "{error}");
+    assert!(!error.contains('\u{1b}'), "terminal escapes in {error:?}");
+    assert!(
+        out.stderr.contains("img-build: error: building"),
+        "{}",
+        out.stderr
+    );
+    assert!(!image_exists(&tag));
+}
+
+#[test]
+fn an_unchanged_context_is_reused_and_a_one_byte_change_rebuilds() {
+    require_docker();
+    let ctx = Context::new(SIMPLE);
+    ctx.write("app.txt", "version 1\n");
+    let name = unique("cache");
+    let _cleanup = Cleanup(vec![
+        format!("{name}:first"),
+        format!("{name}:second"),
+        format!("{name}:third"),
+    ]);
+    let build = |tag: &str| {
+        img_build()
+            .args(["--context", &ctx.arg(), "--name", &name, "--tag", tag])
+            .run()
+    };
+
+    let first = build("first");
+    let built = only_image(&first);
+    assert_eq!(built["cache_hit"], false);
+    assert!(built["build_ms"].as_u64().is_some(), "{built}");
+    assert!(first.stderr.contains("Step 1/"), "{}", first.stderr);
+    let id = built["id"].as_str().unwrap().to_owned();
+
+    let second = build("second");
+    let reused = only_image(&second);
+    assert_eq!(reused["cache_hit"], true, "{reused}");
+    assert_eq!(reused["id"], id.as_str());
+    assert!(reused.get("build_ms").is_none(), "{reused}");
+    assert!(
+        !second.stderr.contains("Step "),
+        "built again:\n{}",
+        second.stderr
+    );
+    assert_eq!(reused["context_bytes"], built["context_bytes"]);
+    // The reused image got the new tag, and still answers to the old one.
+    assert_eq!(image_id(&format!("{name}:second")), id);
+    assert_eq!(image_id(&format!("{name}:first")), id);
+
+    ctx.write("app.txt", "version 2\n");
+    let third = build("third");
+    let rebuilt = only_image(&third);
+    assert_eq!(rebuilt["cache_hit"], false);
+    assert_ne!(rebuilt["id"], id.as_str());
+    assert_eq!(
+        file_in_image(&format!("{name}:third"), "/ctx/app.txt"),
+        "version 2\n"
+    );
+}
+
+#[test]
+fn no_cache_builds_even_when_nothing_changed() {
+    require_docker();
+    let ctx = Context::new(SIMPLE);
+    let name = unique("nocache");
+    let _cleanup = Cleanup(vec![format!("{name}:a"), format!("{name}:b")]);
+    let args = ["--context", &ctx.arg(), "--name", &name];
+    only_image(&img_build().args(args).args(["--tag", "a"]).run());
+    let out = img_build()
+        .args(args)
+        .args(["--tag", "b", "--no-cache"])
+        .run();
+    let image = only_image(&out);
+    assert_eq!(image["cache_hit"], false);
+    assert!(out.stderr.contains("Step 1/"), "{}", out.stderr);
+}
+
+#[test]
+fn two_contexts_in_one_call_and_chained_calls_append() {
+    require_docker();
+    let api = Context::new(SIMPLE);
+    api.write("who", "api");
+    let auth = Context::new(SIMPLE);
+    auth.write("who", "auth");
+    let (api_name, auth_name) = (unique("api"), unique("auth"));
+    let _cleanup = Cleanup(vec![format!("{api_name}:t"), format!("{auth_name}:t")]);
+    let upstream = json!({
+        "schema": "shipkit/v1",
+        "images": [{"name": "earlier", "tags": ["earlier:1"]},
+                   {"name": api_name, "tags": ["stale"]}],
+        "custom": {"kept": true}
+    });
+    let out = img_build()
+        .args(["--context", &api.arg(), "--context", &auth.arg()])
+        .args(["--name", &api_name, "--name", &auth_name, "--tag", "t"])
+        .stdin_json(&upstream)
+        .run();
+    out.assert_code(0);
+    let envelope = out.json();
+    let names: Vec<&str> = envelope["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["earlier", api_name.as_str(), auth_name.as_str()]);
+    assert_eq!(
+        envelope["images"][1]["tags"],
+        json!([format!("{api_name}:t")])
+    );
+    assert_eq!(envelope["custom"], json!({"kept": true}));
+    assert_eq!(file_in_image(&format!("{api_name}:t"), "/ctx/who"), "api");
+    assert_eq!(file_in_image(&format!("{auth_name}:t"), "/ctx/who"), "auth");
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn default_tags_follow_git_and_a_dirty_tree_says_so() {
+    require_docker();
+    let ctx = Context::new(SIMPLE);
+    ctx.write("app.txt", "one\n");
+    git(ctx.path(), &["init", "-q", "-b", "Feature/Login"]);
+    git(
+        ctx.path(),
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://bot:s3cret-token@example.com/org/repo.git",
+        ],
+    );
+    git(ctx.path(), &["add", "."]);
+    git(ctx.path(), &["commit", "-q", "-m", "first"]);
+    let sha = git(ctx.path(), &["rev-parse", "HEAD"]);
+    let short = &sha[..7];
+    let name = unique("git");
+    let clean_tags = [
+        format!("{name}:git-{short}"),
+        format!("{name}:feature-login"),
+    ];
+    let dirty_tags = [
+        format!("{name}:git-{short}-dirty"),
+        format!("{name}:feature-login-dirty"),
+    ];
+    let _cleanup = Cleanup(clean_tags.iter().chain(&dirty_tags).cloned().collect());
+
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name])
+        .run();
+    let image = only_image(&out);
+    assert_eq!(image["tags"], json!(clean_tags));
+    let envelope = out.json();
+    assert_eq!(envelope["git"]["commit"], sha.as_str());
+    assert_eq!(envelope["git"]["branch"], "Feature/Login");
+    assert_eq!(envelope["git"]["dirty"], false);
+    let labels = &image["labels"];
+    assert_eq!(labels["org.opencontainers.image.revision"], sha.as_str());
+    assert_eq!(
+        labels["org.opencontainers.image.source"],
+        "https://example.com/org/repo.git"
+    );
+    assert_eq!(labels["org.opencontainers.image.title"], name.as_str());
+    assert!(!out.stdout.contains("s3cret") && !out.stderr.contains("s3cret"));
+    for tag in &clean_tags {
+        assert_eq!(image_id(tag), image["id"].as_str().unwrap());
+    }
+
+    ctx.write("app.txt", "two\n");
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name])
+        .run();
+    let image = only_image(&out);
+    assert_eq!(image["tags"], json!(dirty_tags));
+    assert_eq!(out.json()["git"]["dirty"], true);
+    assert!(image_exists(&dirty_tags[0]));
+}
+
+#[test]
+fn templates_use_the_upstream_git_and_release() {
+    require_docker();
+    let ctx = Context::new(SIMPLE);
+    let name = unique("tpl");
+    let expected = [format!("{name}:v1.4.0"), format!("{name}:abcdef1-main")];
+    let _cleanup = Cleanup(expected.to_vec());
+    let upstream = json!({
+        "git": {"commit": "abcdef1234567890abcdef1234567890abcdef12", "branch": "main", "dirty": false},
+        "release": {"version": "1.4.0", "tag": "v1.4.0"}
+    });
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name])
+        .args([
+            "--tag",
+            "v{version}",
+            "--tag",
+            "{short_sha}-{branch}{dirty}",
+        ])
+        .stdin_json(&upstream)
+        .run();
+    let image = only_image(&out);
+    assert_eq!(image["tags"], json!(expected));
+    assert_eq!(image["labels"]["org.opencontainers.image.version"], "1.4.0");
+    assert_eq!(
+        image["labels"]["org.opencontainers.image.revision"],
+        "abcdef1234567890abcdef1234567890abcdef12"
+    );
+}
+
+#[test]
+fn a_dockerfile_outside_the_context_is_sent_but_not_copied() {
+    require_docker();
+    let ctx = Context::new(SIMPLE);
+    std::fs::remove_file(ctx.path().join("Dockerfile")).unwrap();
+    ctx.write("app.txt", "x");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let dockerfile: PathBuf = elsewhere.path().join("Build.dockerfile");
+    std::fs::write(&dockerfile, SIMPLE).unwrap();
+    let name = unique("outside");
+    let tag = format!("{name}:t");
+    let _cleanup = Cleanup(vec![tag.clone()]);
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .args(["--file", &dockerfile.display().to_string()])
+        .run();
+    only_image(&out);
+    let files = files_in_image(&tag, "ctx");
+    assert_eq!(
+        files,
+        [".dockerignore", "app.txt", "busybox", "id.txt"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+}
+
+#[test]
+fn dry_run_computes_everything_and_builds_nothing() {
+    require_docker();
+    let ctx = Context::new(SIMPLE);
+    let name = unique("dry");
+    let tag = format!("{name}:t");
+    let _cleanup = Cleanup(vec![tag.clone()]);
+    let out = img_build()
+        .args([
+            "--context",
+            &ctx.arg(),
+            "--name",
+            &name,
+            "--tag",
+            "t",
+            "--dry-run",
+        ])
+        .run();
+    let image = only_image(&out);
+    assert_eq!(image["dry_run"], true);
+    assert_eq!(image["cache_hit"], false);
+    assert_eq!(image["tags"], json!([tag]));
+    assert!(
+        image["labels"]["dev.shipkit.context-digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(image.get("id").is_none());
+    assert!(!image_exists(&tag));
+}
+
+#[test]
+fn bad_input_exits_2_before_anything_is_built() {
+    let ctx = Context::new(SIMPLE);
+    let name = unique("bad");
+    let tag = format!("{name}:t");
+    let base = ["--context", &ctx.arg(), "--name", &name, "--tag", "t"];
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--context".into(),
+                "/nonexistent/ctx".into(),
+                "--tag".into(),
+                "t".into(),
+            ],
+            "does not exist",
+        ),
+        (
+            vec!["--file".into(), "/nonexistent/Dockerfile".into()],
+            "no Dockerfile at /nonexistent/Dockerfile",
+        ),
+        (vec!["--build-arg".into(), "=x".into()], "bad --build-arg"),
+        (
+            vec!["--tag".into(), "{nope}".into()],
+            "unknown placeholder {nope}",
+        ),
+        (vec!["--tag".into(), "{version}".into()], "no release"),
+    ];
+    for (extra, needle) in cases {
+        let args: Vec<String> = if extra[0] == "--context" {
+            extra.clone()
+        } else {
+            base.iter()
+                .map(|s| s.to_string())
+                .chain(extra.clone())
+                .collect()
+        };
+        let out = img_build().args(&args).run();
+        out.assert_usage_error(needle);
+        assert_eq!(out.json()["failed"]["exit_code"], 2, "{args:?}");
+    }
+    // Outside git, the default tag has no commit to name.
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name])
+        .run();
+    out.assert_usage_error("pass --tag");
+    // A bad .dockerignore pattern is bad input too.
+    ctx.write(".dockerignore", "[\n");
+    let out = img_build().args(base).run();
+    out.assert_usage_error("bad pattern");
+    if Command::new("docker")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        assert!(!image_exists(&tag));
+    }
+}
+
+#[test]
+fn an_unreachable_engine_is_a_job_failure_that_names_it() {
+    let ctx = Context::new(SIMPLE);
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", "x", "--tag", "t"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr
+            .contains("cannot reach the Docker Engine at unix:///nonexistent/docker.sock"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.json()["failed"]["exit_code"], 1);
+}
+
+#[test]
+fn upstream_failure_is_passed_through() {
+    let upstream = json!({"failed": {"tool": "release-tag", "error": "x", "exit_code": 1}});
+    let out = img_build().args(["--tag", "t"]).stdin_json(&upstream).run();
+    out.assert_code(3);
+    assert_eq!(out.json()["failed"]["tool"], "release-tag");
+}
