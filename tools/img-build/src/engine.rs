@@ -178,6 +178,17 @@ impl Engine {
                     failure = Some(tracker.failure(request.name, &error));
                     break;
                 }
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code,
+                    message,
+                }) => {
+                    failure = Some(format!(
+                        "building {}: the Engine refused the build (HTTP {status_code}): {}",
+                        request.name,
+                        message.trim()
+                    ));
+                    break;
+                }
                 Err(err) => {
                     failure = Some(match writer.is_finished() {
                         true => format!("building {}: {err}", request.name),

@@ -640,3 +640,49 @@ fn upstream_failure_is_passed_through() {
     out.assert_code(3);
     assert_eq!(out.json()["failed"]["tool"], "release-tag");
 }
+
+#[test]
+fn under_github_actions_each_image_is_a_group_with_outputs() {
+    require_docker();
+    let ctx = Context::new(SIMPLE);
+    let name = unique("actions");
+    let _cleanup = Cleanup(vec![format!("{name}:t")]);
+    let files = tempfile::tempdir().unwrap();
+    let output = files.path().join("output");
+    let summary = files.path().join("summary");
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", output.display().to_string())
+        .env("GITHUB_STEP_SUMMARY", summary.display().to_string())
+        .run();
+    let image = only_image(&out);
+    assert!(
+        out.stderr.contains(&format!("::group::img-build {name}\n")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("::endgroup::"), "{}", out.stderr);
+    let outputs = std::fs::read_to_string(&output).unwrap();
+    assert!(
+        outputs.contains(&format!("image_id={}\n", image["id"].as_str().unwrap())),
+        "{outputs}"
+    );
+    assert!(outputs.contains(&format!("tags={name}:t\n")), "{outputs}");
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.contains(&format!("| {name} |")), "{summary}");
+}
+
+#[test]
+fn a_dockerfile_the_engine_cannot_parse_is_a_job_failure() {
+    require_docker();
+    let ctx = Context::new("FROM scratch\nBOGUS instruction\n");
+    let name = unique("parse");
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .run();
+    out.assert_code(1);
+    let error = out.json()["failed"]["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("unknown instruction: BOGUS"), "{error}");
+    assert!(!image_exists(&format!("{name}:t")));
+}
