@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# health-wait benchmarks, side by side in one run (the machine is shared and noisy: only
+# the ratios mean much).
+#  1. detection latency: the server turns healthy at a known moment; how long until the
+#     waiter exits, for health-wait and for `until curl -sf URL; do sleep I; done` with the
+#     same interval. Goal: health-wait <= interval + 50 ms.
+#  2. 200 targets vs 1 target, all healthy: wall time ratio. Goal <= 1.5x.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release}
+HW="$BIN/health-wait"
+SERVER="$BIN/bench-http-server"
+INTERVAL_MS=${INTERVAL_MS:-1000}
+RUNS=${RUNS:-6}
+[[ -x $HW && -x $SERVER ]] || { echo "build first: cargo build --release --workspace --bins" >&2; exit 2; }
+command -v curl >/dev/null || { echo "curl is needed for the comparison" >&2; exit 2; }
+
+now_ms() { date +%s%3N; }
+interval_s=$(awk "BEGIN { print $INTERVAL_MS / 1000 }")
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# Starts a server that turns healthy at unix ms $1 (0 = now) and sets $port. Not called
+# in a subshell, so its pid is remembered for the cleanup.
+start_server() {
+  local fifo; fifo=$(mktemp -u); mkfifo "$fifo"
+  "$SERVER" "$1" >"$fifo" 2>/dev/null & pids+=($!)
+  read -r port <"$fifo"; rm -f "$fifo"
+}
+
+# Detection latency: a run starts the waiter, then the server turns healthy 2.0–2.9 s
+# later (a different phase each run, so the waiters are caught at different points of
+# their interval).
+declare -a hw_lat curl_lat
+for run in $(seq 1 "$RUNS"); do
+  offset=$((2000 + (run * 150) % 1000))
+  healthy_at=$(( $(now_ms) + offset ))
+  start_server "$healthy_at"
+  "$HW" -q --url "http://127.0.0.1:$port/" --interval "${INTERVAL_MS}ms" --max-interval "${INTERVAL_MS}ms" --timeout 60s >/dev/null
+  hw_lat+=($(( $(now_ms) - healthy_at )))
+  healthy_at=$(( $(now_ms) + offset ))
+  start_server "$healthy_at"
+  until curl -sf -o /dev/null "http://127.0.0.1:$port/"; do sleep "$interval_s"; done
+  curl_lat+=($(( $(now_ms) - healthy_at )))
+done
+stats() { printf '%s\n' "$@" | sort -n | awk '{ s += $1; a[NR] = $1 } END { printf "mean %4d ms  max %4d ms", s / NR, a[NR] }'; }
+echo "detection latency, interval ${INTERVAL_MS} ms, $RUNS runs each"
+echo "  health-wait:      $(stats "${hw_lat[@]}")   (goal: max <= $((INTERVAL_MS + 50)) ms)"
+echo "  curl+sleep loop:  $(stats "${curl_lat[@]}")"
+hw_mean=$(printf '%s\n' "${hw_lat[@]}" | awk '{ s += $1 } END { print s / NR }')
+curl_mean=$(printf '%s\n' "${curl_lat[@]}" | awk '{ s += $1 } END { print s / NR }')
+awk "BEGIN { printf \"  ratio health-wait / curl loop (mean): %.2f\n\", $hw_mean / $curl_mean }"
+
+# Fan-out: 200 targets (200 paths on 20 servers) against 1 target.
+ports=()
+for _ in $(seq 1 20); do start_server 0; ports+=("$port"); done
+urls=()
+for i in $(seq 0 199); do urls+=(--url "http://127.0.0.1:${ports[$((i % 20))]}/t/$i"); done
+time_ms() { local s; s=$(now_ms); "$@" >/dev/null; echo $(( $(now_ms) - s )); }
+one=(); many=()
+for _ in $(seq 1 "$RUNS"); do
+  one+=("$(time_ms "$HW" -q --url "http://127.0.0.1:${ports[0]}/t/0")")
+  many+=("$(time_ms "$HW" -q "${urls[@]}")")
+done
+echo "fan-out, all healthy, $RUNS runs each"
+echo "  1 target:     $(stats "${one[@]}")"
+echo "  200 targets:  $(stats "${many[@]}")"
+one_mean=$(printf '%s\n' "${one[@]}" | awk '{ s += $1 } END { print s / NR }')
+many_mean=$(printf '%s\n' "${many[@]}" | awk '{ s += $1 } END { print s / NR }')
+awk "BEGIN { printf \"  ratio 200 / 1 (mean): %.2f   (goal <= 1.5)\n\", $many_mean / $one_mean }"
