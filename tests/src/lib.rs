@@ -3,10 +3,11 @@
 //!
 //! ```no_run
 //! use shipkit_tests::Cmd;
-//! let out = Cmd::new(env!("CARGO_BIN_EXE_health-wait"))
-//!     .args(["--url", "http://127.0.0.1:1/"])
+//! // In a tool's own tests: Cmd::new(env!("CARGO_BIN_EXE_health-wait"))
+//! let out = Cmd::tool("health-wait")
+//!     .args(["--url", "http://127.0.0.1:1/", "--timeout", "1s"])
 //!     .run();
-//! assert_eq!(out.code, 124);
+//! out.assert_code(124);
 //! ```
 
 pub mod http_server;
