@@ -62,7 +62,7 @@ digest is tagged and reused without building. Base images are not part of the di
 
 Environment: every flag also reads IMG_BUILD_<FLAG> (IMG_BUILD_CONTEXT, IMG_BUILD_TAG, ...;
 lists separated by ',' for contexts, files, names and tags, by newlines for build args and
-labels). DOCKER_HOST chooses the Engine.";
+labels). DOCKER_HOST chooses the Engine; SOURCE_DATE_EPOCH, when set, is the created label.";
 
 /// img-build's flags.
 #[derive(Debug, Clone, clap::Parser)]
@@ -253,11 +253,17 @@ pub async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
         },
     };
 
+    // SOURCE_DATE_EPOCH (reproducible builds) fixes the `created` label when set.
     let created = plan::rfc3339(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0)
+            }),
     );
     let mut done = Vec::new();
     for plan in plans {

@@ -488,11 +488,16 @@ fn templates_use_the_upstream_git_and_release() {
             "--tag",
             "{short_sha}-{branch}{dirty}",
         ])
+        .env("SOURCE_DATE_EPOCH", "1714564800")
         .stdin_json(&upstream)
         .run();
     let image = only_image(&out);
     assert_eq!(image["tags"], json!(expected));
     assert_eq!(image["labels"]["org.opencontainers.image.version"], "1.4.0");
+    assert_eq!(
+        image["labels"]["org.opencontainers.image.created"],
+        "2024-05-01T12:00:00Z"
+    );
     assert_eq!(
         image["labels"]["org.opencontainers.image.revision"],
         "abcdef1234567890abcdef1234567890abcdef12"
