@@ -16,14 +16,6 @@ use std::io::Write;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// Where the Engine is, as the user configured it.
-pub fn engine_host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned())
-}
-
 /// A connection to the Engine, at the API version both sides speak.
 pub struct Engine {
     docker: Docker,
@@ -51,26 +43,11 @@ pub struct BuildRequest<'a> {
 }
 
 impl Engine {
-    /// Connects through `DOCKER_HOST` or the default socket and negotiates the API version
-    /// (Engine 20.10 refuses newer clients' default version).
+    /// Connects through `DOCKER_HOST` or the default socket at a negotiated API version
+    /// (`common::docker`). The request timeout is long: a build's response headers come only
+    /// after the whole context is uploaded.
     pub async fn connect() -> Result<Engine> {
-        let host = engine_host();
-        let unreachable = |err: &dyn std::fmt::Display| {
-            Error::failed(format!("cannot reach the Docker Engine at {host}: {err}"))
-        };
-        let docker = Docker::connect_with_defaults()
-            .map_err(|err| unreachable(&err))?
-            .with_timeout(Duration::from_secs(30));
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|err| unreachable(&err))?;
-        // Response headers of a build come only after the whole context is uploaded.
-        let docker = docker.with_timeout(Duration::from_secs(24 * 3600));
-        tracing::debug!(
-            "connected to the Docker Engine at {host}, API {}",
-            docker.client_version()
-        );
+        let docker = common::docker::connect(Duration::from_secs(24 * 3600)).await?;
         Ok(Engine { docker })
     }
 
