@@ -293,6 +293,15 @@ fn release(args: &Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
         true => plan::latest(&reachable_others, true),
         false => stable,
     };
+    // A shallow clone (actions/checkout's default) may lack the release tags and the
+    // commits since them: with no previous release in sight, any answer would be a guess.
+    if stable.is_none() && repo::is_shallow(dir)? {
+        return Err(Error::usage(format!(
+            "the repository is a shallow clone and no {prefix}X.Y.Z tag is reachable: fetch \
+             the full history and tags (actions/checkout with fetch-depth: 0, or \
+             git fetch --unshallow --tags)"
+        )));
+    }
     let path = args.path.as_deref();
     let since_stable = repo::commits_since(dir, stable.map(|t| t.name.as_str()), path)?;
     let since_previous = match previous.map(|t| &t.name) == stable.map(|t| &t.name) {

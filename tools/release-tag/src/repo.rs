@@ -74,6 +74,11 @@ pub fn commits_since(dir: &Path, since: Option<&str>, path: Option<&Path>) -> Re
         .collect())
 }
 
+/// Whether the repository is a shallow clone (history cut below some depth).
+pub fn is_shallow(dir: &Path) -> Result<bool> {
+    Ok(git(dir, &["rev-parse", "--is-shallow-repository"])? == "true")
+}
+
 /// HEAD's commit date, `YYYY-MM-DD` (the date shown in the changelog).
 pub fn head_date(dir: &Path) -> Result<String> {
     git(dir, &["log", "-1", "--format=%cs", "HEAD"])

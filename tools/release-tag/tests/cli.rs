@@ -873,3 +873,46 @@ fn sign_makes_a_signed_tag_with_the_users_git_signing_setup() {
     assert!(object.contains("-----BEGIN SSH SIGNATURE-----"), "{object}");
     assert!(object.contains("### Features\n\n- first"), "{object}");
 }
+
+#[test]
+fn a_shallow_clone_without_the_release_tags_is_refused() {
+    let origin = Repo::new();
+    origin.commit("chore: init");
+    origin.commit("feat: first");
+    origin.tag("v1.0.0");
+    origin.commit("fix: a");
+    origin.commit("fix: b");
+    let clones = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", origin.path().display());
+    let clone = |name: &str, depth: &str| {
+        let path = clones.path().join(name);
+        run_git(
+            clones.path(),
+            &["clone", "-q", "--depth", depth, &url, name],
+            None,
+        );
+        path
+    };
+    // As actions/checkout does by default: the last commit only, no tags.
+    let shallow = clone("shallow", "1");
+    let out = Cmd::new(env!("CARGO_BIN_EXE_release-tag"))
+        .current_dir(&shallow)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .run();
+    out.assert_usage_error("shallow clone");
+    // Deep enough to hold the previous release: the answer is the full clone's.
+    let deep = clone("deep", "3");
+    assert_eq!(
+        run_git(&deep, &["rev-parse", "--is-shallow-repository"], None),
+        "true"
+    );
+    let out = Cmd::new(env!("CARGO_BIN_EXE_release-tag"))
+        .current_dir(&deep)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(["--dry-run"])
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.json()["release"]["tag"], "v1.0.1");
+}
