@@ -124,9 +124,11 @@ impl Engine {
             match write_tar(&entries, &mut out).and_then(|n| out.flush().map(|()| n)) {
                 Ok(n) => Ok(n),
                 Err(err) => {
+                    // A broken pipe means the Engine stopped reading: its own answer says why.
+                    let ours = err.kind() != std::io::ErrorKind::BrokenPipe;
                     let message = err.to_string();
                     out.fail(err);
-                    Err(message)
+                    Err((ours, message))
                 }
             }
         });
@@ -183,14 +185,17 @@ impl Engine {
         let written = writer
             .await
             .map_err(|err| Error::failed(format!("context writer: {err}")))?;
-        if let Err(message) = written {
-            return Err(Error::failed(format!(
-                "sending the context of {}: {message}",
-                request.name
-            )));
-        }
-        if let Some(failure) = failure {
-            return Err(Error::failed(failure));
+        // Which failure to report: a local read error is the cause of everything after it;
+        // otherwise the Engine's answer says more than the broken pipe it left us.
+        match (written, failure) {
+            (Err((true, message)), _) | (Err((false, message)), None) => {
+                return Err(Error::failed(format!(
+                    "sending the context of {}: {message}",
+                    request.name
+                )));
+            }
+            (_, Some(failure)) => return Err(Error::failed(failure)),
+            (Ok(_), None) => {}
         }
         let id = match image_id {
             Some(id) => id,

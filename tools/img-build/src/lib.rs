@@ -215,7 +215,10 @@ pub async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
                 .as_ref()
                 .map(|g| g.commit.clone())
                 .filter(|c| !c.is_empty()),
-            branch: git.as_ref().and_then(|g| g.branch.clone()),
+            branch: git
+                .as_ref()
+                .and_then(|g| g.branch.clone())
+                .or_else(|| plan::actions_branch(|name| std::env::var(name).ok())),
             dirty: git.as_ref().is_some_and(|g| g.dirty),
             version: version.clone(),
             no_git_reason: no_git_reason.clone(),

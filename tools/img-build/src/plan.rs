@@ -30,6 +30,21 @@ pub struct TagValues {
     pub no_git_reason: Option<String>,
 }
 
+/// The branch a GitHub Actions job runs for, for a checkout on a detached HEAD (pull
+/// requests check out a merge commit): `GITHUB_HEAD_REF` (the pull request's branch), else
+/// `GITHUB_REF_NAME` when `GITHUB_REF_TYPE` is `branch`. `var` looks variables up.
+pub fn actions_branch(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    if var("GITHUB_ACTIONS").as_deref() != Some("true") {
+        return None;
+    }
+    let non_empty = |name: &str| var(name).filter(|v| !v.is_empty());
+    non_empty("GITHUB_HEAD_REF").or_else(|| {
+        (var("GITHUB_REF_TYPE").as_deref() == Some("branch"))
+            .then(|| non_empty("GITHUB_REF_NAME"))
+            .flatten()
+    })
+}
+
 /// The first 7 characters of a commit id, as `git log --oneline` shows it.
 pub fn short_sha(sha: &str) -> &str {
     &sha[..sha.len().min(7)]
@@ -581,6 +596,39 @@ mod tests {
             "https://github.com/o/r"
         );
         assert_eq!(strip_credentials("ssh://git@host/o/r"), "ssh://host/o/r");
+    }
+
+    #[test]
+    fn actions_name_the_branch_of_a_detached_checkout() {
+        fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+            move |name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        }
+        let pr = [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_HEAD_REF", "feature/x"),
+            ("GITHUB_REF_NAME", "12/merge"),
+            ("GITHUB_REF_TYPE", "branch"),
+        ];
+        assert_eq!(actions_branch(vars(&pr)).as_deref(), Some("feature/x"));
+        let push = [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_HEAD_REF", ""),
+            ("GITHUB_REF_NAME", "main"),
+            ("GITHUB_REF_TYPE", "branch"),
+        ];
+        assert_eq!(actions_branch(vars(&push)).as_deref(), Some("main"));
+        let tag = [
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REF_NAME", "v1.0.0"),
+            ("GITHUB_REF_TYPE", "tag"),
+        ];
+        assert_eq!(actions_branch(vars(&tag)), None);
+        assert_eq!(actions_branch(vars(&[("GITHUB_HEAD_REF", "x")])), None);
     }
 
     #[test]
