@@ -691,3 +691,77 @@ fn a_dockerfile_the_engine_cannot_parse_is_a_job_failure() {
     assert!(error.contains("unknown instruction: BOGUS"), "{error}");
     assert!(!image_exists(&format!("{name}:t")));
 }
+
+/// The files `docker build` itself (the CLI's legacy builder path) puts in the image for the
+/// same context and `.dockerignore`: the reference img-build must agree with.
+fn files_docker_sends(ctx: &Context, reference: &str) -> BTreeSet<String> {
+    let out = Command::new("docker")
+        .args(["build", "-q", "-t", reference])
+        .arg(ctx.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    files_in_image(reference, "ctx")
+}
+
+#[test]
+fn dockerignore_agrees_with_docker_build_itself() {
+    require_docker();
+    let cases = [
+        "**/*.md\n!README*.md\nREADME-secret.md\n",
+        "vendor\n!**/*.go\n",
+        "*\n!dir\n",
+        "dir/*/\n.hidden\n**/.x\n",
+        "/dir/sub\n!dir/sub/b.md\n",
+        "deep/**/d.log\nfoo\\[1\\].txt\n",
+        "**\n!dir/sub/**\n",
+        "node_modules/\n*.txt\n!a.txt\n",
+        "[a-c]*\n!a.txt\n",
+        "dir\n!dir/sub\ndir/sub/.x\n",
+        "  # not a comment\n# a comment\n\n./dir/../vendor/\n*/keep\n",
+        "?.txt\ndeep/*/b\n!deep/a/b/c\n",
+    ];
+    for (i, ignore) in cases.iter().enumerate() {
+        let ctx = Context::new("FROM scratch\nCOPY . /ctx\n");
+        for file in [
+            "a.txt",
+            "b.txt",
+            ".hidden",
+            "README.md",
+            "README-secret.md",
+            "CHANGES.md",
+            "dir/a.txt",
+            "dir/sub/b.md",
+            "dir/sub/.x",
+            "dir/other/c.txt",
+            "vendor/lib.go",
+            "vendor/keep/x.go",
+            "node_modules/p/index.js",
+            "foo[1].txt",
+            "weird name.txt",
+            "deep/a/b/c/d.log",
+            "deep/a/b/e.txt",
+            "  # not a comment",
+        ] {
+            ctx.write(file, file);
+        }
+        ctx.write(".dockerignore", ignore);
+        let name = unique("agree");
+        let (ours, theirs) = (format!("{name}:ours"), format!("{name}:docker"));
+        let _cleanup = Cleanup(vec![ours.clone(), theirs.clone()]);
+        let out = img_build()
+            .args(["--context", &ctx.arg(), "--name", &name, "--tag", "ours"])
+            .run();
+        only_image(&out);
+        assert_eq!(
+            files_in_image(&ours, "ctx"),
+            files_docker_sends(&ctx, &theirs),
+            "case {i}: .dockerignore {ignore:?}"
+        );
+    }
+}
