@@ -232,6 +232,114 @@ fn request(args: &Args) -> Result<Request> {
     })
 }
 
+/// The release tags of one prefix, split by where they sit relative to HEAD.
+struct Tags {
+    /// Every release tag, reachable or not (a name computed must not exist anywhere).
+    all: Vec<VersionTag>,
+    /// Those on HEAD itself: left out of the computation, so a rerun recomputes the same
+    /// release, then compared with its result.
+    at_head: Vec<VersionTag>,
+    /// Those reachable from HEAD, HEAD's own excluded: where the previous release is.
+    reachable: Vec<VersionTag>,
+    /// The versions of all tags but HEAD's: pre-release numbers must not collide.
+    existing: Vec<semver::Version>,
+}
+
+impl Tags {
+    fn read(dir: &Path, prefix: &str, head: &str) -> Result<Tags> {
+        let (all, reachable_names) = repo::release_tags(dir, prefix)?;
+        let (at_head, others): (Vec<VersionTag>, Vec<VersionTag>) =
+            all.iter().cloned().partition(|t| t.commit == head);
+        let existing = others.iter().map(|t| t.version.clone()).collect();
+        let reachable = others
+            .into_iter()
+            .filter(|t| reachable_names.contains(&t.name))
+            .collect();
+        Ok(Tags {
+            all,
+            at_head,
+            reachable,
+            existing,
+        })
+    }
+}
+
+/// The previous releases and the commits since them.
+struct History {
+    /// The latest stable release reachable from HEAD.
+    stable: Option<VersionTag>,
+    /// A pre-release newer than `stable`: the candidate in flight.
+    pending: Option<VersionTag>,
+    /// The release the changes are counted from: `stable`, or the latest tag of any kind
+    /// when making a pre-release.
+    previous: Option<VersionTag>,
+    /// The commits since `stable` (they decide the bump).
+    since_stable: Vec<Commit>,
+    /// The commits since `previous` (they are the release's changes).
+    since_previous: Vec<Commit>,
+}
+
+impl History {
+    fn read(args: &Args, tags: &Tags, pre_mode: bool) -> Result<History> {
+        let dir = args.repo.as_path();
+        let stable = plan::latest(&tags.reachable, false).cloned();
+        // When making a stable release, HEAD's own pre-release tags count as the candidate
+        // too (graduating `v2.0.0-rc.1` on the commit it tags gives `v2.0.0`).
+        let candidates: Vec<VersionTag> = tags
+            .reachable
+            .iter()
+            .chain(tags.at_head.iter().filter(|_| !pre_mode))
+            .filter(|t| !t.version.pre.is_empty())
+            .cloned()
+            .collect();
+        let pending = plan::latest(&candidates, true)
+            .filter(|t| stable.as_ref().is_none_or(|s| t.version > s.version))
+            .cloned();
+        let previous = match pre_mode {
+            true => plan::latest(&tags.reachable, true).cloned(),
+            false => stable.clone(),
+        };
+        // A shallow clone (actions/checkout's default) may lack the release tags and the
+        // commits since them: with no previous release in sight, any answer is a guess.
+        if stable.is_none() && repo::is_shallow(dir)? {
+            return Err(Error::usage(format!(
+                "the repository is a shallow clone and no {}X.Y.Z tag is reachable: fetch \
+                 the full history and tags (actions/checkout with fetch-depth: 0, or \
+                 git fetch --unshallow --tags)",
+                args.tag_prefix
+            )));
+        }
+        let path = args.path.as_deref();
+        let name = |tag: &Option<VersionTag>| tag.as_ref().map(|t| t.name.clone());
+        let since_stable = repo::commits_since(dir, name(&stable).as_deref(), path)?;
+        let since_previous = match name(&previous) == name(&stable) {
+            true => since_stable.clone(),
+            false => repo::commits_since(dir, name(&previous).as_deref(), path)?,
+        };
+        Ok(History {
+            stable,
+            pending,
+            previous,
+            since_stable,
+            since_previous,
+        })
+    }
+
+    fn facts<'a>(&'a self, tags: &'a Tags) -> Facts<'a> {
+        Facts {
+            stable: self.stable.as_ref().map(|t| &t.version),
+            pending: self.pending.as_ref().map(|t| &t.version),
+            since_stable: plan::level_of(&self.since_stable),
+            since_previous: plan::level_of(&self.since_previous),
+            existing: &tags.existing,
+        }
+    }
+
+    fn previous_tag(&self) -> Option<String> {
+        self.previous.as_ref().map(|t| t.name.clone())
+    }
+}
+
 /// The whole job: read, decide, then (unless `--dry-run`) tag, push and write.
 fn release(args: &Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
     let mut request = request(args)?;
@@ -241,25 +349,17 @@ fn release(args: &Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
     if envelope.git.is_none() {
         envelope.git = Some(info.clone());
     }
-    let head = info.commit.clone();
+    let head = info.commit.as_str();
     let prefix = args.tag_prefix.as_str();
 
     let group = ui.group("Reading the release history");
-    let (tags, reachable) = repo::release_tags(dir, prefix)?;
-    let (at_head, others): (Vec<VersionTag>, Vec<VersionTag>) =
-        tags.iter().cloned().partition(|t| t.commit == head);
-    let reachable_others: Vec<VersionTag> = others
-        .iter()
-        .filter(|t| reachable.contains(&t.name))
-        .cloned()
-        .collect();
-
+    let tags = Tags::read(dir, prefix, head)?;
     let current = match args.current {
         true => {
-            let Some(current) = plan::latest(&at_head, true) else {
+            let Some(current) = plan::latest(&tags.at_head, true) else {
                 return Err(Error::failed(format!(
                     "HEAD ({}) carries no release tag matching {prefix}X.Y.Z",
-                    short(&head)
+                    short(head)
                 )));
             };
             // Recompute as the release run would have, to report the same bump and changes.
@@ -277,64 +377,24 @@ fn release(args: &Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
     };
     let pre_mode =
         request.pre.is_some() || request.version.as_ref().is_some_and(|v| !v.pre.is_empty());
-
-    let stable = plan::latest(&reachable_others, false);
-    // A candidate in flight: when making a stable release, HEAD's own pre-release tags
-    // count too (graduating `v2.0.0-rc.1` on the commit it tags gives `v2.0.0`).
-    let candidates: Vec<VersionTag> = reachable_others
-        .iter()
-        .chain(at_head.iter().filter(|_| !pre_mode))
-        .filter(|t| !t.version.pre.is_empty())
-        .cloned()
-        .collect();
-    let pending =
-        plan::latest(&candidates, true).filter(|t| stable.is_none_or(|s| t.version > s.version));
-    let previous = match pre_mode {
-        true => plan::latest(&reachable_others, true),
-        false => stable,
-    };
-    // A shallow clone (actions/checkout's default) may lack the release tags and the
-    // commits since them: with no previous release in sight, any answer would be a guess.
-    if stable.is_none() && repo::is_shallow(dir)? {
-        return Err(Error::usage(format!(
-            "the repository is a shallow clone and no {prefix}X.Y.Z tag is reachable: fetch \
-             the full history and tags (actions/checkout with fetch-depth: 0, or \
-             git fetch --unshallow --tags)"
-        )));
-    }
-    let path = args.path.as_deref();
-    let since_stable = repo::commits_since(dir, stable.map(|t| t.name.as_str()), path)?;
-    let since_previous = match previous.map(|t| &t.name) == stable.map(|t| &t.name) {
-        true => since_stable.clone(),
-        false => repo::commits_since(dir, previous.map(|t| t.name.as_str()), path)?,
-    };
-    let existing: Vec<semver::Version> = others.iter().map(|t| t.version.clone()).collect();
-    let facts = Facts {
-        stable: stable.map(|t| &t.version),
-        pending: pending.map(|t| &t.version),
-        since_stable: plan::level_of(&since_stable),
-        since_previous: plan::level_of(&since_previous),
-        existing: &existing,
-    };
-    let decision = plan::decide(&request, &facts);
+    let history = History::read(args, &tags, pre_mode)?;
+    let decision = plan::decide(&request, &history.facts(&tags));
     tracing::debug!(
         "previous release {}, {} commit(s) since; decision {decision:?}",
-        previous.map_or("(none)", |t| t.name.as_str()),
-        since_previous.len()
+        history.previous_tag().as_deref().unwrap_or("(none)"),
+        history.since_previous.len()
     );
     drop(group);
 
-    let previous_tag = previous.map(|t| t.name.clone());
-    let date = repo::head_date(dir)?;
-
-    // A release HEAD already carries: `--current`, or a rerun.
+    // A release HEAD already carries (`--current`, or a rerun) is reported, not made.
     let carried = current.or_else(|| {
-        let candidates: Vec<VersionTag> = at_head
+        let on_head: Vec<VersionTag> = tags
+            .at_head
             .iter()
             .filter(|t| pre_mode || t.version.pre.is_empty())
             .cloned()
             .collect();
-        let carried = plan::latest(&candidates, true)?;
+        let carried = plan::latest(&on_head, true)?;
         match &decision {
             Decision::Release { version, .. } if *version > carried.version => None,
             _ => Some(carried.clone()),
@@ -345,114 +405,131 @@ fn release(args: &Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
             Decision::Release { version, bump } if *version == carried.version => *bump,
             _ => "explicit",
         };
-        let mut release = release_entry(&carried, previous_tag, bump, &since_previous, args);
         tracing::info!(
             "HEAD is already released as {}: nothing to tag",
             carried.name
         );
-        envelope.release = Some(release.clone());
-        publish(args, dir, ui, &mut release, &date, &since_previous)?;
-        envelope.release = Some(release);
-        return Ok(());
+        let release = release_entry(&carried, &history, bump, args);
+        return publish(args, envelope, ui, release, &history);
     }
-
-    let (version, bump) = match decision {
-        Decision::Release { version, bump } => (version, bump),
-        Decision::Nothing => {
-            envelope.release = Some(Release {
-                previous_tag: previous_tag.clone(),
-                bump: Level::None.name().to_owned(),
-                commit: head.clone(),
-                changes: changes(&since_previous),
-                dry_run: args.dry_run,
-                ..Release::default()
-            });
-            ui.set_output("version", "");
-            ui.set_output("tag", "");
-            ui.set_output("bump", "none");
-            let since = previous_tag.as_deref().unwrap_or("the first commit");
-            ui.summary(&format!(
-                "**release-tag:** nothing to release since {since} ({} commit(s), none releasable)\n",
-                since_previous.len()
-            ));
-            if args.require_change {
-                return Err(Error::failed(format!(
-                    "nothing releasable since {since} (--require-change)"
-                )));
-            }
-            tracing::info!(
-                "nothing releasable since {since} ({} commit(s)); no tag",
-                since_previous.len()
-            );
-            return Ok(());
+    match decision {
+        Decision::Nothing => nothing_to_release(args, envelope, ui, &history, head),
+        Decision::Release { version, bump } => {
+            let tag = VersionTag {
+                name: format!("{prefix}{version}"),
+                version,
+                commit: head.to_owned(),
+            };
+            check_new_tag(args, &tags, &tag, info.dirty)?;
+            let release = release_entry(&tag, &history, bump, args);
+            create(args, &release, &history)?;
+            publish(args, envelope, ui, release, &history)
         }
-    };
-
-    let name = format!("{prefix}{version}");
-    if let Some(latest) = plan::latest(&reachable_others, true)
-        && version <= latest.version
-    {
-        return Err(Error::usage(format!(
-            "{name} would not be newer than {}, already released",
-            latest.name
-        )));
     }
-    if let Some(existing) = tags.iter().find(|t| t.name == name) {
+}
+
+/// No release: the envelope says so (`bump: none`, empty version and tag, so nothing
+/// downstream can mistake the previous release for a new one).
+fn nothing_to_release(
+    args: &Args,
+    envelope: &mut Envelope,
+    ui: &Ui,
+    history: &History,
+    head: &str,
+) -> Result<()> {
+    envelope.release = Some(Release {
+        previous_tag: history.previous_tag(),
+        bump: Level::None.name().to_owned(),
+        commit: head.to_owned(),
+        changes: changes(&history.since_previous),
+        dry_run: args.dry_run,
+        ..Release::default()
+    });
+    ui.set_output("version", "");
+    ui.set_output("tag", "");
+    ui.set_output("bump", "none");
+    let since = history
+        .previous_tag()
+        .unwrap_or_else(|| "the first commit".to_owned());
+    let count = history.since_previous.len();
+    ui.summary(&format!(
+        "**release-tag:** nothing to release since {since} ({count} commit(s), none releasable)\n"
+    ));
+    if args.require_change {
         return Err(Error::failed(format!(
-            "tag {name} already exists on commit {}, not on HEAD ({})",
-            short(&existing.commit),
-            short(&head)
+            "nothing releasable since {since} (--require-change)"
         )));
     }
-    if info.dirty && !args.allow_dirty {
-        return Err(Error::usage(format!(
-            "the working tree at {} has uncommitted changes: commit or stash them, or pass --allow-dirty",
-            dir.display()
-        )));
-    }
-
-    let planned = VersionTag {
-        name: name.clone(),
-        version,
-        commit: head.clone(),
-    };
-    let mut release = release_entry(&planned, previous_tag.clone(), bump, &since_previous, args);
-    if args.dry_run {
-        tracing::info!(
-            "would tag {name} ({bump}, from {}): dry run, nothing created",
-            previous_tag.as_deref().unwrap_or("no previous release")
-        );
-    } else {
-        repo::create_tag(
-            dir,
-            &name,
-            &changelog::tag_message(&name, &since_previous),
-            args.sign,
-        )?;
-        tracing::info!(
-            "tagged {name} on {} ({bump}, {} commit(s) since {})",
-            short(&head),
-            since_previous.len(),
-            previous_tag.as_deref().unwrap_or("the first commit")
-        );
-    }
-    // From here on the tag exists: a failure below still hands on what was done.
-    envelope.release = Some(release.clone());
-    publish(args, dir, ui, &mut release, &date, &since_previous)?;
-    envelope.release = Some(release);
+    tracing::info!("nothing releasable since {since} ({count} commit(s)); no tag");
     Ok(())
 }
 
-/// Pushes the tag, writes the changelog, the step outputs and the summary.
+/// Refuses a new tag that would go backwards, exists elsewhere, or tag a dirty tree.
+fn check_new_tag(args: &Args, tags: &Tags, tag: &VersionTag, dirty: bool) -> Result<()> {
+    if let Some(latest) = plan::latest(&tags.reachable, true)
+        && tag.version <= latest.version
+    {
+        return Err(Error::usage(format!(
+            "{} would not be newer than {}, already released",
+            tag.name, latest.name
+        )));
+    }
+    if let Some(existing) = tags.all.iter().find(|t| t.name == tag.name) {
+        return Err(Error::failed(format!(
+            "tag {} already exists on commit {}, not on HEAD ({})",
+            tag.name,
+            short(&existing.commit),
+            short(&tag.commit)
+        )));
+    }
+    if dirty && !args.allow_dirty {
+        return Err(Error::usage(format!(
+            "the working tree at {} has uncommitted changes: commit or stash them, or pass \
+             --allow-dirty",
+            args.repo.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the annotated tag (nothing under `--dry-run`).
+fn create(args: &Args, release: &Release, history: &History) -> Result<()> {
+    let since = history
+        .previous_tag()
+        .unwrap_or_else(|| "the first commit".to_owned());
+    if args.dry_run {
+        tracing::info!(
+            "would tag {} ({}, since {since}): dry run, nothing created",
+            release.tag,
+            release.bump
+        );
+        return Ok(());
+    }
+    let message = changelog::tag_message(&release.tag, &history.since_previous);
+    repo::create_tag(&args.repo, &release.tag, &message, args.sign)?;
+    tracing::info!(
+        "tagged {} on {} ({}, {} commit(s) since {since})",
+        release.tag,
+        short(&release.commit),
+        release.bump,
+        history.since_previous.len()
+    );
+    Ok(())
+}
+
+/// Hands the release on: step outputs and summary, then (unless `--dry-run`) the push and
+/// the changelog file. The envelope carries the release before anything can fail, so a
+/// failed push still reports the tag that was made.
 fn publish(
     args: &Args,
-    dir: &Path,
+    envelope: &mut Envelope,
     ui: &Ui,
-    release: &mut Release,
-    date: &str,
-    commits: &[Commit],
+    mut release: Release,
+    history: &History,
 ) -> Result<()> {
-    let section = changelog::section(&release.tag, date, commits);
+    let date = repo::head_date(&args.repo)?;
+    let section = changelog::section(&release.tag, &date, &history.since_previous);
+    envelope.release = Some(release.clone());
     ui.set_output("version", &release.version);
     ui.set_output("tag", &release.tag);
     ui.set_output("bump", &release.bump);
@@ -471,8 +548,9 @@ fn publish(
         return Ok(());
     }
     if args.push {
-        repo::push_tag(dir, &args.remote, &release.tag)?;
+        repo::push_tag(&args.repo, &args.remote, &release.tag)?;
         release.pushed = true;
+        envelope.release = Some(release.clone());
         tracing::info!("pushed {} to {}", release.tag, args.remote);
     }
     if let Some(file) = &args.changelog {
@@ -505,21 +583,15 @@ fn write_changelog(file: &Path, tag: &str, section: &str) -> Result<()> {
 }
 
 /// The envelope's `release` for `tag`.
-fn release_entry(
-    tag: &VersionTag,
-    previous_tag: Option<String>,
-    bump: &str,
-    commits: &[Commit],
-    args: &Args,
-) -> Release {
+fn release_entry(tag: &VersionTag, history: &History, bump: &str, args: &Args) -> Release {
     Release {
         version: tag.version.to_string(),
         tag: tag.name.clone(),
-        previous_tag,
+        previous_tag: history.previous_tag(),
         bump: bump.to_owned(),
         commit: tag.commit.clone(),
         pushed: false,
-        changes: changes(commits),
+        changes: changes(&history.since_previous),
         dry_run: args.dry_run,
         extra: Default::default(),
     }
