@@ -765,3 +765,47 @@ fn dockerignore_agrees_with_docker_build_itself() {
         );
     }
 }
+
+#[test]
+fn an_interrupted_build_exits_130_and_leaves_no_image() {
+    require_docker();
+    let ctx = Context::new(
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; sleep 60\"]\n",
+    );
+    let name = unique("interrupt");
+    let tag = format!("{name}:t");
+    let _cleanup = Cleanup(vec![tag.clone()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_img-build"))
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the RUN step has started, reading stderr line by line.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let started = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("started"));
+    assert!(started, "the RUN step never started");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let begun = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(
+        begun.elapsed().as_secs() < 30,
+        "took {:?} to stop",
+        begun.elapsed()
+    );
+    let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(envelope["failed"]["exit_code"], 130);
+    assert!(!image_exists(&tag));
+}
