@@ -1,8 +1,12 @@
 //! Everything release-tag asks of or does to the repository, through the `git` command line
 //! (so the user's signing setup, credential helpers and Actions tokens apply as usual).
 //!
-//! History is read with the CLI as well: one `git log` over the commits since the previous
-//! release, one `git for-each-ref` for the tags.
+//! History is read with the CLI as well: one `git log -z` over the commits since the previous
+//! release, two `git for-each-ref` for the tags (all of them, and those merged into HEAD).
+//! On a generated 50,000-commit repository (`benches/compare-git-cliff.sh`) that takes
+//! 0.7–1.2 s when every commit must be read and ~20 ms when the last tag is 100 commits
+//! back, against 4–5.7 s for `git-cliff --bumped-version` (libgit2) in both cases; most of
+//! the time is git walking history (`--merged` and `log`), so gix was not tried.
 
 use crate::plan::{Commit, VersionTag, release_tag};
 use common::git::git;
