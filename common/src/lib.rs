@@ -12,6 +12,8 @@
 //! - `http` (feature `http`): an HTTP client with the user's TLS choices.
 
 pub mod actions;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cli;
 #[cfg(feature = "docker")]
 pub mod docker;

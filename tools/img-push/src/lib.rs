@@ -1,0 +1,1512 @@
+//! img-push: pushes images to ECR or any registry by digest, skips what is already there,
+//! and promotes an image from one tag to another without rebuilding or pulling it.
+//!
+//! # What it does
+//! For each image (the envelope's `images[]`, or `--image`), and each of its tags plus
+//! `--tag`s, it decides from what the registry and the local Engine know:
+//! - the registry has the tag at this image (a digest the local image is known by in that
+//!   repository, or a manifest whose config is the local image id) → `skipped: true`,
+//!   nothing sent;
+//! - the repository's tags are immutable and the tag points at another image → exit 1
+//!   naming the tag and both digests, before anything is pushed;
+//! - otherwise the Engine pushes the first such tag (`docker push`, layer progress on a
+//!   terminal), the digest is taken from the push stream and confirmed with a `HEAD` of the
+//!   manifest, and the other tags get the same manifest by `PUT` (no second upload).
+//!   When the registry already holds the image's manifest under another tag, no upload at
+//!   all: the tags are written by `PUT`.
+//!
+//! `--promote` copies the manifest of `--from-tag` to `--to-tag` through the registry API
+//! (`GET` + `PUT` of the exact bytes, so the digest is unchanged) and needs no Docker Engine.
+//!
+//! # ECR
+//! The ECR API is used only for what the registry cannot do: GetAuthorizationToken (the
+//! login), DescribeRepositories (does the repository exist, are its tags immutable) and
+//! CreateRepository (`--create-repository`), plus STS GetCallerIdentity for `--ecr`.
+//! Existence checks, digests and promotion go through the registry HTTP API, which ECR
+//! implements (Docker Registry HTTP API V2): a manifest `GET` on ECR is authorised as
+//! `ecr:BatchGetImage` and a `PUT` as `ecr:PutImage`, so this needs the same permissions as
+//! BatchGetImage + PutImage would, keeps one code path for every registry, and works with
+//! the local stand-ins (moto's ECR API does not see what is in the local registry).
+//! Immutable tags are checked here before pushing, which also gives a clearer error than
+//! ECR's own refusal.
+//!
+//! # Exit codes
+//! 0 done (pushed, skipped or promoted); 1 the job failed: a registry or AWS refused or was
+//! unreachable after retries, a missing ECR repository without `--create-repository`, an
+//! immutable tag at another image, a promotion source that does not exist; 2 bad usage or
+//! bad input, found before anything is sent: no images, a bad reference, a local image that
+//! does not exist, `--repository` with several images, conflicting flags, no AWS region.
+//!
+//! # Modules
+//! - [`reference`]: references, hosts, repositories (pure);
+//! - [`plan`]: skip / push / conflict decisions, backoff, push stream lines (pure);
+//! - [`auth`]: credentials from flags and the Docker configuration;
+//! - [`registry`]: the registry HTTP API (manifests, auth challenges, retries);
+//! - [`ecr`]: the ECR and STS calls;
+//! - [`engine`]: the Docker Engine calls (inspect, tag, push).
+
+pub mod auth;
+pub mod ecr;
+pub mod engine;
+pub mod plan;
+pub mod reference;
+pub mod registry;
+
+use auth::{Credentials, Origin};
+use common::envelope::{Envelope, Image, Pushed};
+use common::{CommonArgs, Error, Result, Ui};
+use engine::{Engine, LocalImage, PushProgress};
+use futures_util::StreamExt;
+use plan::{LayerOutcome, PromoteAction, Remote, TagAction};
+use reference::{Destination, Reference, Repository};
+use registry::{Manifest, Registry, Retry};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The tool, for [`common::main`].
+pub struct ImgPush;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Build, then push every tag of the image to ECR (account from STS, region from AWS_REGION
+  # or the profile), creating the repository on first use:
+  img-build --context services/api | img-push --ecr --create-repository
+
+  # Any registry, under a prefix; credentials from ~/.docker/config.json (docker login):
+  img-build --context services/api | img-push --registry registry.example.com/team
+
+  # One local image to one exact repository, with an extra tag:
+  img-push --image api:dev --repository localhost:5000/team/api --tag latest
+
+  # Password on stdin: the envelope must then come from a file.
+  img-build --context . --output build.json
+  printf '%s' \"$REGISTRY_PASSWORD\" | img-push --input build.json --registry reg.example.com \\
+      --username ci --password-stdin
+
+  # Production gets exactly what staging tested: re-tag the release commit's image, no daemon:
+  release-tag --current | img-push --ecr --promote --name api --name auth
+
+Skip: a tag the registry already has at this image is reported with \"skipped\": true and
+nothing is sent. Immutable tags (an ECR repository with IMMUTABLE tags, or --immutable-tags
+for any registry) that point at another image stop the run before anything is pushed.
+
+Promote: --from-tag defaults to git-<short sha> of the envelope's git.commit (or HEAD),
+--to-tag to the envelope's release.tag; the manifest is copied byte for byte, so the digest
+does not change.
+
+Auth: --username with --password-stdin; else for ECR hosts a GetAuthorizationToken login;
+else $DOCKER_CONFIG/config.json (auths, credHelpers, credsStore). Secrets are masked under
+GitHub Actions and never printed or written.
+
+Environment: every flag also reads IMG_PUSH_<FLAG> (IMG_PUSH_REGISTRY, IMG_PUSH_TAG, ...;
+lists separated by ','). AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL[_ECR|_STS], DOCKER_HOST
+and DOCKER_CONFIG are honoured as usual.";
+
+/// img-push's flags.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "img-push",
+    version,
+    about = "Push images to ECR or any registry by digest, skip what is there, promote without rebuilding.",
+    after_help = EXAMPLES,
+    group(clap::ArgGroup::new("destination").required(true).args(["ecr", "registry", "repository"])),
+)]
+pub struct Args {
+    /// Push to ECR: <account>.dkr.ecr.<region>.amazonaws.com/<name>, the account from STS
+    /// and the region from the AWS configuration.
+    #[arg(long, env = "IMG_PUSH_ECR", help_heading = "Destination")]
+    pub ecr: bool,
+
+    /// Push to HOST[/PREFIX]/<name>.
+    #[arg(
+        long,
+        value_name = "HOST[/PREFIX]",
+        env = "IMG_PUSH_REGISTRY",
+        help_heading = "Destination"
+    )]
+    pub registry: Option<String>,
+
+    /// Push the (single) image to exactly this repository (HOST/PATH).
+    #[arg(
+        long,
+        value_name = "URI",
+        env = "IMG_PUSH_REPOSITORY",
+        help_heading = "Destination"
+    )]
+    pub repository: Option<String>,
+
+    /// Create a missing ECR repository (else a missing repository is an error).
+    #[arg(long, env = "IMG_PUSH_CREATE_REPOSITORY", help_heading = "Destination")]
+    pub create_repository: bool,
+
+    /// With --create-repository: turn on ECR scan on push.
+    #[arg(
+        long,
+        env = "IMG_PUSH_SCAN_ON_PUSH",
+        requires = "create_repository",
+        help_heading = "Destination"
+    )]
+    pub scan_on_push: bool,
+
+    /// Tags are immutable: create ECR repositories so, and refuse to move an existing tag
+    /// to another image on any registry.
+    #[arg(long, env = "IMG_PUSH_IMMUTABLE_TAGS", help_heading = "Destination")]
+    pub immutable_tags: bool,
+
+    /// A local image to push instead of the envelope's images (repeatable).
+    #[arg(
+        long = "image",
+        value_name = "LOCAL_REF",
+        env = "IMG_PUSH_IMAGE",
+        value_delimiter = ',',
+        help_heading = "Images and tags"
+    )]
+    pub images: Vec<String>,
+
+    /// Only the images of this name (repeatable); with --promote and no images upstream,
+    /// the repositories to promote.
+    #[arg(
+        long = "name",
+        value_name = "NAME",
+        env = "IMG_PUSH_NAME",
+        value_delimiter = ',',
+        help_heading = "Images and tags"
+    )]
+    pub names: Vec<String>,
+
+    /// An extra tag to push besides the image's own tags (repeatable).
+    #[arg(
+        long = "tag",
+        short = 't',
+        value_name = "TAG",
+        env = "IMG_PUSH_TAG",
+        value_delimiter = ',',
+        help_heading = "Images and tags"
+    )]
+    pub tags: Vec<String>,
+
+    /// Copy the manifest at --from-tag to --to-tag in the registry (no Docker Engine needed).
+    #[arg(long, env = "IMG_PUSH_PROMOTE", conflicts_with_all = ["images", "tags"], help_heading = "Promotion")]
+    pub promote: bool,
+
+    /// The tag to promote (default: git-<short sha> of the envelope's git.commit, or HEAD).
+    #[arg(
+        long,
+        value_name = "TAG",
+        env = "IMG_PUSH_FROM_TAG",
+        requires = "promote",
+        help_heading = "Promotion"
+    )]
+    pub from_tag: Option<String>,
+
+    /// The tag to give it (repeatable; default: the envelope's release.tag).
+    #[arg(
+        long = "to-tag",
+        value_name = "TAG",
+        env = "IMG_PUSH_TO_TAG",
+        value_delimiter = ',',
+        requires = "promote",
+        help_heading = "Promotion"
+    )]
+    pub to_tags: Vec<String>,
+
+    /// Registry user name; the password is read from stdin (--password-stdin).
+    #[arg(
+        long,
+        value_name = "USER",
+        env = "IMG_PUSH_USERNAME",
+        help_heading = "Auth"
+    )]
+    pub username: Option<String>,
+
+    /// Read the password for --username from stdin. The envelope then cannot come from
+    /// stdin: give it with --input FILE.
+    #[arg(long, help_heading = "Auth")]
+    pub password_stdin: bool,
+
+    /// How many pushes run at once.
+    #[arg(
+        long,
+        short = 'j',
+        value_name = "N",
+        env = "IMG_PUSH_JOBS",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=64)
+    )]
+    pub jobs: u32,
+
+    /// Retries of a push or registry request after a transient failure (network, 5xx, 429).
+    #[arg(long, value_name = "N", env = "IMG_PUSH_RETRIES", default_value_t = 4)]
+    pub retries: u32,
+
+    /// The first wait before a retry; it doubles each time (at most 30s).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "IMG_PUSH_RETRY_DELAY",
+        default_value = "1s",
+        value_parser = common::cli::parse_duration
+    )]
+    pub retry_delay: Duration,
+
+    /// Resolve destinations, credentials and skips; push, create and tag nothing.
+    #[arg(long, env = "IMG_PUSH_DRY_RUN")]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl Args {
+    /// Checks what clap cannot say in one line: --password-stdin needs --input (stdin is the
+    /// password) and --username.
+    fn check_flags(&self) -> std::result::Result<(), clap::Error> {
+        let conflict = |message: &str| {
+            Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("{message}\n"),
+            ))
+        };
+        match (self.password_stdin, &self.username, &self.common.input) {
+            (true, None, _) => conflict("--password-stdin needs --username"),
+            (true, Some(_), None) => conflict(
+                "--password-stdin reads the password from stdin, so the envelope cannot come \
+                 from there: pass it with --input FILE",
+            ),
+            (false, Some(_), _) => conflict("--username needs --password-stdin"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// [`Args`], checked across flags while parsing, so that a mistake is reported before the
+/// runner reads stdin.
+#[derive(Debug, Clone)]
+pub struct CheckedArgs(pub Args);
+
+impl clap::CommandFactory for CheckedArgs {
+    fn command() -> clap::Command {
+        Args::command()
+    }
+    fn command_for_update() -> clap::Command {
+        Args::command_for_update()
+    }
+}
+
+impl clap::FromArgMatches for CheckedArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let args = Args::from_arg_matches(matches)?;
+        args.check_flags()?;
+        Ok(CheckedArgs(args))
+    }
+    fn update_from_arg_matches(
+        &mut self,
+        matches: &clap::ArgMatches,
+    ) -> std::result::Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)?;
+        self.0.check_flags()
+    }
+}
+
+impl clap::Parser for CheckedArgs {}
+
+impl common::Tool for ImgPush {
+    const NAME: &'static str = "img-push";
+    type Args = CheckedArgs;
+
+    fn common_args(args: &CheckedArgs) -> &CommonArgs {
+        &args.0.common
+    }
+
+    async fn run(args: CheckedArgs, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
+        run(args.0, envelope, ui).await
+    }
+}
+
+/// Pushes (or promotes) as `args` say, adding `pushed[]` entries to `envelope` as they are
+/// done, so a failure leaves what was pushed in the envelope.
+pub async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
+    let destination = destination(&args)?;
+    for tag in args.tags.iter().chain(&args.to_tags).chain(&args.from_tag) {
+        reference::check_tag(tag).map_err(Error::usage)?;
+    }
+    let retry = Retry {
+        retries: args.retries,
+        first_delay: args.retry_delay,
+    };
+    let password = match args.password_stdin {
+        true => Some(auth::password_from_stdin(ui)?),
+        false => None,
+    };
+    let user_credentials = match (&args.username, password) {
+        (Some(username), Some(password)) => {
+            let credentials = Credentials::Basic {
+                username: username.clone(),
+                password,
+            };
+            credentials.mask(ui);
+            Some(credentials)
+        }
+        _ => None,
+    };
+    match args.promote {
+        true => promote(&args, &destination, user_credentials, retry, envelope, ui).await,
+        false => push(&args, &destination, user_credentials, retry, envelope, ui).await,
+    }
+}
+
+fn destination(args: &Args) -> Result<Destination> {
+    match (&args.registry, &args.repository) {
+        (Some(registry), _) => Destination::registry(registry).map_err(Error::usage),
+        (_, Some(repository)) => Destination::repository(repository).map_err(Error::usage),
+        _ => Ok(Destination::Ecr),
+    }
+}
+
+/// The registry host, its client, and what ECR says, once resolved.
+struct Target {
+    host: String,
+    registry: Registry,
+    ecr: Option<ecr::Ecr>,
+}
+
+/// Resolves the host (STS for --ecr), the credentials and the registry connection.
+async fn connect(
+    destination: &Destination,
+    user_credentials: Option<Credentials>,
+    retry: Retry,
+    ui: &Ui,
+) -> Result<Target> {
+    let (host, ecr) = match destination {
+        Destination::Ecr => {
+            let config = common::aws::load().await?;
+            let region = common::aws::require_region(&config)?.to_string();
+            let account = ecr::caller_account(&config).await?;
+            let host = reference::ecr_host_name(&account, &region);
+            (host, Some(ecr::Ecr::new(&config, &account, &region)))
+        }
+        Destination::Registry { host, .. } | Destination::Repository(Repository { host, .. }) => {
+            match reference::ecr_host(host) {
+                Some(ecr_host) => {
+                    let config = common::aws::load_for_region(&ecr_host.region).await;
+                    let ecr = ecr::Ecr::new(&config, &ecr_host.account, &ecr_host.region);
+                    (host.clone(), Some(ecr))
+                }
+                None => (host.clone(), None),
+            }
+        }
+    };
+    let (credentials, origin) = match (user_credentials, &ecr) {
+        (Some(credentials), _) => (Some(credentials), Origin::Flags),
+        (None, Some(ecr)) => (Some(ecr.login(ui).await?), Origin::Ecr),
+        (None, None) => match auth::from_docker_config(&host, ui)? {
+            Some((credentials, origin)) => (Some(credentials), origin),
+            None => (None, Origin::Anonymous),
+        },
+    };
+    tracing::debug!("{host}: credentials from {origin}");
+    let registry = Registry::connect(&host, credentials, retry, ui).await?;
+    Ok(Target {
+        host,
+        registry,
+        ecr,
+    })
+}
+
+/// Whether each repository's tags are immutable; ECR repositories must exist (or are
+/// created with --create-repository).
+async fn check_repositories(
+    target: &Target,
+    repositories: &BTreeSet<Repository>,
+    args: &Args,
+    create: bool,
+    ui: &Ui,
+) -> Result<BTreeMap<Repository, bool>> {
+    let mut immutable = BTreeMap::new();
+    for repository in repositories {
+        let is_immutable = match &target.ecr {
+            None => args.immutable_tags,
+            Some(ecr) => match ecr.repository(&repository.path).await? {
+                Some(info) => info.immutable || args.immutable_tags,
+                None if create && args.dry_run => {
+                    ui.line(&format!(
+                        "{repository}: would create the ECR repository (dry run)"
+                    ));
+                    args.immutable_tags
+                }
+                None if create => {
+                    let info = ecr
+                        .create(&repository.path, args.scan_on_push, args.immutable_tags)
+                        .await?;
+                    ui.line(&format!(
+                        "{repository}: created the ECR repository ({} tags{})",
+                        if info.immutable {
+                            "immutable"
+                        } else {
+                            "mutable"
+                        },
+                        if args.scan_on_push {
+                            ", scan on push"
+                        } else {
+                            ""
+                        }
+                    ));
+                    info.immutable
+                }
+                None => {
+                    return Err(Error::failed(format!(
+                        "the ECR repository {} does not exist in {}: create it, or pass \
+                         --create-repository",
+                        repository.path, target.host
+                    )));
+                }
+            },
+        };
+        immutable.insert(repository.clone(), is_immutable);
+    }
+    Ok(immutable)
+}
+
+/// One image to push: where it is in the envelope, its local reference, its tags.
+#[derive(Debug, Clone)]
+struct Source {
+    /// Index in `envelope.images`, when it came from there.
+    index: Option<usize>,
+    name: String,
+    /// What to inspect and tag from: the image id, else its first local reference.
+    local: String,
+    tags: Vec<String>,
+}
+
+/// The images to push, from `--image` or the envelope (filtered by `--name`), checked.
+fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
+    let mut sources = Vec::new();
+    if !args.images.is_empty() {
+        for text in &args.images {
+            let parsed =
+                Reference::parse(text).map_err(|why| Error::usage(format!("--image: {why}")))?;
+            let own = reference::tag_of(text).map_err(Error::usage)?;
+            sources.push(Source {
+                index: None,
+                name: parsed.name().to_owned(),
+                local: text.clone(),
+                tags: plan::tags_to_push(&own.into_iter().collect::<Vec<_>>(), &args.tags),
+            });
+        }
+    } else {
+        for name in &args.names {
+            if !envelope.images.iter().any(|i| &i.name == name) {
+                return Err(Error::usage(format!(
+                    "--name {name}: the input envelope has no image of that name"
+                )));
+            }
+        }
+        for (index, image) in envelope.images.iter().enumerate() {
+            if !args.names.is_empty() && !args.names.contains(&image.name) {
+                continue;
+            }
+            let mut own = Vec::new();
+            for tag in &image.tags {
+                let parsed = reference::tag_of(tag).map_err(|why| {
+                    Error::usage(format!("image {} in the envelope: {why}", image.name))
+                })?;
+                own.extend(parsed);
+            }
+            let local = image
+                .id
+                .clone()
+                .filter(|id| !id.is_empty())
+                .or_else(|| image.tags.first().cloned())
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "image {} in the envelope has neither an id nor a tag to push",
+                        image.name
+                    ))
+                })?;
+            sources.push(Source {
+                index: Some(index),
+                name: image.name.clone(),
+                local,
+                tags: plan::tags_to_push(&own, &args.tags),
+            });
+        }
+    }
+    if sources.is_empty() {
+        return Err(Error::usage(
+            "no images to push: the input envelope has no images[] (pipe img-build into \
+             img-push) and no --image was given",
+        ));
+    }
+    if sources.len() > 1 && args.repository.is_some() {
+        return Err(Error::usage(format!(
+            "--repository names one repository, but there are {} images ({}): use --registry, \
+             or --name/--image to pick one",
+            sources.len(),
+            sources
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for source in &sources {
+        if source.tags.is_empty() {
+            return Err(Error::usage(format!(
+                "image {} has no tag to push: pass --tag",
+                source.name
+            )));
+        }
+        if args.repository.is_none() {
+            reference::check_path(&source.name)
+                .map_err(|why| Error::usage(format!("image name {}: {why}", source.name)))?;
+        }
+    }
+    Ok(sources)
+}
+
+/// One image going to one repository: its tags and what to do with each.
+#[derive(Debug, Clone)]
+struct Job {
+    source: Source,
+    repository: Repository,
+    local: LocalImage,
+    /// Tags in order, with the decision for each.
+    tags: Vec<(String, TagAction)>,
+}
+
+/// How one job ended, per tag.
+struct JobResult {
+    source: Source,
+    pushed: Vec<Pushed>,
+}
+
+async fn push(
+    args: &Args,
+    destination: &Destination,
+    user_credentials: Option<Credentials>,
+    retry: Retry,
+    envelope: &mut Envelope,
+    ui: &Ui,
+) -> Result<()> {
+    let sources = sources(args, envelope)?;
+    // Local images first: a reference that names no image is bad input, found before any
+    // network call.
+    let engine = Engine::connect().await?;
+    let mut locals = Vec::new();
+    for source in &sources {
+        let local = engine.inspect(&source.local).await?.ok_or_else(|| {
+            Error::usage(format!(
+                "no local image {} (image {}): build it first (img-build), or check --image",
+                source.local, source.name
+            ))
+        })?;
+        locals.push(local);
+    }
+
+    let target = connect(destination, user_credentials, retry, ui).await?;
+    let repositories: Vec<Repository> = sources
+        .iter()
+        .map(|s| {
+            destination
+                .repository_for(&s.name, Some(&target.host))
+                .ok_or_else(|| Error::failed("no repository for the destination"))
+        })
+        .collect::<Result<_>>()?;
+    let mut claimed: BTreeMap<String, &str> = BTreeMap::new();
+    for (source, repository) in sources.iter().zip(&repositories) {
+        for tag in &source.tags {
+            if let Some(other) = claimed.insert(repository.with_tag(tag), &source.name)
+                && other != source.name
+            {
+                return Err(Error::usage(format!(
+                    "{} would receive two images ({other} and {})",
+                    repository.with_tag(tag),
+                    source.name
+                )));
+            }
+        }
+    }
+    let unique: BTreeSet<Repository> = repositories.iter().cloned().collect();
+    let immutable = check_repositories(&target, &unique, args, args.create_repository, ui).await?;
+
+    // Phase 1: what the registry has; every decision is made before anything is pushed.
+    let observed: Vec<Result<Job>> =
+        futures_util::stream::iter(sources.into_iter().zip(repositories).zip(locals))
+            .map(|((source, repository), local)| {
+                let registry = &target.registry;
+                let immutable = immutable.get(&repository).copied().unwrap_or(false);
+                async move { observe(registry, source, repository, local, immutable).await }
+            })
+            .buffered(args.jobs as usize)
+            .collect()
+            .await;
+    let jobs: Vec<Job> = observed.into_iter().collect::<Result<_>>()?;
+    let conflicts: Vec<String> = jobs
+        .iter()
+        .flat_map(|job| {
+            job.tags.iter().filter_map(move |(tag, action)| match action {
+                TagAction::Conflict { registry_digest } => Some(format!(
+                    "{} is immutable and points at {registry_digest}, not at the local image {} \
+                     ({})",
+                    job.repository.with_tag(tag),
+                    job.source.name,
+                    local_digest_text(&job.local, &job.repository)
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(Error::failed(conflicts.join("; ")));
+    }
+
+    // Phase 2: push, concurrently, recording each job as it ends.
+    let started = Instant::now();
+    let bars = std::io::stderr().is_terminal() && ui.actions().is_none();
+    let mut results = futures_util::stream::iter(jobs)
+        .map(|job| {
+            let (registry, engine) = (&target.registry, &engine);
+            async move {
+                let source = job.source.clone();
+                let outcome = run_job(job, registry, engine, retry, args.dry_run, bars, ui).await;
+                (source, outcome)
+            }
+        })
+        .buffer_unordered(args.jobs as usize);
+    let mut first_error = None;
+    let mut done = Vec::new();
+    while let Some((source, outcome)) = results.next().await {
+        match outcome {
+            Ok(result) => {
+                record(envelope, &result);
+                done.push(result);
+            }
+            Err((partial, err)) => {
+                record(
+                    envelope,
+                    &JobResult {
+                        source,
+                        pushed: partial,
+                    },
+                );
+                if first_error.is_some() {
+                    tracing::error!("{err}");
+                } else {
+                    first_error = Some(err);
+                }
+            }
+        }
+    }
+    drop(results);
+    report(&done, started, args.dry_run, ui);
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
+/// What the local image is, for a conflict message: its digest in the repository if known,
+/// else its id.
+fn local_digest_text(local: &LocalImage, repository: &Repository) -> String {
+    match local.digests_in(repository).first() {
+        Some(digest) => digest.clone(),
+        None => format!("image id {}", local.id),
+    }
+}
+
+/// Asks the registry about each tag of `source` in `repository` and decides.
+async fn observe(
+    registry: &Registry,
+    source: Source,
+    repository: Repository,
+    local: LocalImage,
+    immutable: bool,
+) -> Result<Job> {
+    let known = plan::Local {
+        id: local.id.clone(),
+        digests: local.digests_in(&repository),
+    };
+    let mut tags = Vec::new();
+    for tag in &source.tags {
+        let mut remote = registry.remote_tag(&repository.path, tag, false).await?;
+        // A digest this image is not known by: read the manifest, whose config tells whether
+        // it is the same image pushed from elsewhere.
+        if let Remote::At { digest, .. } = &remote
+            && !known.digests.contains(digest)
+        {
+            remote = registry.remote_tag(&repository.path, tag, true).await?;
+        }
+        tags.push((tag.clone(), plan::decide_push(&known, &remote, immutable)));
+    }
+    Ok(Job {
+        source,
+        repository,
+        local,
+        tags,
+    })
+}
+
+fn entry(repository: &Repository, tag: &str, digest: &str, skipped: bool, dry_run: bool) -> Pushed {
+    Pushed {
+        repository: repository.to_string(),
+        tag: tag.to_owned(),
+        digest: digest.to_owned(),
+        reference: match digest {
+            "" => String::new(),
+            digest => repository.by_digest(digest),
+        },
+        skipped,
+        dry_run,
+        extra: Default::default(),
+    }
+}
+
+/// Pushes one job's tags: skips first, then one Engine push (or none when the registry has
+/// the manifest already), then the other tags by manifest PUT. On failure, returns what
+/// was done with the error.
+async fn run_job(
+    job: Job,
+    registry: &Registry,
+    engine: &Engine,
+    retry: Retry,
+    dry_run: bool,
+    bars: bool,
+    ui: &Ui,
+) -> std::result::Result<JobResult, (Vec<Pushed>, Error)> {
+    let Job {
+        source,
+        repository,
+        local,
+        tags,
+    } = job;
+    let _group = ui.group(&format!("img-push {} → {repository}", source.name));
+    let mut pushed = Vec::new();
+    let mut to_push = Vec::new();
+    for (tag, action) in tags {
+        match action {
+            TagAction::Skip { digest } => {
+                ui.line(&format!(
+                    "{}: {} is already at {} (skipped)",
+                    source.name,
+                    repository.with_tag(&tag),
+                    short_digest(&digest)
+                ));
+                pushed.push(entry(&repository, &tag, &digest, true, dry_run));
+            }
+            TagAction::Push => to_push.push(tag),
+            TagAction::Conflict { .. } => unreachable!("conflicts stop the run before pushing"),
+        }
+    }
+    if to_push.is_empty() {
+        return Ok(JobResult { source, pushed });
+    }
+    let known_digests = local.digests_in(&repository);
+    if dry_run {
+        let digest = known_digests.first().cloned().unwrap_or_default();
+        for tag in to_push {
+            ui.line(&format!(
+                "{}: would push {} (dry run)",
+                source.name,
+                repository.with_tag(&tag)
+            ));
+            pushed.push(entry(&repository, &tag, &digest, false, true));
+        }
+        return Ok(JobResult { source, pushed });
+    }
+
+    // The registry may hold this image's manifest already (under another tag): then the
+    // tags are written with no upload at all.
+    let mut manifest: Option<Manifest> = None;
+    for digest in &known_digests {
+        match registry.get_manifest(&repository.path, digest).await {
+            Ok(Some(found)) => {
+                manifest = Some(found);
+                break;
+            }
+            Ok(None) => {}
+            Err(err) => return Err((pushed, err)),
+        }
+    }
+    let mut rest = to_push.as_slice();
+    if manifest.is_none() {
+        let (first, others) = to_push.split_first().expect("to_push is not empty");
+        let digest = match push_with_retries(
+            &source,
+            &repository,
+            first,
+            &local,
+            registry,
+            engine,
+            retry,
+            bars,
+            ui,
+        )
+        .await
+        {
+            Ok(digest) => digest,
+            Err(err) => return Err((pushed, err)),
+        };
+        pushed.push(entry(&repository, first, &digest, false, false));
+        rest = others;
+        if !rest.is_empty() {
+            match registry.get_manifest(&repository.path, &digest).await {
+                Ok(Some(found)) => manifest = Some(found),
+                Ok(None) => {
+                    let err = Error::failed(format!(
+                        "{}: the manifest {digest} just pushed is not there",
+                        repository
+                    ));
+                    return Err((pushed, err));
+                }
+                Err(err) => return Err((pushed, err)),
+            }
+        }
+    }
+    if let Some(manifest) = manifest {
+        for tag in rest {
+            match registry
+                .put_manifest(&repository.path, tag, &manifest)
+                .await
+            {
+                Ok(digest) => {
+                    ui.line(&format!(
+                        "{}: tagged {} at {} (manifest already in the registry)",
+                        source.name,
+                        repository.with_tag(tag),
+                        short_digest(&digest)
+                    ));
+                    pushed.push(entry(&repository, tag, &digest, false, false));
+                }
+                Err(err) => return Err((pushed, err)),
+            }
+        }
+    }
+    Ok(JobResult { source, pushed })
+}
+
+/// Tags the local image for `repository:tag` and has the Engine push it, retrying transient
+/// failures; returns the digest, confirmed by the registry.
+#[allow(clippy::too_many_arguments)]
+async fn push_with_retries(
+    source: &Source,
+    repository: &Repository,
+    tag: &str,
+    local: &LocalImage,
+    registry: &Registry,
+    engine: &Engine,
+    retry: Retry,
+    bars: bool,
+    ui: &Ui,
+) -> Result<String> {
+    let target = repository.with_tag(tag);
+    engine.tag(&local.id, repository, tag).await?;
+    let started = Instant::now();
+    let mut attempt = 0;
+    let digest = loop {
+        let bar = ui.bar(0, format!("{} → {target}", source.name));
+        let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
+        let mut layers = 0;
+        let result = engine
+            .push(
+                repository,
+                tag,
+                registry_credentials(registry),
+                |event| match event {
+                    PushProgress::Layers(total) => {
+                        layers = total;
+                        bar.set_length(total);
+                    }
+                    PushProgress::LayerDone(done, outcome) => {
+                        bar.set_position(done);
+                        let word = match outcome {
+                            LayerOutcome::Pushed => "pushed",
+                            LayerOutcome::Existed => "already there",
+                            LayerOutcome::Mounted => "mounted",
+                        };
+                        *counts.entry(word).or_default() += 1;
+                        if !bars {
+                            ui.line(&format!(
+                                "{}: {target}: layer {done}/{layers} {word}",
+                                source.name
+                            ));
+                        }
+                    }
+                },
+            )
+            .await;
+        drop(bar);
+        match result {
+            Ok(digest) => {
+                let layers_text = counts
+                    .iter()
+                    .map(|(word, n)| format!("{n} {word}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                ui.line(&format!(
+                    "{}: pushed {target} at {} in {:.1}s (layers: {})",
+                    source.name,
+                    short_digest(&digest),
+                    started.elapsed().as_secs_f64(),
+                    if layers_text.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        layers_text
+                    }
+                ));
+                break digest;
+            }
+            Err(err) if err.transient && attempt < retry.retries => {
+                attempt += 1;
+                retry
+                    .wait(attempt, &format!("pushing {target}"), &err.message)
+                    .await;
+            }
+            Err(err) => {
+                let tries = match attempt {
+                    0 => String::new(),
+                    n => format!(" (gave up after {} attempts)", n + 1),
+                };
+                return Err(Error::failed(format!(
+                    "pushing {target}: {}{tries}",
+                    err.message
+                )));
+            }
+        }
+    };
+    // The stream's word, checked against the registry's.
+    match registry.head_manifest(&repository.path, tag).await? {
+        Some(remote) if remote == digest => Ok(digest),
+        Some(remote) => Err(Error::failed(format!(
+            "pushed {target}: the Engine reported {digest}, but the registry has {remote}"
+        ))),
+        None => Err(Error::failed(format!(
+            "pushed {target}, but the registry does not have it"
+        ))),
+    }
+}
+
+/// The credentials the registry client holds, for the Engine's push.
+fn registry_credentials(registry: &Registry) -> Option<&Credentials> {
+    registry.credentials()
+}
+
+/// Adds a job's entries to its image in the envelope (replacing entries for the same
+/// repository and tag), creating the image entry for an `--image` or `--name`.
+fn record(envelope: &mut Envelope, result: &JobResult) {
+    if result.pushed.is_empty() {
+        return;
+    }
+    let image = match result.source.index {
+        Some(index) => &mut envelope.images[index],
+        None => {
+            let position = envelope
+                .images
+                .iter()
+                .position(|i| i.name == result.source.name);
+            match position {
+                Some(position) => &mut envelope.images[position],
+                None => {
+                    envelope.images.push(Image {
+                        name: result.source.name.clone(),
+                        tags: match result.source.local.starts_with("sha256:") {
+                            true => Vec::new(),
+                            false => vec![result.source.local.clone()],
+                        },
+                        ..Image::default()
+                    });
+                    envelope.images.last_mut().expect("just pushed")
+                }
+            }
+        }
+    };
+    for entry in &result.pushed {
+        image
+            .pushed
+            .retain(|p| !(p.repository == entry.repository && p.tag == entry.tag));
+        image.pushed.push(entry.clone());
+    }
+}
+
+/// Step outputs and the step summary under GitHub Actions; a closing line on stderr.
+fn report(results: &[JobResult], started: Instant, dry_run: bool, ui: &Ui) {
+    let entries: Vec<(&str, &Pushed)> = results
+        .iter()
+        .flat_map(|r| r.pushed.iter().map(move |p| (r.source.name.as_str(), p)))
+        .collect();
+    if let Some((_, last)) = entries.last() {
+        ui.set_output("digest", &last.digest);
+        ui.set_output("reference", &last.reference);
+    }
+    let names: BTreeSet<&str> = entries.iter().map(|(name, _)| *name).collect();
+    if names.len() > 1 {
+        for name in &names {
+            if let Some((_, first)) = entries.iter().find(|(n, _)| n == name) {
+                let key = name.replace(['/', '.', '-'], "_");
+                ui.set_output(&format!("{key}_digest"), &first.digest);
+                ui.set_output(&format!("{key}_reference"), &first.reference);
+            }
+        }
+    }
+    let mut summary = String::from("| image | pushed to | digest | result |\n|---|---|---|---|\n");
+    for (name, entry) in &entries {
+        summary.push_str(&format!(
+            "| {name} | {}:{} | `{}` | {} |\n",
+            entry.repository,
+            entry.tag,
+            short_digest(&entry.digest),
+            match (entry.dry_run, entry.skipped) {
+                (true, _) => "dry run",
+                (_, true) => "already there",
+                _ => "pushed",
+            }
+        ));
+    }
+    ui.summary(&summary);
+    let skipped = entries.iter().filter(|(_, p)| p.skipped).count();
+    ui.line(&format!(
+        "img-push: {} tag(s) {}, {skipped} already there, in {:.1}s",
+        entries.len() - skipped,
+        if dry_run {
+            "to push (dry run)"
+        } else {
+            "pushed"
+        },
+        started.elapsed().as_secs_f64()
+    ));
+}
+
+fn short_digest(digest: &str) -> &str {
+    match digest {
+        "" => "(unknown)",
+        digest => &digest[..digest.len().min(19)],
+    }
+}
+
+/// The default `--from-tag`: `git-<short sha>` of the envelope's commit, else of HEAD.
+fn default_from_tag(envelope: &Envelope) -> Result<String> {
+    let commit = match envelope
+        .git
+        .as_ref()
+        .map(|g| g.commit.clone())
+        .filter(|c| !c.is_empty())
+    {
+        Some(commit) => commit,
+        None => {
+            common::git::git(Path::new("."), &["rev-parse", "--verify", "HEAD"]).map_err(|_| {
+                Error::usage(
+                    "--promote needs --from-tag: the envelope has no git.commit and the current \
+                 directory is not a git repository with a commit",
+                )
+            })?
+        }
+    };
+    Ok(format!("git-{}", &commit[..commit.len().min(7)]))
+}
+
+async fn promote(
+    args: &Args,
+    destination: &Destination,
+    user_credentials: Option<Credentials>,
+    retry: Retry,
+    envelope: &mut Envelope,
+    ui: &Ui,
+) -> Result<()> {
+    let names: Vec<String> = match args.names.is_empty() {
+        false => args.names.clone(),
+        true => envelope.images.iter().map(|i| i.name.clone()).collect(),
+    };
+    if names.is_empty() {
+        return Err(Error::usage(
+            "no images to promote: the input envelope has no images[] and no --name was given",
+        ));
+    }
+    if names.len() > 1 && args.repository.is_some() {
+        return Err(Error::usage(format!(
+            "--repository names one repository, but there are {} images to promote: use \
+             --registry, or one --name",
+            names.len()
+        )));
+    }
+    if args.repository.is_none() {
+        for name in &names {
+            reference::check_path(name)
+                .map_err(|why| Error::usage(format!("--name {name}: {why}")))?;
+        }
+    }
+    let from = match &args.from_tag {
+        Some(tag) => tag.clone(),
+        None => default_from_tag(envelope)?,
+    };
+    let to_tags: Vec<String> = match args.to_tags.is_empty() {
+        false => args.to_tags.clone(),
+        true => envelope
+            .release
+            .as_ref()
+            .map(|r| r.tag.clone())
+            .filter(|t| !t.is_empty())
+            .into_iter()
+            .collect(),
+    };
+    if to_tags.is_empty() {
+        return Err(Error::usage(
+            "--promote needs --to-tag: the envelope has no release.tag (pipe release-tag in, or \
+             pass --to-tag)",
+        ));
+    }
+    for tag in to_tags.iter().chain([&from]) {
+        reference::check_tag(tag).map_err(Error::usage)?;
+    }
+    if to_tags.contains(&from) {
+        return Err(Error::usage(format!(
+            "--from-tag and --to-tag are both {from}: nothing to promote"
+        )));
+    }
+
+    let target = connect(destination, user_credentials, retry, ui).await?;
+    let repositories: Vec<Repository> = names
+        .iter()
+        .filter_map(|name| destination.repository_for(name, Some(&target.host)))
+        .collect();
+    let unique: BTreeSet<Repository> = repositories.iter().cloned().collect();
+    let immutable = check_repositories(&target, &unique, args, false, ui).await?;
+
+    // Phase 1: read each source manifest and each destination tag; decide everything.
+    let started = Instant::now();
+    let observed: Vec<Result<Promotion>> =
+        futures_util::stream::iter(names.iter().zip(&repositories))
+            .map(|(name, repository)| {
+                let registry = &target.registry;
+                let immutable = immutable.get(repository).copied().unwrap_or(false);
+                let (from, to_tags) = (&from, &to_tags);
+                async move {
+                    let manifest = registry
+                        .get_manifest(&repository.path, from)
+                        .await?
+                        .ok_or_else(|| {
+                            Error::failed(format!(
+                                "{} does not exist: nothing to promote for {name}",
+                                repository.with_tag(from)
+                            ))
+                        })?;
+                    let mut actions = Vec::new();
+                    for to in to_tags {
+                        let remote = registry.remote_tag(&repository.path, to, false).await?;
+                        actions.push((
+                            to.clone(),
+                            plan::decide_promote(&manifest.digest, &remote, immutable),
+                        ));
+                    }
+                    Ok(Promotion {
+                        name: name.clone(),
+                        repository: repository.clone(),
+                        manifest,
+                        actions,
+                    })
+                }
+            })
+            .buffered(args.jobs as usize)
+            .collect()
+            .await;
+    let plans: Vec<_> = observed.into_iter().collect::<Result<_>>()?;
+    let from_ref = &from;
+    let conflicts: Vec<String> = plans
+        .iter()
+        .flat_map(
+            |Promotion {
+                 repository,
+                 manifest,
+                 actions,
+                 ..
+             }| {
+                actions
+                    .iter()
+                    .filter_map(move |(tag, action)| match action {
+                        PromoteAction::Conflict { registry_digest } => Some(format!(
+                            "{} is immutable and points at {registry_digest}, not at {} ({})",
+                            repository.with_tag(tag),
+                            manifest.digest,
+                            repository.with_tag(from_ref)
+                        )),
+                        _ => None,
+                    })
+            },
+        )
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(Error::failed(conflicts.join("; ")));
+    }
+
+    // Phase 2: write the manifests.
+    let mut done = Vec::new();
+    for Promotion {
+        name,
+        repository,
+        manifest,
+        actions,
+    } in plans
+    {
+        let source = Source {
+            index: envelope.images.iter().position(|i| i.name == name),
+            name: name.clone(),
+            local: String::new(),
+            tags: Vec::new(),
+        };
+        let mut pushed = Vec::new();
+        let mut failure = None;
+        for (tag, action) in actions {
+            let target_ref = repository.with_tag(&tag);
+            match action {
+                PromoteAction::Skip => {
+                    ui.line(&format!(
+                        "{name}: {target_ref} is already at {} (skipped)",
+                        short_digest(&manifest.digest)
+                    ));
+                    pushed.push(entry(
+                        &repository,
+                        &tag,
+                        &manifest.digest,
+                        true,
+                        args.dry_run,
+                    ));
+                }
+                PromoteAction::Put if args.dry_run => {
+                    ui.line(&format!(
+                        "{name}: would promote {} to {target_ref} (dry run)",
+                        repository.with_tag(&from)
+                    ));
+                    pushed.push(entry(&repository, &tag, &manifest.digest, false, true));
+                }
+                PromoteAction::Put => {
+                    match target
+                        .registry
+                        .put_manifest(&repository.path, &tag, &manifest)
+                        .await
+                    {
+                        Ok(digest) => {
+                            ui.line(&format!(
+                                "{name}: promoted {} to {target_ref} at {}",
+                                repository.with_tag(&from),
+                                short_digest(&digest)
+                            ));
+                            pushed.push(entry(&repository, &tag, &digest, false, false));
+                        }
+                        Err(err) => {
+                            failure = Some(err);
+                            break;
+                        }
+                    }
+                }
+                PromoteAction::Conflict { .. } => unreachable!("conflicts stop the run"),
+            }
+        }
+        let result = JobResult { source, pushed };
+        record_promotion(envelope, &result);
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        done.push(result);
+    }
+    report(&done, started, args.dry_run, ui);
+    Ok(())
+}
+
+/// One repository to promote: the source manifest and what to do with each destination tag.
+struct Promotion {
+    name: String,
+    repository: Repository,
+    manifest: Manifest,
+    actions: Vec<(String, PromoteAction)>,
+}
+
+/// As [`record`], creating a bare image entry for a `--name` the envelope lacks.
+fn record_promotion(envelope: &mut Envelope, result: &JobResult) {
+    if result.source.index.is_none()
+        && !envelope.images.iter().any(|i| i.name == result.source.name)
+    {
+        envelope.images.push(Image {
+            name: result.source.name.clone(),
+            ..Image::default()
+        });
+    }
+    let source = Source {
+        index: envelope
+            .images
+            .iter()
+            .position(|i| i.name == result.source.name),
+        ..result.source.clone()
+    };
+    record(
+        envelope,
+        &JobResult {
+            source,
+            pushed: result.pushed.clone(),
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn parse(args: &[&str]) -> std::result::Result<CheckedArgs, clap::Error> {
+        CheckedArgs::try_parse_from(std::iter::once("img-push").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn password_stdin_needs_input_and_username() {
+        let err = parse(&[
+            "--registry",
+            "r.example.com",
+            "--username",
+            "u",
+            "--password-stdin",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("error: --password-stdin reads the password from stdin"),
+            "{err}"
+        );
+        let err = parse(&[
+            "--registry",
+            "r.example.com",
+            "--password-stdin",
+            "--input",
+            "x",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("needs --username"), "{err}");
+        let err = parse(&["--registry", "r.example.com", "--username", "u"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs --password-stdin"), "{err}");
+        assert!(
+            parse(&[
+                "--registry",
+                "r",
+                "--username",
+                "u",
+                "--password-stdin",
+                "--input",
+                "e.json"
+            ])
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn one_destination_is_required() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--ecr", "--registry", "r.example.com"]).is_err());
+        assert!(parse(&["--ecr"]).is_ok());
+    }
+
+    fn envelope(images: serde_json::Value) -> Envelope {
+        serde_json::from_value(serde_json::json!({"images": images})).unwrap()
+    }
+
+    #[test]
+    fn sources_come_from_the_envelope_or_image_flags() {
+        let env = envelope(serde_json::json!([
+            {"name": "api", "id": "sha256:1", "tags": ["api:git-1", "localhost:5000/x/api:main"]},
+            {"name": "auth", "tags": ["auth:git-1"]}
+        ]));
+        let args = parse(&["--registry", "r.example.com", "--tag", "latest"])
+            .unwrap()
+            .0;
+        let found = sources(&args, &env).unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].tags, ["git-1", "main", "latest"]);
+        assert_eq!(found[0].local, "sha256:1");
+        assert_eq!(found[1].local, "auth:git-1");
+
+        let args = parse(&["--registry", "r.example.com", "--name", "auth"])
+            .unwrap()
+            .0;
+        assert_eq!(sources(&args, &env).unwrap().len(), 1);
+
+        let args = parse(&["--repository", "r.example.com/a", "--image", "team/web:1"])
+            .unwrap()
+            .0;
+        let only = sources(&args, &env).unwrap();
+        assert_eq!(
+            (only[0].name.as_str(), only[0].tags.as_slice()),
+            ("web", &["1".to_owned()][..])
+        );
+    }
+
+    #[test]
+    fn bad_sources_are_usage_errors() {
+        let env = envelope(serde_json::json!([
+            {"name": "api", "tags": ["api:1"]}, {"name": "auth", "tags": ["auth:1"]}
+        ]));
+        let cases: &[(&[&str], &str)] = &[
+            (&["--registry", "r.example.com"], "no images to push"),
+            (
+                &["--repository", "r.example.com/a"],
+                "--repository names one repository",
+            ),
+            (
+                &["--registry", "r.example.com", "--image", "Bad:ref"],
+                "not an image reference",
+            ),
+            (
+                &["--registry", "r.example.com", "--name", "web"],
+                "no image of that name",
+            ),
+        ];
+        for (i, (flags, needle)) in cases.iter().enumerate() {
+            let args = parse(flags).unwrap().0;
+            let input = if i == 0 {
+                Envelope::default()
+            } else {
+                env.clone()
+            };
+            let err = sources(&args, &input).unwrap_err();
+            assert_eq!(err.exit().code(), 2, "{flags:?}");
+            assert!(err.to_string().contains(needle), "{flags:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn entries_replace_earlier_ones_for_the_same_tag() {
+        let mut env = envelope(serde_json::json!([{"name": "api", "tags": ["api:1"]}]));
+        let repo = Repository {
+            host: "r.example.com".into(),
+            path: "api".into(),
+        };
+        let source = Source {
+            index: Some(0),
+            name: "api".into(),
+            local: "api:1".into(),
+            tags: vec!["1".into()],
+        };
+        for digest in ["sha256:a", "sha256:b"] {
+            record(
+                &mut env,
+                &JobResult {
+                    source: source.clone(),
+                    pushed: vec![entry(&repo, "1", digest, false, false)],
+                },
+            );
+        }
+        assert_eq!(env.images[0].pushed.len(), 1);
+        assert_eq!(
+            env.images[0].pushed[0].reference,
+            "r.example.com/api@sha256:b"
+        );
+    }
+
+    #[test]
+    fn the_default_from_tag_is_the_short_commit() {
+        let env: Envelope = serde_json::from_value(serde_json::json!({
+            "git": {"commit": "3f2a1c9d00000000000000000000000000000000"}
+        }))
+        .unwrap();
+        assert_eq!(default_from_tag(&env).unwrap(), "git-3f2a1c9");
+    }
+}

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    common::main::<img_push::ImgPush>()
+}

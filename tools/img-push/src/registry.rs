@@ -1,0 +1,645 @@
+//! The Docker Registry HTTP API V2, for what needs no daemon: is a tag there and at which
+//! digest, read a manifest, write a manifest under another tag (promotion).
+//!
+//! Auth follows the registry's `WWW-Authenticate` challenge: `Basic` (the CNCF registry with
+//! htpasswd, ECR) or `Bearer` (a token from the realm, as Docker Hub, GHCR and Harbor do).
+//! Loopback registries may speak plain HTTP, as Docker allows; every other host is HTTPS,
+//! verified against the system trust store. Network errors, 5xx, 408 and 429 are retried
+//! with backoff (see [`Retry`]); any other answer is final.
+
+use crate::auth::Credentials;
+use crate::plan::{self, Remote};
+use crate::reference::is_loopback;
+use base64::Engine as _;
+use common::{Error, Result, Ui};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{Method, StatusCode};
+use sha2::Digest as _;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The manifest types a push or a promotion may meet, single images and indexes alike.
+pub const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.oci.image.index.v1+json";
+
+/// How often and how patiently to retry transient failures.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// The first wait; it doubles after each retry (capped at 30 s).
+    pub first_delay: Duration,
+}
+
+impl Retry {
+    /// Waits before retry `attempt` (1-based), logging why.
+    pub async fn wait(&self, attempt: u32, what: &str, why: &str) {
+        let delay = plan::backoff(attempt, self.first_delay, rand::random::<f64>());
+        tracing::warn!(
+            "{what}: {why}; retry {attempt}/{} in {:.1}s",
+            self.retries,
+            delay.as_secs_f64()
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// A manifest as stored: its exact bytes, media type and digest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub digest: String,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Manifest {
+    /// The config digest of a single-image manifest (`config.digest`), which is the image id
+    /// Docker shows locally.
+    pub fn config_digest(&self) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(&self.bytes).ok()?;
+        value["config"]["digest"].as_str().map(str::to_owned)
+    }
+}
+
+/// The sha256 digest of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    let hash = sha2::Sha256::digest(bytes);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// How the registry asked to be authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+/// Parses a `WWW-Authenticate` header.
+pub fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    match scheme.to_ascii_lowercase().as_str() {
+        "basic" => Some(Challenge::Basic),
+        "bearer" => {
+            let params = parse_params(params);
+            Some(Challenge::Bearer {
+                realm: params.get("realm")?.clone(),
+                service: params.get("service").cloned(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `key="value",key2=value2` → map (quotes removed; commas inside quotes kept).
+fn parse_params(text: &str) -> HashMap<String, String> {
+    let mut params = HashMap::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let after = after.trim_start();
+        let (value, remaining) = match after.strip_prefix('"') {
+            Some(quoted) => match quoted.find('"') {
+                Some(end) => (&quoted[..end], &quoted[end + 1..]),
+                None => (quoted, ""),
+            },
+            None => match after.find(',') {
+                Some(end) => (&after[..end], &after[end..]),
+                None => (after, ""),
+            },
+        };
+        params.insert(key, value.to_owned());
+        rest = remaining.trim_start().trim_start_matches(',').trim_start();
+    }
+    params
+}
+
+/// One registry host, with its scheme, credentials and tokens.
+pub struct Registry {
+    host: String,
+    base: String,
+    http: reqwest::Client,
+    credentials: Option<Credentials>,
+    challenge: Mutex<Option<Challenge>>,
+    tokens: Mutex<HashMap<String, String>>,
+    retry: Retry,
+    ui: Ui,
+}
+
+/// The result of one attempt: an answer, or a reason to try again.
+enum Attempt {
+    Answer(reqwest::Response),
+    Transient(String),
+}
+
+impl Registry {
+    /// Finds the registry's scheme (a loopback host that does not speak TLS is reached over
+    /// plain HTTP) and checks the credentials against `GET /v2/`: refused credentials are a
+    /// job failure here, before anything is pushed.
+    pub async fn connect(
+        host: &str,
+        credentials: Option<Credentials>,
+        retry: Retry,
+        ui: &Ui,
+    ) -> Result<Registry> {
+        let http = common::http::client_builder("img-push", &Default::default())?
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|err| Error::failed(format!("cannot set up the HTTP client: {err}")))?;
+        let mut registry = Registry {
+            host: host.to_owned(),
+            base: format!("https://{host}"),
+            http,
+            credentials,
+            challenge: Mutex::new(None),
+            tokens: Mutex::new(HashMap::new()),
+            retry,
+            ui: ui.clone(),
+        };
+        if is_loopback(host) {
+            let probe = registry
+                .http
+                .get(format!("https://{host}/v2/"))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            if let Err(err) = probe {
+                tracing::debug!("{host}: no TLS ({}), using plain HTTP", error_chain(&err));
+                registry.base = format!("http://{host}");
+            }
+        }
+        registry.check_login().await?;
+        Ok(registry)
+    }
+
+    /// The host this client talks to.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The credentials this client logs in with (the Engine pushes with the same).
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// `GET /v2/`: learns the challenge and proves the credentials (Basic auth only; a token
+    /// service is asked on the first repository request, where the scope is known).
+    async fn check_login(&self) -> Result<()> {
+        let url = format!("{}/v2/", self.base);
+        let response = self
+            .send(Method::GET, &url, None, HeaderMap::new(), None)
+            .await?;
+        let bearer = matches!(
+            *self.challenge.lock().expect("lock"),
+            Some(Challenge::Bearer { .. })
+        );
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            // A token service checks the credentials on the first request with a scope.
+            StatusCode::UNAUTHORIZED if bearer && self.credentials.is_some() => Ok(()),
+            StatusCode::NOT_FOUND => Err(Error::failed(format!(
+                "{} does not serve the registry API (GET /v2/ answered 404)",
+                self.host
+            ))),
+            status => Err(self.refusal(status, &registry_error(response).await)),
+        }
+    }
+
+    /// The registry's word on a tag: absent, or its digest (with the config digest when
+    /// `with_config`, for comparing with a local image pushed from elsewhere).
+    pub async fn remote_tag(&self, path: &str, tag: &str, with_config: bool) -> Result<Remote> {
+        if !with_config {
+            return Ok(match self.head_manifest(path, tag).await? {
+                Some(digest) => Remote::At {
+                    digest,
+                    config: None,
+                },
+                None => Remote::Absent,
+            });
+        }
+        Ok(match self.get_manifest(path, tag).await? {
+            Some(manifest) => Remote::At {
+                config: manifest.config_digest(),
+                digest: manifest.digest,
+            },
+            None => Remote::Absent,
+        })
+    }
+
+    /// `HEAD /v2/<path>/manifests/<reference>`: the digest, or `None` when there is none.
+    pub async fn head_manifest(&self, path: &str, reference: &str) -> Result<Option<String>> {
+        let url = format!("{}/v2/{path}/manifests/{reference}", self.base);
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, MANIFEST_TYPES.parse().expect("static header"));
+        let response = self
+            .send(Method::HEAD, &url, Some(&pull_scope(path)), headers, None)
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => {
+                match header(response.headers(), "docker-content-digest") {
+                    Some(digest) => Ok(Some(digest)),
+                    // A registry that does not say the digest: read the manifest and hash it.
+                    None => Ok(self.get_manifest(path, reference).await?.map(|m| m.digest)),
+                }
+            }
+            status => Err(self.refusal(status, &format!("HEAD {path}:{reference}"))),
+        }
+    }
+
+    /// `GET /v2/<path>/manifests/<reference>`: the manifest as stored, or `None`.
+    pub async fn get_manifest(&self, path: &str, reference: &str) -> Result<Option<Manifest>> {
+        let url = format!("{}/v2/{path}/manifests/{reference}", self.base);
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, MANIFEST_TYPES.parse().expect("static header"));
+        let response = self
+            .send(Method::GET, &url, Some(&pull_scope(path)), headers, None)
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Ok(None),
+            status if status.is_success() => {}
+            status => {
+                let detail = registry_error(response).await;
+                return Err(self.refusal(status, &format!("GET {path}:{reference}: {detail}")));
+            }
+        }
+        let header_type = header(response.headers(), CONTENT_TYPE.as_str());
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| {
+                Error::failed(format!(
+                    "reading the manifest {}/{path}:{reference}: {}",
+                    self.host,
+                    error_chain(&err)
+                ))
+            })?
+            .to_vec();
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_owned))
+            .or(header_type)
+            .unwrap_or_else(|| "application/vnd.docker.distribution.manifest.v2+json".into());
+        Ok(Some(Manifest {
+            digest: sha256_digest(&bytes),
+            media_type,
+            bytes,
+        }))
+    }
+
+    /// `PUT /v2/<path>/manifests/<tag>` with the manifest's exact bytes, so the digest is
+    /// unchanged; returns the digest the registry reports.
+    pub async fn put_manifest(&self, path: &str, tag: &str, manifest: &Manifest) -> Result<String> {
+        let url = format!("{}/v2/{path}/manifests/{tag}", self.base);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            manifest.media_type.parse().map_err(|_| {
+                Error::failed(format!("odd manifest type {:?}", manifest.media_type))
+            })?,
+        );
+        let response = self
+            .send(
+                Method::PUT,
+                &url,
+                Some(&push_scope(path)),
+                headers,
+                Some(manifest.bytes.clone()),
+            )
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let detail = registry_error(response).await;
+            return Err(self.refusal(status, &format!("PUT {path}:{tag}: {detail}")));
+        }
+        let digest = header(response.headers(), "docker-content-digest")
+            .unwrap_or_else(|| manifest.digest.clone());
+        if digest != manifest.digest {
+            return Err(Error::failed(format!(
+                "{}/{path}:{tag}: the registry stored the manifest as {digest}, expected {}",
+                self.host, manifest.digest
+            )));
+        }
+        Ok(digest)
+    }
+
+    /// A refusal as a job failure naming the host, with advice for 401/403.
+    fn refusal(&self, status: StatusCode, detail: &str) -> Error {
+        let who = match &self.credentials {
+            Some(credentials) => format!("as {}", credentials.username()),
+            None => "without credentials".to_owned(),
+        };
+        match status {
+            StatusCode::UNAUTHORIZED => Error::failed(format!(
+                "{} refused the login {who} (401 Unauthorized){}",
+                self.host,
+                match &self.credentials {
+                    Some(_) => String::new(),
+                    None => format!(
+                        ": log in with `docker login {}`, or pass --username and --password-stdin",
+                        self.host
+                    ),
+                }
+            )),
+            StatusCode::FORBIDDEN => Error::failed(format!(
+                "{}: access denied {who} (403 Forbidden): {detail}",
+                self.host
+            )),
+            status => Error::failed(format!("{}: {detail} ({status})", self.host)),
+        }
+    }
+
+    /// Sends a request with auth, answering one 401 challenge and retrying transient failures.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        scope: Option<&str>,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<reqwest::Response> {
+        let what = format!("{method} {url}");
+        let mut attempt = 0;
+        loop {
+            match self.try_send(&method, url, scope, &headers, &body).await? {
+                Attempt::Answer(response) => return Ok(response),
+                Attempt::Transient(why) if attempt < self.retry.retries => {
+                    attempt += 1;
+                    self.retry.wait(attempt, &what, &why).await;
+                }
+                Attempt::Transient(why) => {
+                    return Err(Error::failed(format!(
+                        "{what}: {why} (gave up after {} attempts)",
+                        attempt + 1
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn try_send(
+        &self,
+        method: &Method,
+        url: &str,
+        scope: Option<&str>,
+        headers: &HeaderMap,
+        body: &Option<Vec<u8>>,
+    ) -> Result<Attempt> {
+        let mut answered_challenge = false;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .headers(headers.clone());
+            if let Some(auth) = self.authorization(scope).await? {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            if let Some(body) = body {
+                request = request.body(body.clone());
+            }
+            tracing::debug!("{method} {url}");
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(err) => return Ok(Attempt::Transient(error_chain(&err))),
+            };
+            let status = response.status();
+            if plan::is_transient_status(status.as_u16()) {
+                let detail = registry_error(response).await;
+                return Ok(Attempt::Transient(format!("{status}: {detail}")));
+            }
+            if status == StatusCode::UNAUTHORIZED
+                && !answered_challenge
+                && self.credentials.is_some()
+            {
+                let challenge = header(response.headers(), WWW_AUTHENTICATE.as_str())
+                    .and_then(|h| parse_challenge(&h));
+                let known = self.challenge.lock().expect("lock").clone();
+                let Some(challenge) = challenge else {
+                    return Ok(Attempt::Answer(response));
+                };
+                // Already answered this very challenge (same Basic, or a token for this scope
+                // that the registry refused): the credentials are wrong; do not loop.
+                let token_cached =
+                    scope.is_some_and(|s| self.tokens.lock().expect("lock").contains_key(s));
+                if known.as_ref() == Some(&challenge)
+                    && (challenge == Challenge::Basic || token_cached)
+                {
+                    return Ok(Attempt::Answer(response));
+                }
+                let bearer = matches!(challenge, Challenge::Bearer { .. });
+                *self.challenge.lock().expect("lock") = Some(challenge);
+                if bearer && scope.is_none() {
+                    return Ok(Attempt::Answer(response));
+                }
+                if let Some(scope) = scope {
+                    self.tokens.lock().expect("lock").remove(scope);
+                }
+                answered_challenge = true;
+                continue;
+            }
+            return Ok(Attempt::Answer(response));
+        }
+    }
+
+    /// The `Authorization` header for a request in `scope`, fetching a token if needed.
+    async fn authorization(&self, scope: Option<&str>) -> Result<Option<String>> {
+        let Some(credentials) = &self.credentials else {
+            return Ok(None);
+        };
+        let challenge = self.challenge.lock().expect("lock").clone();
+        match challenge {
+            None => Ok(None),
+            Some(Challenge::Basic) => match credentials {
+                Credentials::Basic { username, password } => Ok(Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
+                ))),
+                Credentials::IdentityToken(_) => Err(Error::failed(format!(
+                    "{} asks for a user name and password, but the Docker configuration holds \
+                     an identity token for it",
+                    self.host
+                ))),
+            },
+            Some(Challenge::Bearer { realm, service }) => {
+                let scope = scope.unwrap_or("registry:catalog:*");
+                if let Some(token) = self.tokens.lock().expect("lock").get(scope) {
+                    return Ok(Some(format!("Bearer {token}")));
+                }
+                let token = self
+                    .fetch_token(&realm, service.as_deref(), scope, credentials)
+                    .await?;
+                self.ui.mask(&token);
+                self.tokens
+                    .lock()
+                    .expect("lock")
+                    .insert(scope.to_owned(), token.clone());
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
+    }
+
+    /// Asks the token service (`realm`) for a token for `scope`.
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        credentials: &Credentials,
+    ) -> Result<String> {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(service) = service {
+            query.append_pair("service", service);
+        }
+        query.append_pair("scope", scope);
+        let request = match credentials {
+            Credentials::Basic { username, password } => self
+                .http
+                .get(format!("{realm}?{}", query.finish()))
+                .basic_auth(username, Some(password)),
+            Credentials::IdentityToken(token) => {
+                query
+                    .append_pair("grant_type", "refresh_token")
+                    .append_pair("client_id", "shipkit")
+                    .append_pair("refresh_token", token);
+                self.http
+                    .post(realm)
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(query.finish())
+            }
+        };
+        let response = request.send().await.map_err(|err| {
+            Error::failed(format!(
+                "asking {realm} for a token for {}: {}",
+                self.host,
+                error_chain(&err)
+            ))
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(Error::failed(format!(
+                "{realm} refused a token for {scope} as {} ({status})",
+                credentials.username()
+            )));
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| Error::failed(format!("{realm} answered something other than a token")))?;
+        value["token"]
+            .as_str()
+            .or(value["access_token"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::failed(format!("{realm} answered without a token")))
+    }
+}
+
+fn pull_scope(path: &str) -> String {
+    format!("repository:{path}:pull")
+}
+
+fn push_scope(path: &str) -> String {
+    format!("repository:{path}:pull,push")
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The registry's error body (`{"errors":[{"code","message"}]}`) as `CODE: message`, or
+/// the start of whatever else it said.
+async fn registry_error(response: reqwest::Response) -> String {
+    let text = response.text().await.unwrap_or_default();
+    let parsed = serde_json::from_str::<serde_json::Value>(&text).ok();
+    let errors: Vec<String> = parsed
+        .as_ref()
+        .and_then(|v| v["errors"].as_array())
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{}: {}",
+                        e["code"].as_str().unwrap_or("ERROR"),
+                        e["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !errors.is_empty() {
+        return errors.join("; ");
+    }
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.len() {
+        0 => "no details".to_owned(),
+        n if n > 200 => format!("{}…", line.chars().take(200).collect::<String>()),
+        _ => line,
+    }
+}
+
+/// An error and its sources on one line.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    common::aws::error_line(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_are_parsed() {
+        assert_eq!(
+            parse_challenge(r#"Basic realm="shipkit-registry""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#
+            ),
+            Some(Challenge::Bearer {
+                realm: "https://auth.docker.io/token".into(),
+                service: Some("registry.docker.io".into()),
+            })
+        );
+        assert_eq!(
+            parse_challenge("Bearer realm=https://ghcr.io/token, service=ghcr.io"),
+            Some(Challenge::Bearer {
+                realm: "https://ghcr.io/token".into(),
+                service: Some("ghcr.io".into()),
+            })
+        );
+        assert_eq!(parse_challenge("Negotiate"), None);
+    }
+
+    #[test]
+    fn manifests_know_their_config_and_digest() {
+        let bytes = br#"{"schemaVersion":2,"config":{"digest":"sha256:abc"}}"#.to_vec();
+        let manifest = Manifest {
+            digest: sha256_digest(&bytes),
+            media_type: "x".into(),
+            bytes,
+        };
+        assert_eq!(manifest.config_digest().as_deref(), Some("sha256:abc"));
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}
