@@ -1,0 +1,718 @@
+//! Services with real containers: rolling updates behind the target-group stand-in, crashing
+//! tasks and the circuit breaker, images pulled from the ECR stand-in, and the AWS CLI as a
+//! fidelity check. Needs `scripts/services up` (Docker Engine; ECR + moto for the pull test).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use aws_sdk_ecs::Client;
+use aws_sdk_ecs::types::{
+    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentRolloutState, DesiredStatus,
+    LoadBalancer, Service,
+};
+use serde_json::json;
+use support::{EmulatorProcess, TestImages, http_get, httpd_container, wait_for};
+
+const TG: &str =
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef";
+
+async fn register(emu: &EmulatorProcess, family: &str, container: serde_json::Value) -> String {
+    let (status, _, v) = emu.call(
+        "RegisterTaskDefinition",
+        &json!({"family": family, "networkMode": "bridge", "containerDefinitions": [container]}),
+    );
+    assert_eq!(status, 200, "{v}");
+    v["taskDefinition"]["taskDefinitionArn"]
+        .as_str()
+        .expect("arn")
+        .to_owned()
+}
+
+async fn describe(ecs: &Client, service: &str) -> Service {
+    let out = ecs
+        .describe_services()
+        .cluster("dev")
+        .services(service)
+        .send()
+        .await
+        .expect("describe services");
+    out.services().first().cloned().expect("the service")
+}
+
+/// Waits until the service runs only `task_definition`, COMPLETED, all desired tasks running.
+async fn wait_stable(ecs: &Client, service: &str, task_definition: &str, secs: u64) -> Service {
+    wait_for(
+        secs,
+        &format!("{service} stable on {task_definition}"),
+        || async {
+            let s = describe(ecs, service).await;
+            let d = s.deployments();
+            (d.len() == 1
+                && d[0].task_definition() == Some(task_definition)
+                && d[0].rollout_state() == Some(&DeploymentRolloutState::Completed)
+                && s.running_count() == s.desired_count())
+            .then_some(s)
+        },
+    )
+    .await
+}
+
+fn events(s: &Service) -> Vec<String> {
+    s.events()
+        .iter()
+        .filter_map(|e| e.message().map(str::to_owned))
+        .collect()
+}
+
+async fn create_web_service(ecs: &Client, name: &str, td: &str, desired: i32, breaker: bool) {
+    ecs.create_service()
+        .cluster("dev")
+        .service_name(name)
+        .task_definition(td)
+        .desired_count(desired)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Ec2)
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(TG)
+                .container_name("web")
+                .container_port(8080)
+                .build(),
+        )
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .maximum_percent(200)
+                .minimum_healthy_percent(100)
+                .deployment_circuit_breaker(
+                    DeploymentCircuitBreaker::builder()
+                        .enable(breaker)
+                        .rollback(breaker)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create service");
+}
+
+/// Sends GETs to the target-group port until told to stop: every answer, in order.
+fn poll_lb(
+    port: u16,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<Vec<Result<(u16, String), String>>> {
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        while !stop.load(Ordering::SeqCst) && seen.len() < 2000 {
+            seen.push(http_get(port, "/").map(|(s, b)| (s, b.trim().to_owned())));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        seen
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_update_keeps_serving_through_the_target_group() {
+    let mut images = TestImages::new();
+    let v1 = images.build("httpd", "v1");
+    let v2 = images.build("httpd", "v2");
+    let mut emu = EmulatorProcess::start(&[]);
+    let ecs = emu.client().await;
+    let td1 = register(&emu, "web", httpd_container(&v1)).await;
+    let td2 = register(&emu, "web", httpd_container(&v2)).await;
+    assert!(td2.ends_with("task-definition/web:2"), "{td2}");
+
+    create_web_service(&ecs, "web", &td1, 2, false).await;
+    let s = wait_stable(&ecs, "web", &td1, 60).await;
+    let first_deployment = s.deployments()[0].id().expect("id").to_owned();
+    assert!(
+        first_deployment.starts_with("ecs-svc/") && first_deployment.len() == "ecs-svc/".len() + 19
+    );
+    let port = emu.lb_port("dev", "web");
+    assert_eq!(
+        http_get(port, "/").expect("the target group answers"),
+        (200, "v1".into())
+    );
+
+    // Roll to v2 while a client keeps asking through the target group.
+    let stop = Arc::new(AtomicBool::new(false));
+    let poller = poll_lb(port, stop.clone());
+    let updated = ecs
+        .update_service()
+        .cluster("dev")
+        .service("web")
+        .task_definition("web:2")
+        .send()
+        .await
+        .expect("update");
+    let svc = updated.service().expect("service");
+    let deployments = svc.deployments();
+    assert_eq!(deployments.len(), 2);
+    assert_eq!(deployments[0].status(), Some("PRIMARY"));
+    assert_eq!(
+        deployments[0].rollout_state(),
+        Some(&DeploymentRolloutState::InProgress)
+    );
+    assert_eq!(deployments[1].status(), Some("ACTIVE"));
+    assert_eq!(deployments[1].id(), Some(first_deployment.as_str()));
+    let new_deployment = deployments[0].id().expect("id").to_owned();
+    let s = wait_stable(&ecs, "web", &td2, 60).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let seen = poller.join().expect("poller");
+
+    let failures: Vec<_> = seen.iter().filter(|r| !matches!(r, Ok((200, _)))).collect();
+    assert!(
+        failures.is_empty(),
+        "the target group failed during the rollout: {failures:?}"
+    );
+    let bodies: Vec<&str> = seen
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .map(|(_, b)| b.as_str())
+        .collect();
+    assert_eq!(bodies.first(), Some(&"v1"));
+    assert_eq!(bodies.last(), Some(&"v2"));
+    assert_eq!(
+        bodies.iter().collect::<BTreeSet<_>>().len(),
+        2,
+        "{bodies:?}"
+    );
+    assert_eq!(s.deployments()[0].id(), Some(new_deployment.as_str()));
+
+    // Old tasks were stopped only once new ones were running.
+    let old = ecs
+        .list_tasks()
+        .cluster("dev")
+        .started_by(&first_deployment)
+        .desired_status(DesiredStatus::Stopped)
+        .send()
+        .await
+        .expect("list old");
+    let new = ecs
+        .list_tasks()
+        .cluster("dev")
+        .started_by(&new_deployment)
+        .send()
+        .await
+        .expect("list new");
+    assert_eq!((old.task_arns().len(), new.task_arns().len()), (2, 2));
+    let old = ecs
+        .describe_tasks()
+        .cluster("dev")
+        .set_tasks(Some(old.task_arns().to_vec()))
+        .send()
+        .await
+        .expect("old");
+    let new = ecs
+        .describe_tasks()
+        .cluster("dev")
+        .set_tasks(Some(new.task_arns().to_vec()))
+        .send()
+        .await
+        .expect("new");
+    let first_new_start = new
+        .tasks()
+        .iter()
+        .filter_map(|t| t.started_at())
+        .map(|t| t.as_secs_f64())
+        .fold(f64::MAX, f64::min);
+    for t in old.tasks() {
+        let stopping = t.stopping_at().expect("stoppingAt").as_secs_f64();
+        assert!(
+            stopping >= first_new_start,
+            "an old task stopped before any new one ran"
+        );
+        assert_eq!(
+            t.stop_code().map(|c| c.as_str()),
+            Some("ServiceSchedulerInitiated")
+        );
+    }
+    for t in new.tasks() {
+        assert_eq!(t.last_status(), Some("RUNNING"));
+        let binding = &t.containers()[0].network_bindings()[0];
+        assert_eq!(binding.container_port(), Some(8080));
+        assert_eq!(binding.bind_ip(), Some("127.0.0.1"));
+        let host_port = binding.host_port().expect("host port") as u16;
+        assert_eq!(
+            http_get(host_port, "/").expect("the task itself"),
+            (200, "v2".into())
+        );
+    }
+
+    // Events read like ECS's, newest first.
+    let ev = events(&s);
+    assert_eq!(ev[0], "(service web) has reached a steady state.");
+    assert!(
+        ev.iter()
+            .any(|e| e.starts_with("(service web) has started 2 tasks: (task ")),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| e.starts_with("(service web) has stopped ")
+                && e.contains(" running tasks: (task ")),
+        "{ev:?}"
+    );
+    assert!(ev.iter().any(
+        |e| *e == format!("(service web) (deployment {new_deployment}) deployment completed.")
+    ));
+
+    // DeleteService removes the containers.
+    let e = ecs
+        .delete_service()
+        .cluster("dev")
+        .service("web")
+        .send()
+        .await
+        .expect_err("scaled above 0");
+    assert_eq!(
+        aws_sdk_ecs::error::ProvideErrorMetadata::code(&e),
+        Some("InvalidParameterException")
+    );
+    let d = ecs
+        .delete_service()
+        .cluster("dev")
+        .service("web")
+        .force(true)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(d.service().and_then(|s| s.status()), Some("DRAINING"));
+    wait_for(30, "the containers to go", || async {
+        emu.containers().is_empty().then_some(())
+    })
+    .await;
+    wait_for(10, "the service to be INACTIVE", || async {
+        (describe(&ecs, "web").await.status() == Some("INACTIVE")).then_some(())
+    })
+    .await;
+    emu.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_tasks_stop_with_exit_codes_and_the_circuit_breaker_rolls_back() {
+    let mut images = TestImages::new();
+    let v1 = images.build("httpd", "v1");
+    let mut emu = EmulatorProcess::start(&[]);
+    let ecs = emu.client().await;
+    let good = register(&emu, "crashy", httpd_container(&v1)).await;
+    let mut crash = httpd_container(&v1);
+    crash["command"] = json!(["/busybox", "sh", "-c", "exit 3"]);
+    let bad = register(&emu, "crashy", crash).await;
+
+    create_web_service(&ecs, "crashy", &good, 1, true).await;
+    wait_stable(&ecs, "crashy", &good, 60).await;
+    let port = emu.lb_port("dev", "crashy");
+
+    let updated = ecs
+        .update_service()
+        .cluster("dev")
+        .service("crashy")
+        .task_definition(&bad)
+        .send()
+        .await
+        .expect("update");
+    let ours = updated.service().expect("service").deployments()[0]
+        .id()
+        .expect("id")
+        .to_owned();
+
+    // Our deployment fails (3 tasks, the minimum threshold) and ECS rolls back on its own.
+    let saw_failed = Arc::new(AtomicBool::new(false));
+    let s = wait_for(90, "the rollback to complete", || {
+        let ecs = ecs.clone();
+        let ours = ours.clone();
+        let good = good.clone();
+        let saw = saw_failed.clone();
+        async move {
+            let s = describe(&ecs, "crashy").await;
+            if s.deployments().iter().any(|d| {
+                d.id() == Some(&ours) && d.rollout_state() == Some(&DeploymentRolloutState::Failed)
+            }) {
+                saw.store(true, Ordering::SeqCst);
+            }
+            let d = s.deployments();
+            (d.len() == 1
+                && d[0].id() != Some(&ours)
+                && d[0].task_definition() == Some(good.as_str())
+                && d[0].rollout_state() == Some(&DeploymentRolloutState::Completed))
+            .then_some(s)
+        }
+    })
+    .await;
+    assert!(
+        saw_failed.load(Ordering::SeqCst),
+        "the deployment was never FAILED: {:?}",
+        events(&s)
+    );
+    assert_eq!(
+        http_get(port, "/").expect("old tasks kept serving"),
+        (200, "v1".into())
+    );
+    let ev = events(&s);
+    assert!(
+        ev.contains(&format!(
+            "(service crashy) (deployment {ours}) deployment failed: tasks failed to start."
+        )),
+        "{ev:?}"
+    );
+
+    // The stopped tasks of our deployment tell why.
+    let stopped = ecs
+        .list_tasks()
+        .cluster("dev")
+        .started_by(&ours)
+        .desired_status(DesiredStatus::Stopped)
+        .send()
+        .await
+        .expect("list");
+    assert!(stopped.task_arns().len() >= 3, "{:?}", stopped.task_arns());
+    let tasks = ecs
+        .describe_tasks()
+        .cluster("dev")
+        .set_tasks(Some(stopped.task_arns().to_vec()))
+        .send()
+        .await
+        .expect("describe");
+    for t in tasks.tasks() {
+        assert_eq!(
+            t.stopped_reason(),
+            Some("Essential container in task exited")
+        );
+        assert_eq!(
+            t.stop_code().map(|c| c.as_str()),
+            Some("EssentialContainerExited")
+        );
+        assert_eq!(t.task_definition_arn(), Some(bad.as_str()));
+        wait_for(10, "the task to be STOPPED", || {
+            let ecs = ecs.clone();
+            let arn = t.task_arn().expect("arn").to_owned();
+            async move {
+                let d = ecs
+                    .describe_tasks()
+                    .cluster("dev")
+                    .tasks(arn)
+                    .send()
+                    .await
+                    .ok()?;
+                let t = d.tasks().first()?.clone();
+                (t.last_status() == Some("STOPPED")).then_some(())
+            }
+        })
+        .await;
+        assert_eq!(t.containers()[0].exit_code(), Some(3));
+    }
+    ecs.delete_service()
+        .cluster("dev")
+        .service("crashy")
+        .force(true)
+        .send()
+        .await
+        .expect("delete");
+    wait_for(30, "the containers to go", || async {
+        emu.containers().is_empty().then_some(())
+    })
+    .await;
+    emu.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_removes_every_container_the_emulator_started() {
+    let mut images = TestImages::new();
+    let v1 = images.build("httpd", "v1");
+    let mut emu = EmulatorProcess::start(&[]);
+    let ecs = emu.client().await;
+    let td = register(&emu, "sig", httpd_container(&v1)).await;
+    ecs.create_service()
+        .cluster("dev")
+        .service_name("sig")
+        .task_definition(&td)
+        .desired_count(2)
+        .send()
+        .await
+        .expect("create");
+    wait_stable(&ecs, "sig", &td, 60).await;
+    let port = emu.port;
+    assert_eq!(emu.containers().len(), 2);
+    emu.terminate();
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=shipkit.ecs-emulator.listen=127.0.0.1:{port}"),
+        ])
+        .output()
+        .expect("docker ps");
+    assert!(
+        out.stdout.is_empty(),
+        "containers left: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The image lives only in the ECR stand-in: the emulator pulls it with a token from the ECR
+/// API (moto), as the ECS agent does with the task execution role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_pulled_from_ecr_with_a_token_from_the_ecr_api() {
+    let host = std::env::var("SHIPKIT_ECR_HOST").expect(
+        "SHIPKIT_ECR_HOST is not set: run `scripts/services up` and `source target/services.env`",
+    );
+    let ecr_api = std::env::var("AWS_ENDPOINT_URL_ECR")
+        .expect("AWS_ENDPOINT_URL_ECR is not set (source target/services.env)");
+    let mut images = TestImages::new();
+    let local = images.build("httpd", "from-ecr");
+    let remote = format!("{host}/shipkit-ecs-emulator-test:{}", support::unique());
+    images.tag(&local, &remote);
+
+    // Push with a token from moto's GetAuthorizationToken, in a throwaway Docker config.
+    let port: u16 = ecr_api
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .expect("ECR API port");
+    let (status, _, token) = support::raw_call_target(
+        port,
+        "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+        "{}",
+    );
+    assert_eq!(status, 200, "{token}");
+    let password = support::decode_ecr_token(
+        token["authorizationData"][0]["authorizationToken"]
+            .as_str()
+            .expect("token"),
+    );
+    let config = tempfile::tempdir().expect("tempdir");
+    let docker = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut child = std::process::Command::new("docker")
+            .env("DOCKER_CONFIG", config.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker");
+        if let Some(s) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(s.as_bytes())
+                .expect("write");
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().expect("docker");
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    docker(
+        &["login", "-u", "AWS", "--password-stdin", &host],
+        Some(&password),
+    );
+    docker(&["push", &remote], None);
+    images.untag(&remote);
+
+    let mut emu = EmulatorProcess::start(&[]);
+    let ecs = emu.client().await;
+    let td = register(&emu, "pulled", httpd_container(&remote)).await;
+    ecs.create_service()
+        .cluster("dev")
+        .service_name("pulled")
+        .task_definition(&td)
+        .desired_count(1)
+        .send()
+        .await
+        .expect("create");
+    wait_stable(&ecs, "pulled", &td, 90).await;
+    let tasks = ecs
+        .list_tasks()
+        .cluster("dev")
+        .service_name("pulled")
+        .send()
+        .await
+        .expect("list");
+    let d = ecs
+        .describe_tasks()
+        .cluster("dev")
+        .set_tasks(Some(tasks.task_arns().to_vec()))
+        .send()
+        .await
+        .expect("describe");
+    let c = &d.tasks()[0].containers()[0];
+    assert!(
+        c.image_digest().is_some_and(|d| d.starts_with("sha256:")),
+        "{c:?}"
+    );
+    let host_port = c.network_bindings()[0].host_port().expect("port") as u16;
+    assert_eq!(
+        http_get(host_port, "/").expect("served"),
+        (200, "from-ecr".into())
+    );
+    ecs.delete_service()
+        .cluster("dev")
+        .service("pulled")
+        .force(true)
+        .send()
+        .await
+        .expect("delete");
+    wait_for(30, "the containers to go", || async {
+        emu.containers().is_empty().then_some(())
+    })
+    .await;
+    emu.terminate();
+    // The pulled image is ours to remove too.
+    images.track(&remote);
+}
+
+/// Fidelity check: the AWS CLI (botocore's own ECS model and waiter) works against the emulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_cli_registers_updates_and_waits_for_a_stable_service() {
+    let aws = which("aws").expect(
+        "the AWS CLI is not installed: `pip install awscli` (this test runs `aws ecs ...`)",
+    );
+    let mut images = TestImages::new();
+    let v1 = images.build("httpd", "cli-v1");
+    let v2 = images.build("httpd", "cli-v2");
+    let mut emu = EmulatorProcess::start(&[]);
+    let url = emu.url();
+    let cli = |args: &[&str]| -> serde_json::Value {
+        let out = std::process::Command::new(&aws)
+            .args([
+                "--endpoint-url",
+                &url,
+                "--region",
+                "us-east-1",
+                "--output",
+                "json",
+            ])
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .expect("running aws");
+        assert!(
+            out.status.success(),
+            "aws {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    };
+    let containers = |image: &str| json!([httpd_container(image)]).to_string();
+    let r = cli(&[
+        "ecs",
+        "register-task-definition",
+        "--family",
+        "cli",
+        "--network-mode",
+        "bridge",
+        "--container-definitions",
+        &containers(&v1),
+    ]);
+    assert_eq!(r["taskDefinition"]["revision"], 1);
+    cli(&[
+        "ecs",
+        "create-service",
+        "--cluster",
+        "dev",
+        "--service-name",
+        "cli",
+        "--task-definition",
+        "cli",
+        "--desired-count",
+        "1",
+    ]);
+    cli(&[
+        "ecs",
+        "wait",
+        "services-stable",
+        "--cluster",
+        "dev",
+        "--services",
+        "cli",
+    ]);
+    let r = cli(&[
+        "ecs",
+        "register-task-definition",
+        "--family",
+        "cli",
+        "--network-mode",
+        "bridge",
+        "--container-definitions",
+        &containers(&v2),
+    ]);
+    assert_eq!(r["taskDefinition"]["revision"], 2);
+    let u = cli(&[
+        "ecs",
+        "update-service",
+        "--cluster",
+        "dev",
+        "--service",
+        "cli",
+        "--task-definition",
+        "cli:2",
+    ]);
+    assert_eq!(
+        u["service"]["deployments"].as_array().map(Vec::len),
+        Some(2)
+    );
+    cli(&[
+        "ecs",
+        "wait",
+        "services-stable",
+        "--cluster",
+        "dev",
+        "--services",
+        "cli",
+    ]);
+    let d = cli(&[
+        "ecs",
+        "describe-services",
+        "--cluster",
+        "dev",
+        "--services",
+        "cli",
+    ]);
+    let deployments = d["services"][0]["deployments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(deployments.len(), 1);
+    assert!(
+        deployments[0]["taskDefinition"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("task-definition/cli:2"))
+    );
+    assert_eq!(deployments[0]["runningCount"], 1);
+    cli(&[
+        "ecs",
+        "delete-service",
+        "--cluster",
+        "dev",
+        "--service",
+        "cli",
+        "--force",
+    ]);
+    wait_for(30, "the containers to go", || async {
+        emu.containers().is_empty().then_some(())
+    })
+    .await;
+    emu.terminate();
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| p.is_file())
+}

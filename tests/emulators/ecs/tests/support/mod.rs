@@ -1,0 +1,390 @@
+//! Test support: an emulator process of its own per test, an aws-sdk-ecs client for it, raw
+//! JSON 1.1 calls, and `FROM scratch` busybox images built on the local Docker Engine.
+#![allow(dead_code, clippy::print_stderr)] // each test binary uses part of it; panics explain via stderr
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::Client;
+use serde_json::Value;
+
+/// An `ecs-emulator` process on a free loopback port; SIGTERM on drop.
+pub struct EmulatorProcess {
+    child: Child,
+    /// The API port.
+    pub port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl EmulatorProcess {
+    /// Starts an emulator with extra flags and waits until it accepts connections.
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("ecs-emulator.log");
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "--listen",
+            &listen,
+            "--lb-ports",
+            "18500-18599",
+            "--tick",
+            "250ms",
+            "--stop-timeout",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let child = Command::new(env!("CARGO_BIN_EXE_ecs-emulator"))
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("starting ecs-emulator");
+        let mut p = EmulatorProcess {
+            child,
+            port,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!(
+                    "ecs-emulator exited ({status}) before listening:\n{}",
+                    p.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ecs-emulator did not listen within 30 s:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        p
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An SDK client with the SDK's standard retries.
+    pub async fn client(&self) -> Client {
+        self.client_with(aws_config::retry::RetryConfig::standard())
+            .await
+    }
+
+    /// An SDK client with the given retry settings.
+    pub async fn client_with(&self, retry: aws_config::retry::RetryConfig) -> Client {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(self.url())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .retry_config(retry)
+            .load()
+            .await;
+        Client::new(&config)
+    }
+
+    /// A raw JSON 1.1 call: (status, x-amzn-ErrorType header, body).
+    pub fn call(&self, op: &str, body: &Value) -> (u16, Option<String>, Value) {
+        raw_call(self.port, "POST", "/", Some(op), &body.to_string())
+    }
+
+    /// `GET /_emulator/services` → the load-balancer port of a service.
+    pub fn lb_port(&self, cluster: &str, service: &str) -> u16 {
+        let (_, _, v) = raw_call(self.port, "GET", "/_emulator/services", None, "");
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["cluster"] == cluster && s["service"] == service)
+            .and_then(|s| s["lbPort"].as_u64())
+            .unwrap_or_else(|| panic!("no lbPort for {cluster}/{service} in {v}")) as u16
+    }
+
+    /// Containers this emulator started that still exist.
+    pub fn containers(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=shipkit.ecs-emulator.listen=127.0.0.1:{}", self.port),
+            ])
+            .output()
+            .expect("docker ps");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Stops the emulator with SIGTERM and waits for it.
+    pub fn terminate(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        self.terminate();
+        if std::thread::panicking() {
+            eprintln!("--- ecs-emulator log ---\n{}", self.log());
+        }
+    }
+}
+
+/// A JSON 1.1 call with a full `X-Amz-Target` (another service's API, e.g. moto's ECR).
+pub fn raw_call_target(port: u16, target: &str, body: &str) -> (u16, Option<String>, Value) {
+    // moto routes by the service named in the (unchecked) SigV4 credential scope.
+    let service = if target.starts_with("AmazonEC2ContainerRegistry") {
+        "ecr"
+    } else {
+        "ecs"
+    };
+    let headers = format!(
+        "X-Amz-Target: {target}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n"
+    );
+    raw_request(port, "POST", "/", &headers, body)
+}
+
+/// moto's ECR token (`base64("AWS:password")`) → the password.
+pub fn decode_ecr_token(token: &str) -> String {
+    let out = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().expect("stdin").write_all(token.as_bytes())?;
+            c.wait_with_output()
+        });
+    let text = String::from_utf8(out.expect("base64 -d").stdout).expect("utf-8 token");
+    text.split_once(':')
+        .map(|(_, p)| p.to_owned())
+        .expect("AWS:password")
+}
+
+/// One HTTP/1.1 request over a fresh connection: (status, x-amzn-ErrorType, JSON body).
+pub fn raw_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    op: Option<&str>,
+    body: &str,
+) -> (u16, Option<String>, Value) {
+    let target = op
+        .map(|o| format!("X-Amz-Target: AmazonEC2ContainerServiceV20141113.{o}\r\n"))
+        .unwrap_or_default();
+    raw_request(port, method, path, &target, body)
+}
+
+fn raw_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    target: &str,
+    body: &str,
+) -> (u16, Option<String>, Value) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{target}Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("write");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("read");
+    let (head, body) = resp.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status");
+    let error_type = head.lines().find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case("x-amzn-errortype"))
+            .map(|(_, v)| v.trim().to_owned())
+    });
+    let v = serde_json::from_str(body.trim()).unwrap_or(Value::Null);
+    (status, error_type, v)
+}
+
+/// An HTTP GET on a loopback port: Ok(status, body) or Err when the connection failed.
+pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+    let (head, body) = resp
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("not HTTP: {resp:?}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status")?;
+    Ok((status, body.trim().to_owned()))
+}
+
+/// Test images: `FROM scratch` + busybox (Debian's busybox-static) + `/www/index.html`.
+/// Removed on drop.
+pub struct TestImages {
+    tags: Vec<String>,
+}
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("running docker")
+}
+
+impl TestImages {
+    /// An empty set.
+    pub fn new() -> Self {
+        TestImages { tags: Vec::new() }
+    }
+
+    /// Builds `shipkit-ecs-emulator-test/<name>:<unique>` whose `/www/index.html` is `page`.
+    pub fn build(&mut self, name: &str, page: &str) -> String {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists());
+        let busybox = busybox.expect(
+            "busybox not found: apt-get install busybox-static (scripts/services up installs it)",
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::copy(busybox, dir.path().join("busybox")).expect("copy busybox");
+        std::fs::create_dir(dir.path().join("www")).expect("www");
+        std::fs::write(dir.path().join("www/index.html"), page).expect("page");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /busybox\nCOPY www /www\n",
+        )
+        .expect("Dockerfile");
+        let tag = format!("shipkit-ecs-emulator-test/{name}:{}", unique());
+        let out = docker(&[
+            "build",
+            "-q",
+            "-t",
+            &tag,
+            dir.path().to_str().expect("utf-8 path"),
+        ]);
+        assert!(
+            out.status.success(),
+            "docker build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.tags.push(tag.clone());
+        tag
+    }
+
+    /// Tags an image with another name, removed on drop too.
+    pub fn tag(&mut self, from: &str, to: &str) {
+        let out = docker(&["tag", from, to]);
+        assert!(
+            out.status.success(),
+            "docker tag: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.tags.push(to.to_owned());
+    }
+
+    /// Removes this image on drop too.
+    pub fn track(&mut self, tag: &str) {
+        self.tags.push(tag.to_owned());
+    }
+
+    /// Untags an image now.
+    pub fn untag(&mut self, tag: &str) {
+        let _ = docker(&["rmi", tag]);
+        self.tags.retain(|t| t != tag);
+    }
+}
+
+impl Drop for TestImages {
+    fn drop(&mut self) {
+        for t in &self.tags {
+            let _ = docker(&["rmi", "-f", t]);
+        }
+    }
+}
+
+/// A short unique string for names.
+pub fn unique() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", std::process::id(), t % 0xffff_ffff)
+}
+
+/// A container definition for busybox httpd serving /www on 8080.
+pub fn httpd_container(image: &str) -> Value {
+    serde_json::json!({
+        "name": "web",
+        "image": image,
+        "essential": true,
+        "command": ["/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"],
+        "portMappings": [{"containerPort": 8080, "hostPort": 0, "protocol": "tcp"}],
+        "memory": 64,
+    })
+}
+
+/// Polls `check` every 250 ms until it returns Some or `secs` pass.
+pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
