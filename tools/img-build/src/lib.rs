@@ -178,6 +178,10 @@ struct ImagePlan {
     dockerfile_arg: String,
     /// The Dockerfile's path inside the tar.
     dockerfile_in_tar: String,
+    /// The Dockerfile as the user wrote it.
+    dockerfile_text: Vec<u8>,
+    /// Whether the `.dockerignore` excludes the Dockerfile (inside the context) itself.
+    dockerfile_ignored: bool,
     entries: Vec<Entry>,
     tags: Vec<String>,
     remote: Option<String>,
@@ -399,44 +403,32 @@ fn plan_context(spec: &ImageSpec, tags: Vec<String>) -> Result<ImagePlan> {
         .strip_prefix(&spec.context)
         .ok()
         .map(|rel| rel.to_string_lossy().into_owned());
-    let patterns = dockerignore::keep_build_files(
-        ignore_text
-            .as_deref()
-            .map(dockerignore::read_patterns)
-            .unwrap_or_default(),
-        inside.as_deref(),
-    );
+    let user_patterns = ignore_text
+        .as_deref()
+        .map(dockerignore::read_patterns)
+        .unwrap_or_default();
+    // Sent anyway, but removed by the Engine before any COPY (see `keep_build_files`).
+    let dockerfile_ignored = inside.as_deref().is_some_and(|rel| {
+        dockerignore::PatternMatcher::new(&user_patterns)
+            .is_ok_and(|m| m.matches_or_parent_matches(rel))
+    });
+    let patterns = dockerignore::keep_build_files(user_patterns, inside.as_deref());
     let matcher = dockerignore::PatternMatcher::new(&patterns)
         .map_err(|err| Error::usage(format!("{}: {err}", ignore_path.display())))?;
     let mut entries = context::walk(&spec.context, &matcher)
         .map_err(|err| Error::failed(format!("reading the context {}: {err}", spec.context_arg)))?;
 
+    let dockerfile_text = std::fs::read(&spec.dockerfile)
+        .map_err(|err| Error::failed(format!("reading {}: {err}", spec.dockerfile_arg)))?;
     let dockerfile_in_tar = match inside {
         Some(rel) => rel,
         None => {
             // As the docker CLI does: add the outside Dockerfile under a hidden name, and
             // list that name in the .dockerignore so that it does not end up in the image.
-            let content = std::fs::read(&spec.dockerfile)
-                .map_err(|err| Error::failed(format!("reading {}: {err}", spec.dockerfile_arg)))?;
-            let mut hasher = HashingWriter::default();
-            std::io::Write::write_all(&mut hasher, &content)
-                .map_err(|e| Error::failed(e.to_string()))?;
-            let hidden = format!(".dockerfile.{}", &hasher.finish()[..20]);
-            let mut ignore = ignore_text.unwrap_or_default().into_bytes();
-            ignore.extend_from_slice(format!("\n{hidden}\n").as_bytes());
-            match entries.iter_mut().find(|e| e.name == b".dockerignore") {
-                Some(entry) => entry.source = Source::Bytes(ignore),
-                None => entries.push(Entry {
-                    name: b".dockerignore".to_vec(),
-                    mode: 0o644,
-                    source: Source::Bytes(ignore),
-                }),
-            }
-            entries.push(Entry {
-                name: hidden.clone().into_bytes(),
-                mode: 0o644,
-                source: Source::Bytes(content),
-            });
+            let hidden = hidden_dockerfile_name(&dockerfile_text);
+            add_hidden_dockerfile(&mut entries, &hidden, dockerfile_text.clone()).map_err(
+                |err| Error::failed(format!("reading the context {}: {err}", spec.context_arg)),
+            )?;
             hidden
         }
     };
@@ -448,10 +440,81 @@ fn plan_context(spec: &ImageSpec, tags: Vec<String>) -> Result<ImagePlan> {
         context_arg: spec.context_arg.clone(),
         dockerfile_arg: spec.dockerfile_arg.clone(),
         dockerfile_in_tar,
+        dockerfile_text,
+        dockerfile_ignored,
         entries,
         tags,
         remote,
     })
+}
+
+/// The name under which a Dockerfile that is not sent as is (outside the context, or with
+/// the labels appended) travels in the tar: the docker CLI's `.dockerfile.<id>`, named
+/// after the content so that the tar stays deterministic.
+fn hidden_dockerfile_name(content: &[u8]) -> String {
+    let mut hasher = HashingWriter::default();
+    // Writing to a hasher cannot fail.
+    let _ = std::io::Write::write_all(&mut hasher, content);
+    format!(".dockerfile.{}", &hasher.finish()[..20])
+}
+
+/// Puts `content` in the tar as `hidden` (replacing it if already there) and lists `hidden`
+/// in the tar's `.dockerignore`, so that the Engine removes it before any `COPY`.
+fn add_hidden_dockerfile(
+    entries: &mut Vec<Entry>,
+    hidden: &str,
+    content: Vec<u8>,
+) -> std::io::Result<()> {
+    if let Some(entry) = entries.iter_mut().find(|e| e.name == hidden.as_bytes()) {
+        entry.source = Source::Bytes(content);
+        return Ok(());
+    }
+    let ignore = entries.iter_mut().find(|e| e.name == b".dockerignore");
+    let mut text = match ignore.as_ref().map(|e| &e.source) {
+        Some(Source::File(path)) => std::fs::read(path)?,
+        Some(Source::Bytes(bytes)) => bytes.clone(),
+        // As the docker CLI does: a .dockerignore made here ignores itself too.
+        _ => b".dockerignore".to_vec(),
+    };
+    text.extend_from_slice(format!("\n{hidden}\n").as_bytes());
+    match ignore {
+        Some(entry) => entry.source = Source::Bytes(text),
+        None => entries.push(Entry {
+            name: b".dockerignore".to_vec(),
+            mode: 0o644,
+            source: Source::Bytes(text),
+        }),
+    }
+    entries.push(Entry {
+        name: hidden.as_bytes().to_vec(),
+        mode: 0o644,
+        source: Source::Bytes(content),
+    });
+    Ok(())
+}
+
+/// Drops the entry `name`, adding entries for its parent directories that the tar lacks (as
+/// extracting then removing it would have left them).
+fn remove_entry_keeping_parents(entries: &mut Vec<Entry>, name: &str) {
+    let Some(index) = entries.iter().position(|e| e.name == name.as_bytes()) else {
+        return;
+    };
+    entries.remove(index);
+    let mut parents = Vec::new();
+    let mut path = name;
+    while let Some((parent, _)) = path.rsplit_once('/') {
+        if !entries.iter().any(|e| e.name == parent.as_bytes()) {
+            parents.push(Entry {
+                name: parent.as_bytes().to_vec(),
+                mode: 0o755,
+                source: Source::Dir,
+            });
+        }
+        path = parent;
+    }
+    for (offset, parent) in parents.into_iter().rev().enumerate() {
+        entries.insert(index + offset, parent);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -548,15 +611,33 @@ async fn build_one(
         return Ok(image);
     }
     let engine = engine.ok_or_else(|| Error::failed("no Docker Engine connection"))?;
+    // The classic builder commits one step per label passed as a build parameter; one LABEL
+    // instruction appended to (a hidden copy of) the Dockerfile sets them all in one step.
+    let mut entries = plan.entries;
+    let mut dockerfile = plan.dockerfile_in_tar.clone();
+    let mut label_param = labels.clone();
+    let text = String::from_utf8_lossy(&plan.dockerfile_text);
+    if let Some(labelled) = plan::dockerfile_with_labels(&text, &labels, args.target.as_deref()) {
+        let hidden = hidden_dockerfile_name(&plan.dockerfile_text);
+        add_hidden_dockerfile(&mut entries, &hidden, labelled.into_bytes()).map_err(|err| {
+            Error::failed(format!("reading the context {}: {err}", plan.context_arg))
+        })?;
+        if plan.dockerfile_ignored {
+            // The Engine would have removed it as the Dockerfile; it is not that any more.
+            remove_entry_keeping_parents(&mut entries, &plan.dockerfile_in_tar);
+        }
+        dockerfile = hidden;
+        label_param.clear();
+    }
     let started = Instant::now();
     let id = engine
         .build(
             BuildRequest {
                 name: &name,
-                entries: plan.entries,
-                dockerfile: &plan.dockerfile_in_tar,
+                entries,
+                dockerfile: &dockerfile,
                 tags: &plan.tags,
-                labels: &labels,
+                labels: &label_param,
                 build_args,
                 target: args.target.as_deref(),
                 platform: args.platform.as_deref(),

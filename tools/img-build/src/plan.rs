@@ -339,6 +339,70 @@ pub fn labels(inputs: &LabelInputs) -> BTreeMap<String, String> {
     labels
 }
 
+/// The Dockerfile with one `LABEL` instruction appended that sets every label in a single
+/// step (the classic builder commits one step per label given as a build parameter).
+/// `None` when appending is not safe, and the labels go as the build parameter: with a
+/// `--target` (the last stage may not be the one built), with a line break in a label, or
+/// when the Dockerfile ends on a line continuation. Values are quoted for the Dockerfile's
+/// escape character (`# escape=` directive), `$` escaped so nothing is expanded.
+pub fn dockerfile_with_labels(
+    dockerfile: &str,
+    labels: &BTreeMap<String, String>,
+    target: Option<&str>,
+) -> Option<String> {
+    if target.is_some() || labels.is_empty() {
+        return None;
+    }
+    let breaks = |s: &String| s.contains(['\n', '\r']);
+    if labels.iter().any(|(k, v)| breaks(k) || breaks(v)) {
+        return None;
+    }
+    let escape = escape_directive(dockerfile);
+    if dockerfile.trim_end().ends_with(escape) {
+        return None;
+    }
+    let quote = |text: &str| {
+        let mut out = String::from('"');
+        for ch in text.chars() {
+            if ch == '"' || ch == '$' || ch == escape {
+                out.push(escape);
+            }
+            out.push(ch);
+        }
+        out.push('"');
+        out
+    };
+    let mut out = dockerfile.to_owned();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str("LABEL");
+    for (key, value) in labels {
+        out.push(' ');
+        out.push_str(&quote(key));
+        out.push('=');
+        out.push_str(&quote(value));
+    }
+    out.push('\n');
+    Some(out)
+}
+
+/// The escape character a Dockerfile chose with a leading `# escape=` parser directive.
+fn escape_directive(dockerfile: &str) -> char {
+    for line in dockerfile.lines() {
+        let Some(directive) = line.trim().strip_prefix('#') else {
+            break;
+        };
+        let Some((key, value)) = directive.split_once('=') else {
+            break;
+        };
+        if key.trim().eq_ignore_ascii_case("escape") {
+            return if value.trim() == "`" { '`' } else { '\\' };
+        }
+    }
+    '\\'
+}
+
 /// A remote URL without user name or password (`https://x:token@host/r` → `https://host/r`).
 /// scp-like remotes (`git@host:org/repo.git`) carry no secret and are kept.
 pub fn strip_credentials(remote: &str) -> String {
@@ -579,6 +643,28 @@ mod tests {
         );
         assert_eq!(get("team"), Some("core"));
         assert_eq!(get(DIGEST_LABEL), Some("sha256:00"));
+    }
+
+    #[test]
+    fn labels_are_appended_in_one_quoted_instruction() {
+        let mut labels = BTreeMap::new();
+        labels.insert("a.b".to_owned(), "x y".to_owned());
+        labels.insert("q".to_owned(), "say \"$HOME\" \\o/".to_owned());
+        assert_eq!(
+            dockerfile_with_labels("FROM scratch", &labels, None).unwrap(),
+            "FROM scratch\nLABEL \"a.b\"=\"x y\" \"q\"=\"say \\\"\\$HOME\\\" \\\\o/\"\n"
+        );
+        let backtick = "# escape=`\nFROM scratch\n";
+        assert_eq!(
+            dockerfile_with_labels(backtick, &labels, None).unwrap(),
+            "# escape=`\nFROM scratch\nLABEL \"a.b\"=\"x y\" \"q\"=\"say `\"`$HOME`\" \\o/\"\n"
+        );
+        assert!(dockerfile_with_labels("FROM scratch\n", &labels, Some("build")).is_none());
+        assert!(dockerfile_with_labels("FROM scratch\nRUN x \\\n", &labels, None).is_none());
+        let mut broken = labels.clone();
+        broken.insert("n".to_owned(), "two\nlines".to_owned());
+        assert!(dockerfile_with_labels("FROM scratch\n", &broken, None).is_none());
+        assert!(dockerfile_with_labels("FROM scratch\n", &BTreeMap::new(), None).is_none());
     }
 
     #[test]

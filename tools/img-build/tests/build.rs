@@ -120,7 +120,11 @@ fn files_in_image(reference: &str, prefix: &str) -> BTreeSet<String> {
             .to_string_lossy()
             .trim_end_matches('/')
             .to_owned();
-        if let Some(rel) = path.strip_prefix(&format!("{prefix}/")) {
+        let rel = match prefix {
+            "" => Some(path.as_str()),
+            _ => path.strip_prefix(&format!("{prefix}/")),
+        };
+        if let Some(rel) = rel {
             let kind = match entry.header().entry_type() {
                 tar::EntryType::Symlink => format!(
                     " -> {}",
@@ -140,6 +144,19 @@ fn file_in_image(reference: &str, path: &str) -> String {
     let out = docker(&["run", "--rm", reference, "/bin/busybox", "cat", path]);
     assert!(out.status.success(), "docker run cat {path}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The labels of an image, as the Engine reports them.
+fn image_labels(reference: &str) -> Value {
+    let out = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        reference,
+    ]);
+    assert!(out.status.success(), "{reference} does not exist");
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn image_exists(reference: &str) -> bool {
@@ -458,6 +475,22 @@ fn default_tags_follow_git_and_a_dirty_tree_says_so() {
     for tag in &clean_tags {
         assert_eq!(image_id(tag), image["id"].as_str().unwrap());
     }
+    assert_eq!(image_labels(&clean_tags[0]), image["labels"]);
+    // All labels were set in one step, from a hidden copy of the Dockerfile that the
+    // Engine removed before COPY: the image has the user's Dockerfile and .dockerignore.
+    assert!(
+        out.stderr.contains("LABEL \"dev.shipkit.context-digest\""),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.matches(" : LABEL ").count(), 1, "{}", out.stderr);
+    assert_eq!(file_in_image(&clean_tags[0], "/ctx/Dockerfile"), SIMPLE);
+    let files = files_in_image(&clean_tags[0], "ctx");
+    assert!(
+        !files.iter().any(|f| f.starts_with(".dockerfile")),
+        "{files:?}"
+    );
+    assert!(!files.contains(".dockerignore"), "{files:?}");
 
     ctx.write("app.txt", "two\n");
     let out = img_build()
@@ -524,7 +557,7 @@ fn a_dockerfile_outside_the_context_is_sent_but_not_copied() {
     let files = files_in_image(&tag, "ctx");
     assert_eq!(
         files,
-        [".dockerignore", "app.txt", "busybox", "id.txt"]
+        ["app.txt", "busybox", "id.txt"]
             .into_iter()
             .map(String::from)
             .collect()
@@ -695,8 +728,13 @@ fn a_dockerfile_the_engine_cannot_parse_is_a_job_failure() {
 /// The files `docker build` itself (the CLI's legacy builder path) puts in the image for the
 /// same context and `.dockerignore`: the reference img-build must agree with.
 fn files_docker_sends(ctx: &Context, reference: &str) -> BTreeSet<String> {
+    files_docker_sends_with(ctx, reference, &[])
+}
+
+fn files_docker_sends_with(ctx: &Context, reference: &str, extra: &[&str]) -> BTreeSet<String> {
     let out = Command::new("docker")
         .args(["build", "-q", "-t", reference])
+        .args(extra)
         .arg(ctx.path())
         .env("DOCKER_BUILDKIT", "0")
         .output()
@@ -808,4 +846,73 @@ fn an_interrupted_build_exits_130_and_leaves_no_image() {
     let envelope: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(envelope["failed"]["exit_code"], 130);
     assert!(!image_exists(&tag));
+}
+
+#[test]
+fn a_target_stage_is_built_and_labelled() {
+    require_docker();
+    let ctx = Context::new(
+        "FROM scratch AS base\nCOPY busybox /bin/busybox\nCOPY id.txt /stage-base\n\
+         FROM base AS final\nCOPY id.txt /stage-final\n",
+    );
+    let name = unique("target");
+    let tag = format!("{name}:t");
+    let _cleanup = Cleanup(vec![tag.clone()]);
+    let out = img_build()
+        .args([
+            "--context",
+            &ctx.arg(),
+            "--name",
+            &name,
+            "--tag",
+            "t",
+            "--target",
+            "base",
+        ])
+        .args(["--label", "team=core \"quoted\" $NOT_EXPANDED"])
+        .run();
+    let image = only_image(&out);
+    let labels = image_labels(&tag);
+    assert_eq!(labels, image["labels"]);
+    assert_eq!(labels["team"], "core \"quoted\" $NOT_EXPANDED");
+    let files = files_in_image(&tag, "");
+    assert!(files.contains("stage-base"), "{files:?}");
+    assert!(!files.contains("stage-final"), "{files:?}");
+
+    // Without --target the labels are one appended instruction; quoting survives it.
+    let whole = unique("whole");
+    let _cleanup_whole = Cleanup(vec![format!("{whole}:t")]);
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &whole, "--tag", "t"])
+        .args(["--label", "team=core \"quoted\" $NOT_EXPANDED"])
+        .run();
+    let image = only_image(&out);
+    let labels = image_labels(&format!("{whole}:t"));
+    assert_eq!(labels, image["labels"]);
+    assert_eq!(labels["team"], "core \"quoted\" $NOT_EXPANDED");
+    assert!(files_in_image(&format!("{whole}:t"), "").contains("stage-final"));
+}
+
+#[test]
+fn an_ignored_dockerfile_in_a_subfolder_agrees_with_docker_build() {
+    require_docker();
+    let ctx = Context::new("FROM scratch\nCOPY . /ctx\n");
+    std::fs::rename(ctx.path().join("Dockerfile"), ctx.path().join("id.txt.tmp")).unwrap();
+    ctx.write("build/Dockerfile", "FROM scratch\nCOPY . /ctx\n")
+        .write("build/notes.txt", "n")
+        .write("app.txt", "a")
+        .write(".dockerignore", "build\nid.txt.tmp\n");
+    let name = unique("subdf");
+    let (ours, theirs) = (format!("{name}:ours"), format!("{name}:docker"));
+    let _cleanup = Cleanup(vec![ours.clone(), theirs.clone()]);
+    let dockerfile = ctx.path().join("build/Dockerfile").display().to_string();
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "ours"])
+        .args(["--file", &dockerfile])
+        .run();
+    only_image(&out);
+    assert_eq!(
+        files_in_image(&ours, "ctx"),
+        files_docker_sends_with(&ctx, &theirs, &["-f", &dockerfile])
+    );
 }
