@@ -709,3 +709,60 @@ fn human_bytes(n: u64) -> String {
         n => format!("{n} B"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(name: &str, source: Source) -> Entry {
+        Entry {
+            name: name.as_bytes().to_vec(),
+            mode: 0o644,
+            source,
+        }
+    }
+
+    fn names(entries: &[Entry]) -> Vec<String> {
+        entries.iter().map(Entry::name_lossy).collect()
+    }
+
+    #[test]
+    fn a_removed_dockerfile_leaves_its_folders() {
+        let mut entries = vec![
+            entry("a", Source::Bytes(vec![])),
+            entry("build/ci/Dockerfile", Source::Bytes(vec![])),
+            entry("z", Source::Bytes(vec![])),
+        ];
+        remove_entry_keeping_parents(&mut entries, "build/ci/Dockerfile");
+        assert_eq!(names(&entries), ["a", "build", "build/ci", "z"]);
+        remove_entry_keeping_parents(&mut entries, "missing");
+        assert_eq!(entries.len(), 4);
+    }
+
+    #[test]
+    fn a_hidden_dockerfile_is_listed_in_the_dockerignore() {
+        let hidden = hidden_dockerfile_name(b"FROM scratch\n");
+        assert_eq!(hidden, hidden_dockerfile_name(b"FROM scratch\n"));
+        assert!(
+            hidden.starts_with(".dockerfile.") && hidden.len() == 32,
+            "{hidden}"
+        );
+
+        let mut fresh = vec![entry("app", Source::Bytes(vec![]))];
+        add_hidden_dockerfile(&mut fresh, &hidden, b"X".to_vec()).unwrap();
+        assert_eq!(names(&fresh), ["app", ".dockerignore", hidden.as_str()]);
+        assert_eq!(
+            fresh[1].source,
+            Source::Bytes(format!(".dockerignore\n{hidden}\n").into_bytes())
+        );
+
+        let mut existing = vec![entry(".dockerignore", Source::Bytes(b"*.md".to_vec()))];
+        add_hidden_dockerfile(&mut existing, &hidden, b"X".to_vec()).unwrap();
+        add_hidden_dockerfile(&mut existing, &hidden, b"Y".to_vec()).unwrap();
+        assert_eq!(
+            existing[0].source,
+            Source::Bytes(format!("*.md\n{hidden}\n").into_bytes())
+        );
+        assert_eq!(existing[1].source, Source::Bytes(b"Y".to_vec()));
+    }
+}
