@@ -119,6 +119,10 @@ pub async fn reconcile_once(emu: &Arc<Emulator>) {
             }
         }
         retire_drained_services(&mut st);
+        // ECS shows stopped tasks for about an hour.
+        let t = now();
+        st.tasks
+            .retain(|_, task| task.stopped_at.is_none_or(|at| t - at < 3600.0));
         emu.update_targets(&st);
         effects
     };
@@ -1077,11 +1081,10 @@ fn registry_host(image: &str) -> Option<String> {
 
 /// Asks the ECR API (`AWS_ENDPOINT_URL_ECR`, a plain-HTTP local endpoint) for a token.
 async fn ecr_credentials() -> Result<DockerCredentials> {
+    // Unset: the ECR API of shipkit's local services (moto on 5001, see scripts/README.md).
     let endpoint = std::env::var("AWS_ENDPOINT_URL_ECR")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .map_err(|_| {
-            anyhow!("AWS_ENDPOINT_URL_ECR is not set (the emulator reaches only a local ECR API)")
-        })?;
+        .unwrap_or_else(|_| "http://127.0.0.1:5001".to_owned());
     let hostport = endpoint
         .strip_prefix("http://")
         .ok_or_else(|| {

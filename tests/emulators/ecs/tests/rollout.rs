@@ -716,3 +716,129 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .map(|d| std::path::Path::new(d).join(program))
         .find(|p| p.is_file())
 }
+
+/// Container health checks become Docker health checks: the old task stays until the new one
+/// is HEALTHY; environment and entryPoint reach the container.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_gate_the_rollout_and_env_and_entry_point_are_honoured() {
+    let mut images = TestImages::new();
+    let image = images.build("httpd", "unused");
+    let mut emu = EmulatorProcess::start(&[]);
+    let ecs = emu.client().await;
+    let container = |greeting: &str, check: &str| {
+        json!({
+            "name": "web",
+            "image": image,
+            "entryPoint": ["/busybox", "sh", "-c"],
+            "command": ["echo $GREETING > /www/index.html && exec /busybox httpd -f -p 8080 -h /www"],
+            "environment": [{"name": "GREETING", "value": greeting}],
+            "portMappings": [{"containerPort": 8080, "hostPort": 0}],
+            "healthCheck": {"command": ["CMD", "/busybox", "wget", "-q", "-O", "/dev/null", check], "interval": 1, "timeout": 1, "retries": 2},
+        })
+    };
+    let td1 = register(
+        &emu,
+        "checked",
+        container("hello", "http://127.0.0.1:8080/"),
+    )
+    .await;
+    let td2 = register(
+        &emu,
+        "checked",
+        container("never", "http://127.0.0.1:8080/missing"),
+    )
+    .await;
+    create_web_service(&ecs, "checked", &td1, 1, true).await;
+    let s = wait_stable(&ecs, "checked", &td1, 60).await;
+    let first = s.deployments()[0].id().expect("id").to_owned();
+    let port = emu.lb_port("dev", "checked");
+    assert_eq!(http_get(port, "/").expect("served"), (200, "hello".into()));
+    let tasks = ecs
+        .list_tasks()
+        .cluster("dev")
+        .service_name("checked")
+        .send()
+        .await
+        .expect("list");
+    let d = ecs
+        .describe_tasks()
+        .cluster("dev")
+        .set_tasks(Some(tasks.task_arns().to_vec()))
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        d.tasks()[0].health_status().map(|h| h.as_str()),
+        Some("HEALTHY")
+    );
+
+    // v2 runs but never passes its health check: it is replaced as unhealthy, the breaker
+    // trips, and the healthy v1 task served all along.
+    ecs.update_service()
+        .cluster("dev")
+        .service("checked")
+        .task_definition(&td2)
+        .send()
+        .await
+        .expect("update");
+    let s = wait_for(120, "the rollback", || async {
+        let s = describe(&ecs, "checked").await;
+        let d = s.deployments();
+        (d.len() == 1
+            && d[0].task_definition() == Some(td1.as_str())
+            && d[0].id() != Some(first.as_str())
+            && d[0].rollout_state() == Some(&DeploymentRolloutState::Completed))
+        .then_some(s)
+    })
+    .await;
+    assert_eq!(
+        http_get(port, "/").expect("still served"),
+        (200, "hello".into())
+    );
+    let ev = events(&s);
+    assert!(
+        ev.iter()
+            .any(|e| e.contains("deployment failed: tasks failed to start.")),
+        "{ev:?}"
+    );
+    let failed = ecs
+        .list_tasks()
+        .cluster("dev")
+        .family("checked")
+        .desired_status(DesiredStatus::Stopped)
+        .send()
+        .await
+        .expect("list");
+    let d = ecs
+        .describe_tasks()
+        .cluster("dev")
+        .set_tasks(Some(failed.task_arns().to_vec()))
+        .send()
+        .await
+        .expect("describe");
+    let unhealthy = d
+        .tasks()
+        .iter()
+        .filter(|t| t.stopped_reason() == Some("Task failed container health checks"))
+        .count();
+    assert!(
+        unhealthy >= 3,
+        "{:?}",
+        d.tasks()
+            .iter()
+            .map(|t| t.stopped_reason())
+            .collect::<Vec<_>>()
+    );
+    ecs.delete_service()
+        .cluster("dev")
+        .service("checked")
+        .force(true)
+        .send()
+        .await
+        .expect("delete");
+    wait_for(30, "the containers to go", || async {
+        emu.containers().is_empty().then_some(())
+    })
+    .await;
+    emu.terminate();
+}
