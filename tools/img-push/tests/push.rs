@@ -1,0 +1,1192 @@
+//! img-push against the real local services (`scripts/services up`): dockerd, the CNCF
+//! registry serving the ECR host name over TLS, moto for ECR/STS, and the generic registry
+//! `localhost:5000`.
+//!
+//! Every test builds its own tiny image (`FROM scratch` + busybox + a unique file) under a
+//! unique repository name, so tests run in parallel and never see each other's tags. A test
+//! that needs the services fails, loudly, when they are not up. Faults (a registry that
+//! fails mid-push, one that must never be reached) are small HTTP servers started here.
+
+use serde_json::{Value, json};
+use shipkit_tests::{Cmd, Output};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// The settings of the local services; panics (the test fails) when they are not up.
+fn services() -> BTreeMap<String, String> {
+    let env = shipkit_tests::services_env().unwrap_or_else(|| {
+        panic!("the local services are not up: run `scripts/services up` (no target/services.env)")
+    });
+    for key in [
+        "SHIPKIT_ECR_HOST",
+        "SHIPKIT_REGISTRY",
+        "SHIPKIT_REGISTRY_PASSWORD_FILE",
+        "AWS_ENDPOINT_URL_ECR",
+    ] {
+        assert!(
+            env.contains_key(key),
+            "target/services.env lacks {key}: run `scripts/services up`"
+        );
+    }
+    for (what, addr) in [
+        ("the ECR registry", "127.0.0.1:443"),
+        ("the registry localhost:5000", "127.0.0.1:5000"),
+        ("moto", "127.0.0.1:5001"),
+    ] {
+        TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2)).unwrap_or_else(
+            |err| panic!("{what} is not listening on {addr} ({err}): run `scripts/services up`"),
+        );
+    }
+    let docker = docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert!(
+        docker.status.success(),
+        "the Docker Engine is not reachable: run `scripts/services up docker`: {}",
+        String::from_utf8_lossy(&docker.stderr)
+    );
+    assert!(
+        Path::new(BUSYBOX).is_file(),
+        "{BUSYBOX} is missing (busybox-static)"
+    );
+    env
+}
+
+fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker")
+}
+
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "imgp-{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A test's world: the services' settings, an empty Docker config, images to clean up.
+struct World {
+    env: BTreeMap<String, String>,
+    docker_config: tempfile::TempDir,
+    cleanup: Mutex<Vec<String>>,
+}
+
+impl World {
+    fn new() -> World {
+        World {
+            env: services(),
+            docker_config: tempfile::tempdir().unwrap(),
+            cleanup: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn ecr_host(&self) -> String {
+        self.env["SHIPKIT_ECR_HOST"].clone()
+    }
+
+    fn registry(&self) -> String {
+        self.env["SHIPKIT_REGISTRY"].clone()
+    }
+
+    fn registry_password(&self) -> String {
+        std::fs::read_to_string(&self.env["SHIPKIT_REGISTRY_PASSWORD_FILE"])
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// img-push with the services' settings (and an empty Docker config unless written).
+    fn img_push(&self) -> Cmd {
+        let mut cmd = Cmd::new(env!("CARGO_BIN_EXE_img-push"))
+            .env(
+                "DOCKER_CONFIG",
+                self.docker_config.path().display().to_string(),
+            )
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL");
+        for (key, value) in &self.env {
+            cmd = cmd.env(key, value.clone());
+        }
+        cmd
+    }
+
+    /// Writes `auths` for the generic registry into the Docker config, as `docker login` does.
+    fn login_in_docker_config(&self) {
+        use base64::Engine as _;
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("shipkit:{}", self.registry_password()));
+        let config = json!({"auths": {self.registry(): {"auth": auth}}});
+        std::fs::write(
+            self.docker_config.path().join("config.json"),
+            config.to_string(),
+        )
+        .unwrap();
+    }
+
+    /// Builds a tiny unique image tagged `name:tag`; returns its id.
+    fn build(&self, name: &str, tag: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(BUSYBOX, dir.path().join("busybox")).unwrap();
+        std::fs::write(dir.path().join("id.txt"), unique("content")).unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY id.txt /id.txt\n",
+        )
+        .unwrap();
+        let reference = format!("{name}:{tag}");
+        let out = docker(&[
+            "build",
+            "-q",
+            "-t",
+            &reference,
+            &dir.path().display().to_string(),
+        ]);
+        assert!(out.status.success(), "docker build: {out:?}");
+        self.cleanup.lock().unwrap().push(reference.clone());
+        image_id(&reference)
+    }
+
+    /// Removes `reference` locally when the test ends.
+    fn forget(&self, reference: String) {
+        self.cleanup.lock().unwrap().push(reference);
+    }
+
+    /// moto's ECR login (`AWS`, token) for checking the ECR registry directly.
+    fn ecr_password(&self) -> String {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-X",
+                "POST",
+                &self.env["AWS_ENDPOINT_URL_ECR"],
+                "-H",
+                "X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+                "-H",
+                "Content-Type: application/x-amz-json-1.1",
+                "-H",
+                "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
+                "-d",
+                "{}",
+            ])
+            .output()
+            .expect("run curl");
+        let answer: Value = serde_json::from_slice(&out.stdout).expect("moto answers JSON");
+        let token = answer["authorizationData"][0]["authorizationToken"]
+            .as_str()
+            .unwrap();
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .unwrap();
+        let text = String::from_utf8(decoded).unwrap();
+        text.split_once(':').unwrap().1.to_owned()
+    }
+
+    /// moto's DescribeRepositories for one repository.
+    fn ecr_repository(&self, name: &str) -> Value {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-X",
+                "POST",
+                &self.env["AWS_ENDPOINT_URL_ECR"],
+                "-H",
+                "X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
+                "-H",
+                "Content-Type: application/x-amz-json-1.1",
+                "-H",
+                "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
+                "-d",
+                &json!({"repositoryNames": [name]}).to_string(),
+            ])
+            .output()
+            .expect("run curl");
+        serde_json::from_slice(&out.stdout).expect("moto answers JSON")
+    }
+
+    /// The registry's digest for `repository:tag` (`HEAD` of the manifest), `None` if absent.
+    fn registry_digest(&self, repository: &str, tag: &str) -> Option<String> {
+        let (host, path) = repository.split_once('/').unwrap();
+        let (scheme, user, password) = if host == self.ecr_host() {
+            ("https", "AWS".to_owned(), self.ecr_password())
+        } else {
+            ("http", "shipkit".to_owned(), self.registry_password())
+        };
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-I",
+                "-u",
+                &format!("{user}:{password}"),
+                "-H",
+                "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
+                &format!("{scheme}://{host}/v2/{path}/manifests/{tag}"),
+            ])
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let status_ok = text.lines().next().is_some_and(|l| l.contains(" 200"));
+        status_ok
+            .then(|| {
+                text.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("docker-content-digest")
+                        .then(|| v.trim().to_owned())
+                })
+            })
+            .flatten()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for reference in self.cleanup.lock().unwrap().iter() {
+            let _ = docker(&["rmi", "-f", reference]);
+        }
+    }
+}
+
+fn image_id(reference: &str) -> String {
+    let out = docker(&["image", "inspect", "--format", "{{.Id}}", reference]);
+    assert!(out.status.success(), "{reference} does not exist");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn repo_digests(reference: &str) -> Vec<String> {
+    let out = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        reference,
+    ]);
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Seconds since the epoch, as `docker events --since` takes them.
+fn now() -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+/// The images the Engine pushed between `since` and now whose name contains `needle`.
+fn pushes_since(since: &str, needle: &str) -> Vec<String> {
+    let until = now();
+    let out = docker(&[
+        "events",
+        "--since",
+        since,
+        "--until",
+        &until,
+        "--filter",
+        "type=image",
+        "--filter",
+        "event=push",
+        "--format",
+        "{{.Actor.ID}}",
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `pushed[]` entries of the only image of a successful run.
+fn pushed(out: &Output) -> Vec<Value> {
+    out.assert_code(0);
+    let envelope = out.json();
+    let images = envelope["images"].as_array().expect("images[]");
+    assert_eq!(images.len(), 1, "{envelope}");
+    images[0]["pushed"].as_array().expect("pushed[]").clone()
+}
+
+fn envelope_file(dir: &Path, envelope: &Value) -> PathBuf {
+    let path = dir.join("envelope.json");
+    std::fs::write(&path, envelope.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn pushes_to_ecr_with_the_token_from_moto_and_reports_the_digest_everyone_agrees_on() {
+    let world = World::new();
+    let name = unique("ecr");
+    let id = world.build(&name, "git-abc1234");
+    let envelope = json!({
+        "schema": "shipkit/v1",
+        "images": [{"name": name, "id": id, "tags": [format!("{name}:git-abc1234")],
+                    "labels": {"keep": "me"}}],
+        "future_field": {"kept": true}
+    });
+    let out = world
+        .img_push()
+        .args([
+            "--ecr",
+            "--create-repository",
+            "--scan-on-push",
+            "--tag",
+            "latest",
+        ])
+        .stdin_json(&envelope)
+        .run();
+    let entries = pushed(&out);
+    let repository = format!("{}/{name}", world.ecr_host());
+    world.forget(format!("{repository}:git-abc1234"));
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let digest = entries[0]["digest"].as_str().unwrap().to_owned();
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    for (entry, tag) in entries.iter().zip(["git-abc1234", "latest"]) {
+        assert_eq!(
+            entry,
+            &json!({
+                "repository": repository,
+                "tag": tag,
+                "digest": digest,
+                "reference": format!("{repository}@{digest}"),
+                "skipped": false
+            })
+        );
+        assert_eq!(
+            world.registry_digest(&repository, tag).as_deref(),
+            Some(digest.as_str())
+        );
+    }
+    assert!(
+        repo_digests(&id).contains(&format!("{repository}@{digest}")),
+        "docker inspect RepoDigests: {:?}",
+        repo_digests(&id)
+    );
+    // Fields img-push does not own pass through.
+    let output = out.json();
+    assert_eq!(output["future_field"], json!({"kept": true}));
+    assert_eq!(output["images"][0]["labels"], json!({"keep": "me"}));
+    // The repository was created through the ECR API, as asked.
+    let described = world.ecr_repository(&name);
+    let repo = &described["repositories"][0];
+    assert_eq!(repo["repositoryName"], json!(name), "{described}");
+    assert_eq!(
+        repo["imageScanningConfiguration"]["scanOnPush"],
+        json!(true)
+    );
+    assert_eq!(repo["imageTagMutability"], json!("MUTABLE"));
+}
+
+#[test]
+fn a_missing_ecr_repository_is_an_error_naming_it_and_nothing_is_pushed() {
+    let world = World::new();
+    let name = unique("missing");
+    world.build(&name, "v1");
+    let since = now();
+    let out = world
+        .img_push()
+        .args(["--ecr", "--image", &format!("{name}:v1")])
+        .run();
+    out.assert_code(1);
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", out.stderr);
+    assert!(
+        errors[0].contains(&format!("the ECR repository {name} does not exist"))
+            && errors[0].contains("--create-repository"),
+        "{}",
+        errors[0]
+    );
+    assert_eq!(out.json()["failed"]["exit_code"], json!(1));
+    assert!(pushes_since(&since, &name).is_empty());
+}
+
+#[test]
+fn a_second_push_is_skipped_and_uploads_nothing() {
+    let world = World::new();
+    world.login_in_docker_config();
+    let name = unique("skip");
+    let id = world.build(&name, "v1");
+    let registry = format!("{}/team", world.registry());
+    let args = [
+        "--registry",
+        registry.as_str(),
+        "--image",
+        &format!("{name}:v1"),
+        "--tag",
+        "v1-extra",
+    ];
+    let first = pushed(&world.img_push().args(args).run());
+    let repository = format!("{registry}/{name}");
+    world.forget(format!("{repository}:v1"));
+    assert!(
+        first.iter().all(|e| e["skipped"] == json!(false)),
+        "{first:?}"
+    );
+
+    let since = now();
+    let second = world.img_push().args(args).run();
+    let entries = pushed(&second);
+    assert_eq!(entries.len(), 2);
+    for (before, after) in first.iter().zip(&entries) {
+        assert_eq!(after["skipped"], json!(true), "{after}");
+        assert_eq!(after["digest"], before["digest"]);
+        assert_eq!(after["reference"], before["reference"]);
+    }
+    assert!(second.stderr.contains("(skipped)"), "{}", second.stderr);
+    assert_eq!(
+        pushes_since(&since, &name),
+        Vec::<String>::new(),
+        "the Engine pushed again"
+    );
+    let digest = entries[0]["digest"].as_str().unwrap();
+    assert!(repo_digests(&id).contains(&format!("{repository}@{digest}")));
+}
+
+#[test]
+fn promote_retags_in_the_registry_without_the_docker_engine() {
+    let world = World::new();
+    let name = unique("promote");
+    let commit = "3f2a1c9d4b5e6f708192a3b4c5d6e7f801234567";
+    let id = world.build(&name, "git-3f2a1c9");
+    let dir = tempfile::tempdir().unwrap();
+    let input = envelope_file(
+        dir.path(),
+        &json!({"images": [{"name": name, "id": id, "tags": [format!("{name}:git-3f2a1c9")]}]}),
+    );
+    let registry = world.registry();
+    let password = world.registry_password();
+    let first = world
+        .img_push()
+        .args([
+            "--registry",
+            &registry,
+            "--username",
+            "shipkit",
+            "--password-stdin",
+        ])
+        .args(["--input", &input.display().to_string()])
+        .stdin(format!("{password}\n"))
+        .run();
+    let source_digest = pushed(&first)[0]["digest"].as_str().unwrap().to_owned();
+    world.forget(format!("{registry}/{name}:git-3f2a1c9"));
+
+    // Production: the release's envelope, no images, the Engine out of reach.
+    let release = envelope_file(
+        dir.path(),
+        &json!({"git": {"commit": commit}, "release": {"version": "1.2.3", "tag": "v1.2.3"}}),
+    );
+    let promote = || {
+        world
+            .img_push()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["--registry", &registry, "--promote", "--name", &name])
+            .args(["--username", "shipkit", "--password-stdin"])
+            .args(["--input", &release.display().to_string()])
+            .stdin(password.clone())
+            .run()
+    };
+    let out = promote();
+    let entries = pushed(&out);
+    let repository = format!("{registry}/{name}");
+    assert_eq!(
+        entries,
+        [json!({
+            "repository": repository,
+            "tag": "v1.2.3",
+            "digest": source_digest,
+            "reference": format!("{repository}@{source_digest}"),
+            "skipped": false
+        })]
+    );
+    assert_eq!(out.json()["release"]["tag"], json!("v1.2.3"));
+    assert_eq!(
+        world.registry_digest(&repository, "v1.2.3").as_deref(),
+        Some(source_digest.as_str())
+    );
+    // Once more: already there.
+    let again = pushed(&promote());
+    assert_eq!(again[0]["skipped"], json!(true));
+
+    // A push does need the Engine, and says where it looked.
+    let out = world
+        .img_push()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args([
+            "--registry",
+            &registry,
+            "--image",
+            &format!("{name}:git-3f2a1c9"),
+        ])
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains("unix:///nonexistent/docker.sock"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn promote_of_a_tag_that_does_not_exist_fails_naming_it() {
+    let world = World::new();
+    world.login_in_docker_config();
+    let name = unique("nosource");
+    let out = world
+        .img_push()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args([
+            "--registry",
+            &world.registry(),
+            "--promote",
+            "--name",
+            &name,
+        ])
+        .args(["--from-tag", "git-0000000", "--to-tag", "v9.9.9"])
+        .run();
+    out.assert_code(1);
+    assert!(
+        out.stderr.contains(&format!(
+            "{}/{name}:git-0000000 does not exist",
+            world.registry()
+        )),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_immutable_tag_at_another_image_stops_the_push_naming_both_digests() {
+    let world = World::new();
+    let name = unique("immutable");
+    let first_id = world.build(&name, "v1");
+    let repository = format!("{}/{name}", world.ecr_host());
+    let out = world
+        .img_push()
+        .args(["--ecr", "--create-repository", "--immutable-tags"])
+        .args(["--image", &format!("{name}:v1")])
+        .run();
+    let first_digest = pushed(&out)[0]["digest"].as_str().unwrap().to_owned();
+    world.forget(format!("{repository}:v1"));
+    assert_eq!(
+        world.ecr_repository(&name)["repositories"][0]["imageTagMutability"],
+        json!("IMMUTABLE")
+    );
+    // The same image again: immutable, same digest = success.
+    let again = world
+        .img_push()
+        .args(["--ecr", "--image", &format!("{name}:v1")])
+        .run();
+    assert_eq!(pushed(&again)[0]["skipped"], json!(true));
+
+    // Another image under the same tag.
+    let second_id = world.build(&name, "v1");
+    assert_ne!(first_id, second_id);
+    let since = now();
+    let out = world
+        .img_push()
+        .args(["--ecr", "--image", &format!("{name}:v1")])
+        .run();
+    out.assert_code(1);
+    let error = out.json()["failed"]["error"].as_str().unwrap().to_owned();
+    for needle in [
+        format!("{repository}:v1 is immutable"),
+        first_digest.clone(),
+        second_id.clone(),
+    ] {
+        assert!(error.contains(&needle), "{error:?} lacks {needle}");
+    }
+    assert!(pushes_since(&since, &name).is_empty());
+    assert_eq!(
+        world.registry_digest(&repository, "v1").as_deref(),
+        Some(first_digest.as_str())
+    );
+}
+
+#[test]
+fn a_wrong_password_fails_and_appears_nowhere() {
+    let world = World::new();
+    let name = unique("wrongpw");
+    let id = world.build(&name, "v1");
+    let dir = tempfile::tempdir().unwrap();
+    let input = envelope_file(
+        dir.path(),
+        &json!({"images": [{"name": name, "id": id, "tags": [format!("{name}:v1")]}]}),
+    );
+    let password = format!("wrong-{}-secret", unique("pw"));
+    let since = now();
+    for extra in [&[][..], &["-vv"][..]] {
+        let out = world
+            .img_push()
+            .args([
+                "--registry",
+                &world.registry(),
+                "--username",
+                "shipkit",
+                "--password-stdin",
+            ])
+            .args(["--input", &input.display().to_string()])
+            .args(extra)
+            .stdin(password.clone())
+            .run();
+        out.assert_code(1);
+        assert!(
+            out.stderr
+                .contains("refused the login as shipkit (401 Unauthorized)"),
+            "{}",
+            out.stderr
+        );
+        for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !text.contains(&password),
+                "the password is on {stream}:\n{text}"
+            );
+        }
+    }
+    assert!(pushes_since(&since, &name).is_empty());
+}
+
+#[test]
+fn under_actions_the_password_is_masked_and_the_digest_is_an_output() {
+    let world = World::new();
+    let name = unique("actions");
+    let id = world.build(&name, "v1");
+    let dir = tempfile::tempdir().unwrap();
+    let input = envelope_file(
+        dir.path(),
+        &json!({"images": [{"name": name, "id": id, "tags": [format!("{name}:v1")]}]}),
+    );
+    let outputs = dir.path().join("outputs");
+    let summary = dir.path().join("summary.md");
+    let password = world.registry_password();
+    let out = world
+        .img_push()
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", outputs.display().to_string())
+        .env("GITHUB_STEP_SUMMARY", summary.display().to_string())
+        .args([
+            "--registry",
+            &world.registry(),
+            "--username",
+            "shipkit",
+            "--password-stdin",
+        ])
+        .args(["--input", &input.display().to_string(), "-vv"])
+        .stdin(password.clone())
+        .run();
+    let entries = pushed(&out);
+    world.forget(format!("{}/{name}:v1", world.registry()));
+    let digest = entries[0]["digest"].as_str().unwrap();
+    // The password is only ever written in the line that masks it.
+    let lines_with_password: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(&password))
+        .collect();
+    assert_eq!(lines_with_password, [format!("::add-mask::{password}")]);
+    let outputs = std::fs::read_to_string(outputs).unwrap();
+    assert!(outputs.contains(&format!("digest={digest}\n")), "{outputs}");
+    assert!(outputs.contains(&format!("reference={}/{name}@{digest}\n", world.registry())));
+    let summary = std::fs::read_to_string(summary).unwrap();
+    assert!(summary.contains("| pushed |"), "{summary}");
+    assert!(!outputs.contains(&password) && !summary.contains(&password));
+}
+
+#[test]
+fn several_images_are_pushed_concurrently_with_their_own_digests() {
+    let world = World::new();
+    world.login_in_docker_config();
+    let names: Vec<String> = (0..3).map(|i| unique(&format!("multi{i}"))).collect();
+    let images: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let id = world.build(name, "v1");
+            json!({"name": name, "id": id, "tags": [format!("{name}:v1")]})
+        })
+        .collect();
+    let registry = format!("{}/multi", world.registry());
+    let out = world
+        .img_push()
+        .args(["--registry", &registry, "--jobs", "3"])
+        .stdin_json(&json!({"images": images}))
+        .run();
+    out.assert_code(0);
+    let envelope = out.json();
+    for (image, name) in envelope["images"].as_array().unwrap().iter().zip(&names) {
+        world.forget(format!("{registry}/{name}:v1"));
+        let entry = &image["pushed"][0];
+        assert_eq!(entry["repository"], json!(format!("{registry}/{name}")));
+        assert_eq!(
+            world.registry_digest(&format!("{registry}/{name}"), "v1"),
+            entry["digest"].as_str().map(str::to_owned)
+        );
+    }
+}
+
+#[test]
+fn dry_run_resolves_skips_and_pushes_nothing() {
+    let world = World::new();
+    world.login_in_docker_config();
+    let name = unique("dry");
+    world.build(&name, "v1");
+    let registry = world.registry();
+    let since = now();
+    let out = world
+        .img_push()
+        .args([
+            "--registry",
+            &registry,
+            "--image",
+            &format!("{name}:v1"),
+            "--dry-run",
+        ])
+        .run();
+    let entries = pushed(&out);
+    assert_eq!(entries[0]["dry_run"], json!(true));
+    assert_eq!(entries[0]["skipped"], json!(false));
+    assert!(out.stderr.contains("would push"), "{}", out.stderr);
+    assert!(pushes_since(&since, &name).is_empty());
+    assert_eq!(
+        world.registry_digest(&format!("{registry}/{name}"), "v1"),
+        None
+    );
+    // ECR: a repository that would be created is reported, not created.
+    let out = world
+        .img_push()
+        .args([
+            "--ecr",
+            "--create-repository",
+            "--image",
+            &format!("{name}:v1"),
+            "--dry-run",
+        ])
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("would create the ECR repository"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        world.ecr_repository(&name)["__type"],
+        json!("RepositoryNotFoundException")
+    );
+}
+
+/// A registry on loopback that takes the layers, then fails the manifest with 503: a
+/// registry going down in the middle of a push (the Engine does not retry a manifest, so
+/// retries are img-push's own). Counts manifest attempts.
+struct FailingRegistry {
+    addr: String,
+    manifest_puts: Arc<AtomicU32>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+/// What the failing registry holds: uploads in progress (bytes so far) and blobs by digest.
+#[derive(Default)]
+struct Blobs {
+    uploads: BTreeMap<String, u64>,
+    blobs: BTreeMap<String, u64>,
+}
+
+impl FailingRegistry {
+    fn start() -> FailingRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let manifest_puts = Arc::new(AtomicU32::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let blobs = Arc::new(Mutex::new(Blobs::default()));
+        let (m, r) = (manifest_puts.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (m, r, b) = (m.clone(), r.clone(), blobs.clone());
+                std::thread::spawn(move || serve_failing(stream, &m, &r, &b));
+            }
+        });
+        FailingRegistry {
+            addr,
+            manifest_puts,
+            requests,
+        }
+    }
+}
+
+/// Reads a request body: Content-Length or chunked.
+fn read_body(reader: &mut impl BufRead, length: Option<usize>, chunked: bool) -> Option<u64> {
+    if !chunked {
+        let mut body = vec![0; length.unwrap_or(0)];
+        reader.read_exact(&mut body).ok()?;
+        return Some(body.len() as u64);
+    }
+    let mut total = 0u64;
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line).ok()?;
+        let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).ok()?;
+        total += size as u64;
+        if size == 0 {
+            return Some(total);
+        }
+    }
+}
+
+fn serve_failing(
+    stream: TcpStream,
+    manifest_puts: &AtomicU32,
+    requests: &Mutex<Vec<String>>,
+    blobs: &Mutex<Blobs>,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    // One request per connection (`Connection: close`).
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 || !line.contains("HTTP/1.") {
+        return; // closed, or not HTTP (a TLS hello): hang up
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let target = parts.next().unwrap_or("").to_owned();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let (mut length, mut chunked) = (None, false);
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+            return;
+        }
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok();
+            }
+            if k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked") {
+                chunked = true;
+            }
+        }
+    }
+    let Some(received) = read_body(&mut reader, length, chunked) else {
+        return;
+    };
+    requests.lock().unwrap().push(format!("{method} {target}"));
+    let mut headers: Vec<String> = Vec::new();
+    let mut blobs = blobs.lock().unwrap();
+    let (status, body): (&str, String) = match (method.as_str(), path) {
+        (_, "/v2/" | "/v2") => ("200 OK", "{}".into()),
+        ("POST", p) if p.ends_with("/blobs/uploads/") => {
+            let uuid = format!("u{}", blobs.uploads.len() + blobs.blobs.len());
+            blobs.uploads.insert(uuid.clone(), 0);
+            headers.push(format!("Location: {p}{uuid}"));
+            headers.push(format!("Docker-Upload-UUID: {uuid}"));
+            headers.push("Range: 0-0".into());
+            ("202 Accepted", String::new())
+        }
+        ("PATCH", p) if p.contains("/blobs/uploads/") => {
+            let uuid = p.rsplit('/').next().unwrap().to_owned();
+            let size = blobs.uploads.entry(uuid.clone()).or_default();
+            *size += received;
+            headers.push(format!("Location: {p}"));
+            headers.push(format!("Docker-Upload-UUID: {uuid}"));
+            headers.push(format!("Range: 0-{}", size.saturating_sub(1)));
+            ("202 Accepted", String::new())
+        }
+        ("PUT", p) if p.contains("/blobs/uploads/") => {
+            let uuid = p.rsplit('/').next().unwrap().to_owned();
+            let size = blobs.uploads.remove(&uuid).unwrap_or(0) + received;
+            let digest = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("digest="))
+                .unwrap_or("")
+                .replace("%3A", ":");
+            blobs.blobs.insert(digest.clone(), size);
+            headers.push(format!("Docker-Content-Digest: {digest}"));
+            headers.push(format!("Location: /v2/blobs/{digest}"));
+            ("201 Created", String::new())
+        }
+        ("HEAD" | "GET", p) if p.contains("/blobs/") => {
+            let digest = p.rsplit('/').next().unwrap();
+            match blobs.blobs.get(digest) {
+                Some(size) => {
+                    headers.push(format!("Docker-Content-Digest: {digest}"));
+                    headers.push(format!("X-Blob-Size: {size}"));
+                    ("200 OK", String::new())
+                }
+                None => ("404 Not Found", String::new()),
+            }
+        }
+        ("PUT", p) if p.contains("/manifests/") => {
+            manifest_puts.fetch_add(1, Ordering::SeqCst);
+            ("503 Service Unavailable", "registry is going down".into())
+        }
+        _ => (
+            "404 Not Found",
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}"#.into(),
+        ),
+    };
+    drop(blobs);
+    // A blob's HEAD carries its size as Content-Length, without a body.
+    let content_length = headers
+        .iter()
+        .find_map(|h| h.strip_prefix("X-Blob-Size: ").map(str::to_owned))
+        .unwrap_or_else(|| body.len().to_string());
+    headers.retain(|h| !h.starts_with("X-Blob-Size"));
+    let body = if method == "HEAD" {
+        String::new()
+    } else {
+        body
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status}\r\nDocker-Distribution-Api-Version: registry/2.0\r\n\
+         Content-Length: {content_length}\r\nConnection: close\r\n"
+    );
+    for header in headers {
+        response.push_str(&format!("{header}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&body);
+    let _ = writer.write_all(response.as_bytes());
+}
+
+#[test]
+fn a_registry_failing_mid_push_is_retried_then_reported() {
+    let world = World::new();
+    let name = unique("down");
+    world.build(&name, "v1");
+    let fake = FailingRegistry::start();
+    let started = std::time::Instant::now();
+    let out = world
+        .img_push()
+        .args(["--registry", &fake.addr, "--image", &format!("{name}:v1")])
+        .args(["--retries", "2", "--retry-delay", "100ms"])
+        .run();
+    world.forget(format!("{}/{name}:v1", fake.addr));
+    out.assert_code(1);
+    let error = out.json()["failed"]["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains(&format!("pushing {}/{name}:v1", fake.addr))
+            && error.contains("503")
+            && error.contains("gave up after 3 attempts"),
+        "{error}\nrequests: {:?}",
+        fake.requests.lock().unwrap()
+    );
+    assert_eq!(
+        out.stderr.matches("retry ").count(),
+        2,
+        "two retries announced:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        fake.manifest_puts.load(Ordering::SeqCst),
+        3,
+        "{:?}",
+        fake.requests.lock().unwrap()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_registry_that_refuses_connections_is_retried_then_reported() {
+    let world = World::new();
+    let name = unique("refused");
+    world.build(&name, "v1");
+    // A port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let registry = format!("127.0.0.1:{port}");
+    let out = world
+        .img_push()
+        .args(["--registry", &registry, "--image", &format!("{name}:v1")])
+        .args(["--retries", "2", "--retry-delay", "50ms"])
+        .run();
+    out.assert_code(1);
+    let error = out.json()["failed"]["error"].as_str().unwrap().to_owned();
+    assert!(
+        error.contains("refused") && error.contains("gave up after 3 attempts"),
+        "{error}"
+    );
+}
+
+/// A registry that must never be asked anything: counts connections.
+struct Untouchable {
+    addr: String,
+    connections: Arc<AtomicU32>,
+}
+
+impl Untouchable {
+    fn start() -> Untouchable {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let connections = Arc::new(AtomicU32::new(0));
+        let count = connections.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                count.fetch_add(1, Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        Untouchable { addr, connections }
+    }
+}
+
+#[test]
+fn bad_input_exits_2_before_anything_is_sent() {
+    let world = World::new();
+    let name = unique("bad");
+    let id = world.build(&name, "v1");
+    let registry = Untouchable::start();
+    let two_images = json!({"images": [
+        {"name": name, "id": id, "tags": [format!("{name}:v1")]},
+        {"name": "other", "id": id, "tags": ["other:v1"]}
+    ]});
+    let dir = tempfile::tempdir().unwrap();
+    let input = envelope_file(dir.path(), &json!({}));
+    let repository = format!("{}/team/app", registry.addr);
+    let cases: Vec<(Vec<String>, Option<Value>, &str)> = vec![
+        (
+            vec!["--registry".into(), registry.addr.clone()],
+            None,
+            "no images to push",
+        ),
+        (
+            vec!["--registry".into(), registry.addr.clone()],
+            Some(json!({"images": []})),
+            "no images to push",
+        ),
+        (
+            vec![
+                "--registry".into(),
+                registry.addr.clone(),
+                "--image".into(),
+                "Bad/Ref:x".into(),
+            ],
+            None,
+            "is not an image reference",
+        ),
+        (
+            vec![
+                "--registry".into(),
+                registry.addr.clone(),
+                "--image".into(),
+                format!("{name}:v1"),
+                "--tag=-bad".into(),
+            ],
+            None,
+            "invalid tag",
+        ),
+        (
+            vec!["--repository".into(), repository.clone()],
+            Some(two_images.clone()),
+            "--repository names one repository",
+        ),
+        (
+            vec![
+                "--registry".into(),
+                registry.addr.clone(),
+                "--image".into(),
+                format!("{name}-absent:v1"),
+            ],
+            None,
+            "no local image",
+        ),
+        (
+            vec![
+                "--registry".into(),
+                registry.addr.clone(),
+                "--username".into(),
+                "u".into(),
+                "--password-stdin".into(),
+            ],
+            None,
+            "pass it with --input FILE",
+        ),
+        (
+            vec!["--ecr".into(), "--registry".into(), registry.addr.clone()],
+            None,
+            "cannot be used with",
+        ),
+        (
+            vec!["--image".into(), format!("{name}:v1")],
+            None,
+            "required arguments were not provided",
+        ),
+        (
+            vec![
+                "--registry".into(),
+                registry.addr.clone(),
+                "--promote".into(),
+                "--name".into(),
+                "x".into(),
+                "--from-tag".into(),
+                "a".into(),
+            ],
+            Some(json!({})),
+            "--promote needs --to-tag",
+        ),
+        (
+            vec![
+                "--registry".into(),
+                format!("{}/Upper", registry.addr),
+                "--image".into(),
+                format!("{name}:v1"),
+            ],
+            None,
+            "invalid repository name",
+        ),
+        (
+            vec![
+                "--registry".into(),
+                registry.addr.clone(),
+                "--username".into(),
+                "u".into(),
+                "--password-stdin".into(),
+                "--input".into(),
+                input.display().to_string(),
+            ],
+            None,
+            "--password-stdin: stdin was empty",
+        ),
+    ];
+    for (args, stdin, needle) in cases {
+        let mut cmd = world.img_push().args(&args);
+        if let Some(stdin) = &stdin {
+            cmd = cmd.stdin_json(stdin);
+        }
+        let out = cmd.run();
+        out.assert_usage_error(needle);
+        assert_eq!(out.json()["failed"]["exit_code"], json!(2), "{args:?}");
+    }
+    // Without a region, --ecr is a usage error too.
+    let out = world
+        .img_push()
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .args(["--ecr", "--image", &format!("{name}:v1")])
+        .run();
+    out.assert_usage_error("no AWS region configured");
+    assert_eq!(registry.connections.load(Ordering::SeqCst), 0);
+}
