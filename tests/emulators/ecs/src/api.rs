@@ -76,6 +76,8 @@ pub const OPERATIONS: &[&str] = &[
     "TagResource",
     "UntagResource",
     "ListTagsForResource",
+    "ListServices",
+    "ListClusters",
 ];
 
 /// Runs one operation.
@@ -101,6 +103,11 @@ pub fn call(emu: &Emulator, op: &str, req: &Value) -> ApiResult {
                 "TagResource" => tag_resource(st, req),
                 "UntagResource" => untag_resource(st, req),
                 "ListTagsForResource" => list_tags_for_resource(st, req),
+                "ListServices" => list_services(st, req),
+                "ListClusters" => {
+                    let arns: Vec<&str> = st.clusters.values().map(|c| c.arn.as_str()).collect();
+                    paginate(req, arns, "clusterArns")
+                }
                 _ => Err(ApiError::unknown_operation(op)),
             }
         }
@@ -515,6 +522,17 @@ fn create_service(emu: &Emulator, req: &Value) -> ApiResult {
     };
     let mut st = emu.state.lock().unwrap_or_else(|e| e.into_inner());
     let st = &mut *st;
+    // A concurrent CreateService of the same name won the race while the port was bound.
+    if st
+        .clusters
+        .get(&cluster)
+        .is_none_or(|c| c.services.contains_key(&name))
+    {
+        if lb_port.is_some() {
+            emu.release_target_group(&cluster, &name);
+        }
+        return Err(ApiError::invalid("Creation of service was not idempotent."));
+    }
     let td_arn = find_task_definition(st, required(req, "taskDefinition")?)
         .map(|t| t.arn.clone())
         .unwrap_or_default();
@@ -573,6 +591,25 @@ fn create_service(emu: &Emulator, req: &Value) -> ApiResult {
     c.services.insert(name.clone(), svc);
     let svc = &st.clusters[&cluster].services[&name];
     Ok(json!({"service": st.service_json(svc)}))
+}
+
+fn list_services(st: &mut State, req: &Value) -> ApiResult {
+    let c = st
+        .clusters
+        .get(cluster_name(req))
+        .ok_or_else(ApiError::cluster_not_found)?;
+    let launch_type = s(req, "launchType");
+    let arns: Vec<&str> = c
+        .services
+        .values()
+        .filter(|svc| svc.status == "ACTIVE")
+        .filter(|svc| {
+            launch_type
+                .is_none_or(|l| svc.extra.get("launchType").and_then(Value::as_str) == Some(l))
+        })
+        .map(|svc| svc.arn.as_str())
+        .collect();
+    paginate(req, arns, "serviceArns")
 }
 
 fn describe_services(st: &mut State, req: &Value) -> ApiResult {

@@ -163,7 +163,10 @@ pub async fn run(args: Args) -> Result<()> {
     tracing::info!("shutting down: removing the containers this emulator started");
     server.abort();
     reconciler.abort();
-    let n = engine::remove_labelled(&emu.docker, engine::LABEL_INSTANCE, &emu.instance).await;
+    let mut n = engine::remove_labelled(&emu.docker, engine::LABEL_INSTANCE, &emu.instance).await;
+    // A task start that was in flight may have created a container after that listing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    n += engine::remove_labelled(&emu.docker, engine::LABEL_INSTANCE, &emu.instance).await;
     tracing::info!("removed {n} containers");
     Ok(())
 }

@@ -842,3 +842,79 @@ async fn health_checks_gate_the_rollout_and_env_and_entry_point_are_honoured() {
     .await;
     emu.terminate();
 }
+
+/// An image that cannot be pulled: the task stops with CannotPullContainerError.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_cannot_be_pulled_stops_the_task_with_the_reason() {
+    let mut emu = EmulatorProcess::start(&[]);
+    let ecs = emu.client().await;
+    let missing = format!(
+        "localhost:5000/shipkit-ecs-emulator-test/missing:{}",
+        support::unique()
+    );
+    let td = register(&emu, "nopull", httpd_container(&missing)).await;
+    let s = ecs
+        .create_service()
+        .cluster("dev")
+        .service_name("nopull")
+        .task_definition(&td)
+        .desired_count(1)
+        .send()
+        .await
+        .expect("create");
+    let deployment = s.service().expect("service").deployments()[0]
+        .id()
+        .expect("id")
+        .to_owned();
+    let task = wait_for(60, "a stopped task", || async {
+        let l = ecs
+            .list_tasks()
+            .cluster("dev")
+            .started_by(&deployment)
+            .desired_status(DesiredStatus::Stopped)
+            .send()
+            .await
+            .ok()?;
+        let arn = l.task_arns().first()?.clone();
+        let d = ecs
+            .describe_tasks()
+            .cluster("dev")
+            .tasks(arn)
+            .send()
+            .await
+            .ok()?;
+        d.tasks()
+            .first()
+            .filter(|t| t.last_status() == Some("STOPPED"))
+            .cloned()
+    })
+    .await;
+    assert!(
+        task.stopped_reason()
+            .is_some_and(|r| r.starts_with("CannotPullContainerError:")),
+        "{:?}",
+        task.stopped_reason()
+    );
+    assert_eq!(
+        task.stop_code().map(|c| c.as_str()),
+        Some("TaskFailedToStart")
+    );
+    let services = ecs
+        .list_services()
+        .cluster("dev")
+        .send()
+        .await
+        .expect("list services");
+    assert_eq!(
+        services.service_arns(),
+        ["arn:aws:ecs:us-east-1:123456789012:service/dev/nopull"]
+    );
+    ecs.delete_service()
+        .cluster("dev")
+        .service("nopull")
+        .force(true)
+        .send()
+        .await
+        .expect("delete");
+    emu.terminate();
+}
