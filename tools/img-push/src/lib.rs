@@ -700,7 +700,7 @@ async fn push(
         }
     }
     drop(results);
-    report(&done, started, args.dry_run, ui);
+    report(&done, started, args.dry_run, "pushed", ui);
     match first_error {
         Some(err) => Err(err),
         None => Ok(()),
@@ -1030,7 +1030,8 @@ fn record(envelope: &mut Envelope, result: &JobResult) {
 }
 
 /// Step outputs and the step summary under GitHub Actions; a closing line on stderr.
-fn report(results: &[JobResult], started: Instant, dry_run: bool, ui: &Ui) {
+/// `verb` says what happened to the tags that were not already there.
+fn report(results: &[JobResult], started: Instant, dry_run: bool, verb: &str, ui: &Ui) {
     let entries: Vec<(&str, &Pushed)> = results
         .iter()
         .flat_map(|r| r.pushed.iter().map(move |p| (r.source.name.as_str(), p)))
@@ -1059,7 +1060,7 @@ fn report(results: &[JobResult], started: Instant, dry_run: bool, ui: &Ui) {
             match (entry.dry_run, entry.skipped) {
                 (true, _) => "dry run",
                 (_, true) => "already there",
-                _ => "pushed",
+                _ => verb,
             }
         ));
     }
@@ -1068,11 +1069,7 @@ fn report(results: &[JobResult], started: Instant, dry_run: bool, ui: &Ui) {
     ui.line(&format!(
         "img-push: {} tag(s) {}, {skipped} already there, in {:.1}s",
         entries.len() - skipped,
-        if dry_run {
-            "to push (dry run)"
-        } else {
-            "pushed"
-        },
+        if dry_run { "to push (dry run)" } else { verb },
         started.elapsed().as_secs_f64()
     ));
 }
@@ -1308,7 +1305,7 @@ async fn promote(
         }
         done.push(result);
     }
-    report(&done, started, args.dry_run, ui);
+    report(&done, started, args.dry_run, "promoted", ui);
     Ok(())
 }
 

@@ -458,6 +458,54 @@ fn a_second_push_is_skipped_and_uploads_nothing() {
 }
 
 #[test]
+fn credentials_come_from_a_credential_helper_named_in_the_docker_config() {
+    let world = World::new();
+    let name = unique("helper");
+    world.build(&name, "v1");
+    // A helper as `docker login` would use: `get` reads the server, answers JSON.
+    let bin = tempfile::tempdir().unwrap();
+    let helper = bin.path().join("docker-credential-shipkit-test");
+    let asked = bin.path().join("asked");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\ncat > {asked}\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"shipkit\",\"Secret\":\"%s\"}}' \"$(cat {asked})\" '{}'\n",
+            world.registry_password(),
+            asked = asked.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        world.docker_config.path().join("config.json"),
+        json!({"credHelpers": {world.registry(): "shipkit-test"}}).to_string(),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = world
+        .img_push()
+        .env("PATH", path)
+        .args([
+            "--registry",
+            &world.registry(),
+            "--image",
+            &format!("{name}:v1"),
+        ])
+        .run();
+    let entries = pushed(&out);
+    world.forget(format!("{}/{name}:v1", world.registry()));
+    assert_eq!(entries[0]["skipped"], json!(false));
+    assert_eq!(std::fs::read_to_string(asked).unwrap(), world.registry());
+    assert!(!out.stderr.contains(&world.registry_password()));
+}
+
+#[test]
 fn promote_retags_in_the_registry_without_the_docker_engine() {
     let world = World::new();
     let name = unique("promote");
@@ -586,10 +634,16 @@ fn an_immutable_tag_at_another_image_stops_the_push_naming_both_digests() {
         world.ecr_repository(&name)["repositories"][0]["imageTagMutability"],
         json!("IMMUTABLE")
     );
-    // The same image again: immutable, same digest = success.
+    // The same image again, naming the ECR repository itself (account and region from the
+    // host name): immutable, same digest = success.
     let again = world
         .img_push()
-        .args(["--ecr", "--image", &format!("{name}:v1")])
+        .args([
+            "--repository",
+            &repository,
+            "--image",
+            &format!("{name}:v1"),
+        ])
         .run();
     assert_eq!(pushed(&again)[0]["skipped"], json!(true));
 
