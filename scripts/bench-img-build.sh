@@ -5,8 +5,9 @@
 # A context of FILES files / about MB megabytes of random data (plus busybox) is generated
 # in a temp dir; the Dockerfile is `FROM scratch` + `COPY . /app`.
 #  1. first build, nothing cached (both with --no-cache): goal img-build <= 1.1x docker.
-#     img-build labels its images (content digest, OCI title and created): the classic
-#     builder commits one LABEL step per label, so docker is also timed with 3 --labels.
+#     img-build labels its images (content digest, OCI title and created, in one LABEL
+#     step); docker is also timed with 3 --labels, which its classic builder commits as
+#     3 LABEL steps.
 #  2. rebuild of an unchanged context, warm cache (docker: layer cache; img-build: content
 #     digest): goal img-build <= 0.25x docker.
 #  3. peak memory (max RSS, /usr/bin/time -v) of each client during the first build: the
