@@ -140,16 +140,16 @@ pub struct Args {
     pub platform: Option<String>,
 
     /// Build even if an image with the same content digest exists, without layer cache.
-    #[arg(long, env = "IMG_BUILD_NO_CACHE")]
+    #[arg(long, env = "IMG_BUILD_NO_CACHE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub no_cache: bool,
 
     /// Always try to pull newer versions of the base images.
-    #[arg(long, env = "IMG_BUILD_PULL")]
+    #[arg(long, env = "IMG_BUILD_PULL", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub pull: bool,
 
     /// Compute digests, tags and labels (and whether the cache has the image) without
     /// building or tagging anything.
-    #[arg(long, env = "IMG_BUILD_DRY_RUN")]
+    #[arg(long, env = "IMG_BUILD_DRY_RUN", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
 
     #[command(flatten)]

@@ -368,7 +368,7 @@ fn no_cache_builds_even_when_nothing_changed() {
     only_image(&img_build().args(args).args(["--tag", "a"]).run());
     let out = img_build()
         .args(args)
-        .args(["--tag", "b", "--no-cache"])
+        .args(["--tag", "b", "--no-cache", "--pull"])
         .run();
     let image = only_image(&out);
     assert_eq!(image["cache_hit"], false);
@@ -915,4 +915,61 @@ fn an_ignored_dockerfile_in_a_subfolder_agrees_with_docker_build() {
         files_in_image(&ours, "ctx"),
         files_docker_sends_with(&ctx, &theirs, &["-f", &dockerfile])
     );
+}
+
+#[test]
+fn every_flag_can_come_from_the_environment() {
+    let api = Context::new(SIMPLE);
+    let web = Context::new(SIMPLE);
+    // A dry run against no Engine: the plan is made, the cache is not checked.
+    let out = img_build()
+        .env("IMG_BUILD_CONTEXT", format!("{},{}", api.arg(), web.arg()))
+        .env("IMG_BUILD_NAME", "api,web")
+        .env("IMG_BUILD_TAG", "{name}-x,latest")
+        .env("IMG_BUILD_BUILD_ARG", "A=1,2\nB=3")
+        .env("IMG_BUILD_LABEL", "team=core,infra\nowner=me")
+        .env("IMG_BUILD_TARGET", "final")
+        .env("IMG_BUILD_NO_CACHE", "true")
+        .env("IMG_BUILD_DRY_RUN", "1")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("dry run without the cache check"),
+        "{}",
+        out.stderr
+    );
+    let envelope = out.json();
+    let images = envelope["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0]["tags"], json!(["api:api-x", "api:latest"]));
+    assert_eq!(images[1]["tags"], json!(["web:web-x", "web:latest"]));
+    assert_eq!(images[0]["labels"]["team"], "core,infra");
+    assert_eq!(images[0]["labels"]["owner"], "me");
+    assert_eq!(images[0]["dry_run"], true);
+    assert!(images[0].get("cache_hit").is_none());
+    // Build args and target are part of the digest: the same inputs by flag agree.
+    let by_flags = img_build()
+        .args([
+            "--context",
+            &api.arg(),
+            "--name",
+            "api",
+            "--tag",
+            "latest",
+            "--dry-run",
+        ])
+        .args([
+            "--build-arg",
+            "A=1,2",
+            "--build-arg",
+            "B=3",
+            "--target",
+            "final",
+        ])
+        .args(["--label", "team=core,infra", "--label", "owner=me"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .run();
+    let digest = |image: &Value| image["labels"]["dev.shipkit.context-digest"].clone();
+    assert_eq!(digest(&only_image(&by_flags)), digest(&images[0]));
 }
