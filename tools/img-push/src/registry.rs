@@ -3,7 +3,8 @@
 //!
 //! Auth follows the registry's `WWW-Authenticate` challenge: `Basic` (the CNCF registry with
 //! htpasswd, ECR) or `Bearer` (a token from the realm, as Docker Hub, GHCR and Harbor do).
-//! Loopback registries may speak plain HTTP, as Docker allows; every other host is HTTPS,
+//! Loopback registries may speak plain HTTP, as Docker allows (one that answers a plain
+//! `GET /v2/` as a registry is used so; otherwise HTTPS); every other host is HTTPS,
 //! verified against the system trust store. Network errors, 5xx, 408 and 429 are retried
 //! with backoff (see [`Retry`]); any other answer is final.
 
@@ -155,14 +156,41 @@ impl Registry {
         retry: Retry,
         ui: &Ui,
     ) -> Result<Registry> {
-        let http = common::http::client_builder("img-push", &Default::default())?
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|err| Error::failed(format!("cannot set up the HTTP client: {err}")))?;
-        let mut registry = Registry {
+        // A loopback registry is asked in plain HTTP first, with a client that loads no
+        // trust store (loading it is most of a short run's time): if it answers as a
+        // registry, that is the scheme. Only the ping goes there; no credentials are sent.
+        let mut plain = None;
+        if is_loopback(host) {
+            let client = http_client(false)?;
+            let probe = client
+                .get(format!("http://{host}/v2/"))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            match probe {
+                Ok(response)
+                    if response
+                        .headers()
+                        .contains_key("docker-distribution-api-version") =>
+                {
+                    plain = Some(client);
+                }
+                Ok(response) => tracing::debug!(
+                    "{host}: plain HTTP answered {}, using HTTPS",
+                    response.status()
+                ),
+                Err(err) => {
+                    tracing::debug!("{host}: no plain HTTP ({}), using HTTPS", error_chain(&err))
+                }
+            }
+        }
+        let (base, http) = match plain {
+            Some(client) => (format!("http://{host}"), client),
+            None => (format!("https://{host}"), http_client(true)?),
+        };
+        let registry = Registry {
             host: host.to_owned(),
-            base: format!("https://{host}"),
+            base,
             http,
             credentials,
             challenge: Mutex::new(None),
@@ -170,18 +198,6 @@ impl Registry {
             retry,
             ui: ui.clone(),
         };
-        if is_loopback(host) {
-            let probe = registry
-                .http
-                .get(format!("https://{host}/v2/"))
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await;
-            if let Err(err) = probe {
-                tracing::debug!("{host}: no TLS ({}), using plain HTTP", error_chain(&err));
-                registry.base = format!("http://{host}");
-            }
-        }
         registry.check_login().await?;
         Ok(registry)
     }
@@ -545,6 +561,19 @@ impl Registry {
             .map(str::to_owned)
             .ok_or_else(|| Error::failed(format!("{realm} answered without a token")))
     }
+}
+
+/// The HTTP client: with the system trust store for HTTPS, or without any (plain HTTP).
+fn http_client(tls: bool) -> Result<reqwest::Client> {
+    let mut builder = common::http::client_builder("img-push", &Default::default())?
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120));
+    if !tls {
+        builder = builder.tls_certs_only(Vec::new());
+    }
+    builder
+        .build()
+        .map_err(|err| Error::failed(format!("cannot set up the HTTP client: {err}")))
 }
 
 fn pull_scope(path: &str) -> String {

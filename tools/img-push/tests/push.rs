@@ -148,8 +148,11 @@ impl World {
         )
         .unwrap();
         let reference = format!("{name}:{tag}");
+        // No build cache: a cached intermediate image is shared between parallel tests, and
+        // one test's `rmi -f` would remove it under another's build.
         let out = docker(&[
             "build",
+            "--no-cache",
             "-q",
             "-t",
             &reference,
