@@ -92,12 +92,7 @@ pub async fn reconcile_once(emu: &Arc<Emulator>) {
             obs.push((i, observe_container(&emu.docker, &id).await));
         }
         let reachable = match target {
-            Some(port) => tokio::time::timeout(
-                Duration::from_millis(300),
-                tokio::net::TcpStream::connect(("127.0.0.1", port)),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok()),
+            Some(port) => target_answers(port).await,
             None => false,
         };
         observed.insert(task_id, (obs, reachable));
@@ -137,6 +132,29 @@ pub async fn reconcile_once(emu: &Arc<Emulator>) {
             }
         });
     }
+}
+
+/// The target-group health check: an HTTP request to the target answered with anything at
+/// all. (A TCP connect alone proves nothing: docker-proxy accepts on the host port before the
+/// container listens, then closes the connection.)
+async fn target_answers(port: u16) -> bool {
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        s.write_all(
+            b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: ELB-HealthChecker/2.0\r\n\r\n",
+        )
+        .await
+        .ok()?;
+        let mut buf = [0u8; 1];
+        (s.read(&mut buf).await.ok()? == 1).then_some(())
+    };
+    tokio::time::timeout(Duration::from_secs(1), probe)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
 }
 
 /// The host port of the load-balanced container port of a task, if its service has one.

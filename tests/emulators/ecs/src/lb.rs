@@ -98,7 +98,11 @@ impl Emulator {
             let port = lb.get("containerPort").and_then(Value::as_u64).unwrap_or(0) as u16;
             let mut addrs: Vec<SocketAddr> = st
                 .live_tasks(cluster, service)
-                .filter(|t| t.last_status == "RUNNING" && t.health_status != "UNHEALTHY")
+                .filter(|t| {
+                    t.last_status == "RUNNING"
+                        && t.health_status != "UNHEALTHY"
+                        && t.target_reachable
+                })
                 .filter(|t| {
                     let checked = t
                         .containers

@@ -122,7 +122,11 @@ async fn a_rolling_update_keeps_serving_through_the_target_group() {
     let mut emu = EmulatorProcess::start(&[]);
     let ecs = emu.client().await;
     let td1 = register(&emu, "web", httpd_container(&v1)).await;
-    let td2 = register(&emu, "web", httpd_container(&v2)).await;
+    // v2 takes 2 s to listen: docker-proxy accepts on its port at once, the target group must not.
+    let mut slow = httpd_container(&v2);
+    slow["entryPoint"] = json!(["/busybox", "sh", "-c"]);
+    slow["command"] = json!(["sleep 2; exec /busybox httpd -f -p 8080 -h /www"]);
+    let td2 = register(&emu, "web", slow).await;
     assert!(td2.ends_with("task-definition/web:2"), "{td2}");
 
     create_web_service(&ecs, "web", &td1, 2, false).await;
