@@ -178,7 +178,10 @@ fn only_image(out: &Output) -> Value {
     images[0].clone()
 }
 
-const SIMPLE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY . /ctx\n";
+/// Every test Dockerfile copies the context's unique `id.txt` first, so that no two tests
+/// share a cached layer: one test removing its images must not prune a parent another
+/// test's build is using (the classic builder fails with "unknown parent image ID").
+const SIMPLE: &str = "FROM scratch\nCOPY id.txt /id.txt\nCOPY busybox /bin/busybox\nCOPY . /ctx\n";
 
 #[test]
 fn dockerignore_decides_what_reaches_the_image() {
@@ -251,7 +254,7 @@ fn dockerignore_decides_what_reaches_the_image() {
 fn build_args_reach_run_steps_from_flags_and_the_environment() {
     require_docker();
     let ctx = Context::new(
-        "FROM scratch\nCOPY busybox /bin/busybox\nSHELL [\"/bin/busybox\", \"sh\", \"-c\"]\n\
+        "FROM scratch\nCOPY id.txt /id.txt\nCOPY busybox /bin/busybox\nSHELL [\"/bin/busybox\", \"sh\", \"-c\"]\n\
          ARG GREETING\nARG FROM_ENV\nARG UNSET=default\n\
          RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo $GREETING $FROM_ENV $UNSET > /args\"]\n",
     );
@@ -280,7 +283,7 @@ fn build_args_reach_run_steps_from_flags_and_the_environment() {
 fn a_failing_run_step_fails_with_the_step_and_its_output() {
     require_docker();
     let ctx = Context::new(
-        "FROM scratch\nCOPY busybox /bin/busybox\n\
+        "FROM scratch\nCOPY id.txt /id.txt\nCOPY busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo preparing; echo boom >&2; exit 3\"]\n",
     );
     let name = unique("fail");
@@ -294,7 +297,7 @@ fn a_failing_run_step_fails_with_the_step_and_its_output() {
     assert_eq!(envelope["failed"]["tool"], "img-build");
     assert_eq!(envelope["failed"]["exit_code"], 1);
     let error = envelope["failed"]["error"].as_str().unwrap();
-    assert!(error.contains("Step 3/"), "{error}");
+    assert!(error.contains("Step 4/"), "{error}");
     assert!(error.contains(" : RUN [\"/bin/busybox\""), "{error}");
     assert!(error.contains("returned a non-zero code: 3"), "{error}");
     assert!(error.contains("\n  boom"), "{error}");
@@ -808,7 +811,7 @@ fn dockerignore_agrees_with_docker_build_itself() {
 fn an_interrupted_build_exits_130_and_leaves_no_image() {
     require_docker();
     let ctx = Context::new(
-        "FROM scratch\nCOPY busybox /bin/busybox\n\
+        "FROM scratch\nCOPY id.txt /id.txt\nCOPY busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; sleep 60\"]\n",
     );
     let name = unique("interrupt");
@@ -852,7 +855,7 @@ fn an_interrupted_build_exits_130_and_leaves_no_image() {
 fn a_target_stage_is_built_and_labelled() {
     require_docker();
     let ctx = Context::new(
-        "FROM scratch AS base\nCOPY busybox /bin/busybox\nCOPY id.txt /stage-base\n\
+        "FROM scratch AS base\nCOPY id.txt /stage-base\nCOPY busybox /bin/busybox\n\
          FROM base AS final\nCOPY id.txt /stage-final\n",
     );
     let name = unique("target");
