@@ -70,6 +70,26 @@ impl Drop for Cleanup {
     }
 }
 
+/// Removes every image, intermediate ones included, carrying the label
+/// `dev.shipkit.test=<value>` when dropped: a failed or interrupted build leaves its
+/// intermediate images untagged, and only a label set by the Dockerfile's first step finds
+/// them (best effort).
+struct CleanupLabelled(String);
+
+impl Drop for CleanupLabelled {
+    fn drop(&mut self) {
+        let filter = format!("label=dev.shipkit.test={}", self.0);
+        let out = docker(&["images", "-a", "-q", "--filter", &filter]);
+        let ids: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        for id in ids {
+            let _ = docker(&["rmi", "-f", &id]);
+        }
+    }
+}
+
 /// A build context in a temp dir: busybox plus the given Dockerfile.
 struct Context {
     dir: tempfile::TempDir,
@@ -282,11 +302,12 @@ fn build_args_reach_run_steps_from_flags_and_the_environment() {
 #[test]
 fn a_failing_run_step_fails_with_the_step_and_its_output() {
     require_docker();
-    let ctx = Context::new(
-        "FROM scratch\nCOPY id.txt /id.txt\nCOPY busybox /bin/busybox\n\
-         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo preparing; echo boom >&2; exit 3\"]\n",
-    );
     let name = unique("fail");
+    let ctx = Context::new(&format!(
+        "FROM scratch\nLABEL dev.shipkit.test={name}\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo preparing; echo boom >&2; exit 3\"]\n",
+    ));
+    let _intermediates = CleanupLabelled(name.clone());
     let tag = format!("{name}:t");
     let _cleanup = Cleanup(vec![tag.clone()]);
     let out = img_build()
@@ -810,11 +831,12 @@ fn dockerignore_agrees_with_docker_build_itself() {
 #[test]
 fn an_interrupted_build_exits_130_and_leaves_no_image() {
     require_docker();
-    let ctx = Context::new(
-        "FROM scratch\nCOPY id.txt /id.txt\nCOPY busybox /bin/busybox\n\
-         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; sleep 60\"]\n",
-    );
     let name = unique("interrupt");
+    let ctx = Context::new(&format!(
+        "FROM scratch\nLABEL dev.shipkit.test={name}\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; sleep 60\"]\n",
+    ));
+    let _intermediates = CleanupLabelled(name.clone());
     let tag = format!("{name}:t");
     let _cleanup = Cleanup(vec![tag.clone()]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_img-build"))
