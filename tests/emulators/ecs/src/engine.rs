@@ -85,18 +85,24 @@ pub async fn reconcile_once(emu: &Arc<Emulator>) {
             })
             .collect()
     };
-    let mut observed: HashMap<String, TaskObservations> = HashMap::new();
-    for (task_id, containers, target) in watched {
-        let mut obs = Vec::new();
-        for (i, id) in containers {
-            obs.push((i, observe_container(&emu.docker, &id).await));
-        }
-        let reachable = match target {
-            Some(port) => target_answers(port).await,
-            None => false,
-        };
-        observed.insert(task_id, (obs, reachable));
-    }
+    // Tasks are looked at concurrently, so that one slow target does not hold up the others.
+    let looks = watched
+        .into_iter()
+        .map(|(task_id, containers, target)| async move {
+            let mut obs = Vec::new();
+            for (i, id) in containers {
+                obs.push((i, observe_container(&emu.docker, &id).await));
+            }
+            let reachable = match target {
+                Some(port) => target_answers(port).await,
+                None => false,
+            };
+            (task_id, (obs, reachable))
+        });
+    let observed: HashMap<String, TaskObservations> = futures_util::future::join_all(looks)
+        .await
+        .into_iter()
+        .collect();
 
     // 2. Apply observations, decide, apply decisions.
     let effects = {
