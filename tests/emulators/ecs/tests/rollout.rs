@@ -425,7 +425,7 @@ async fn crashing_tasks_stop_with_exit_codes_and_the_circuit_breaker_rolls_back(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_removes_every_container_the_emulator_started() {
+async fn stop_task_and_scaling_are_not_deployments_and_sigterm_removes_every_container() {
     let mut images = TestImages::new();
     let v1 = images.build("httpd", "v1");
     let mut emu = EmulatorProcess::start(&[]);
@@ -439,9 +439,84 @@ async fn sigterm_removes_every_container_the_emulator_started() {
         .send()
         .await
         .expect("create");
-    wait_stable(&ecs, "sig", &td, 60).await;
+    let s = wait_stable(&ecs, "sig", &td, 60).await;
+    let deployment = s.deployments()[0].id().expect("id").to_owned();
+
+    // A task stopped by hand is replaced by the same deployment; it is not a failure.
+    let running = ecs
+        .list_tasks()
+        .cluster("dev")
+        .service_name("sig")
+        .send()
+        .await
+        .expect("list");
+    let victim = running.task_arns()[0].clone();
+    let stopped = ecs
+        .stop_task()
+        .cluster("dev")
+        .task(&victim)
+        .reason("testing")
+        .send()
+        .await
+        .expect("stop");
+    assert_eq!(
+        stopped.task().and_then(|t| t.desired_status()),
+        Some("STOPPED")
+    );
+    let s = wait_for(60, "a replacement task", || async {
+        let l = ecs
+            .list_tasks()
+            .cluster("dev")
+            .service_name("sig")
+            .send()
+            .await
+            .ok()?;
+        let s = describe(&ecs, "sig").await;
+        (l.task_arns().len() == 2 && !l.task_arns().contains(&victim) && s.running_count() == 2)
+            .then_some(s)
+    })
+    .await;
+    assert_eq!(s.deployments().len(), 1);
+    assert_eq!(s.deployments()[0].id(), Some(deployment.as_str()));
+    assert_eq!(s.deployments()[0].failed_tasks(), 0);
+    let d = ecs
+        .describe_tasks()
+        .cluster("dev")
+        .tasks(&victim)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        d.tasks()[0].stop_code().map(|c| c.as_str()),
+        Some("UserInitiated")
+    );
+    assert_eq!(d.tasks()[0].stopped_reason(), Some("testing"));
+
+    // Scaling changes the count of the same deployment.
+    ecs.update_service()
+        .cluster("dev")
+        .service("sig")
+        .desired_count(3)
+        .send()
+        .await
+        .expect("scale");
+    let s = wait_for(60, "3 running", || async {
+        let s = describe(&ecs, "sig").await;
+        (s.running_count() == 3
+            && s.events().first().and_then(|e| e.message())
+                == Some("(service sig) has reached a steady state."))
+        .then_some(s)
+    })
+    .await;
+    assert_eq!(s.deployments().len(), 1);
+    assert_eq!(s.deployments()[0].id(), Some(deployment.as_str()));
+    assert_eq!(s.deployments()[0].desired_count(), 3);
+    wait_for(30, "3 containers", || async {
+        (emu.containers().len() == 3).then_some(())
+    })
+    .await;
+
     let port = emu.port;
-    assert_eq!(emu.containers().len(), 2);
     emu.terminate();
     let out = std::process::Command::new("docker")
         .args([
