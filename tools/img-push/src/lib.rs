@@ -477,6 +477,8 @@ struct Source {
     name: String,
     /// What to inspect and tag from: the image id, else its first local reference.
     local: String,
+    /// The local image id, once inspected.
+    id: Option<String>,
     tags: Vec<String>,
 }
 
@@ -492,6 +494,7 @@ fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
                 index: None,
                 name: parsed.name().to_owned(),
                 local: text.clone(),
+                id: None,
                 tags: plan::tags_to_push(&own.into_iter().collect::<Vec<_>>(), &args.tags),
             });
         }
@@ -529,6 +532,7 @@ fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
                 index: Some(index),
                 name: image.name.clone(),
                 local,
+                id: None,
                 tags: plan::tags_to_push(&own, &args.tags),
             });
         }
@@ -590,18 +594,19 @@ async fn push(
     envelope: &mut Envelope,
     ui: &Ui,
 ) -> Result<()> {
-    let sources = sources(args, envelope)?;
+    let mut sources = sources(args, envelope)?;
     // Local images first: a reference that names no image is bad input, found before any
     // network call.
     let engine = Engine::connect().await?;
     let mut locals = Vec::new();
-    for source in &sources {
+    for source in &mut sources {
         let local = engine.inspect(&source.local).await?.ok_or_else(|| {
             Error::usage(format!(
                 "no local image {} (image {}): build it first (img-build), or check --image",
                 source.local, source.name
             ))
         })?;
+        source.id = Some(local.id.clone());
         locals.push(local);
     }
 
@@ -1010,6 +1015,7 @@ fn record(envelope: &mut Envelope, result: &JobResult) {
                 None => {
                     envelope.images.push(Image {
                         name: result.source.name.clone(),
+                        id: result.source.id.clone(),
                         tags: match result.source.local.starts_with("sha256:") {
                             true => Vec::new(),
                             false => vec![result.source.local.clone()],
@@ -1248,6 +1254,7 @@ async fn promote(
             index: envelope.images.iter().position(|i| i.name == name),
             name: name.clone(),
             local: String::new(),
+            id: None,
             tags: Vec::new(),
         };
         let mut pushed = Vec::new();
@@ -1480,6 +1487,7 @@ mod tests {
             index: Some(0),
             name: "api".into(),
             local: "api:1".into(),
+            id: None,
             tags: vec!["1".into()],
         };
         for digest in ["sha256:a", "sha256:b"] {

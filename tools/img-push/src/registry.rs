@@ -447,13 +447,9 @@ impl Registry {
                 let Some(challenge) = challenge else {
                     return Ok(Attempt::Answer(response));
                 };
-                // Already answered this very challenge (same Basic, or a token for this scope
-                // that the registry refused): the credentials are wrong; do not loop.
-                let token_cached =
-                    scope.is_some_and(|s| self.tokens.lock().expect("lock").contains_key(s));
-                if known.as_ref() == Some(&challenge)
-                    && (challenge == Challenge::Basic || token_cached)
-                {
+                // Basic credentials the registry already refused are wrong: do not loop. A
+                // refused token may have expired: it is fetched again, once.
+                if known.as_ref() == Some(&challenge) && challenge == Challenge::Basic {
                     return Ok(Attempt::Answer(response));
                 }
                 let bearer = matches!(challenge, Challenge::Bearer { .. });
