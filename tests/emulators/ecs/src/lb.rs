@@ -124,6 +124,14 @@ impl Emulator {
         }
     }
 
+    /// The load-balancer port of a service, if it has one.
+    pub fn lb_port(&self, cluster: &str, service: &str) -> Option<u16> {
+        let groups = self.target_groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups
+            .get(&(cluster.to_owned(), service.to_owned()))
+            .map(|g| g.port)
+    }
+
     /// `[{cluster, service, lbPort, targets}]` for `GET /_emulator/services`.
     pub fn target_groups_json(&self) -> Value {
         // The state lock is taken before the target-group lock everywhere else: never both here.

@@ -3,6 +3,8 @@
 //!
 //! - `GET /_emulator/services`: `[{cluster, service, lbPort, targets}]`, the load-balancer
 //!   stand-in port of each service (`lbPort` null without a load balancer);
+//! - `GET /_emulator/services/<cluster>/<service>/lb-port`: that port alone, as text (404
+//!   when the service has none);
 //! - `GET /_emulator/faults`, `POST /_emulator/faults` with `{"throttleEvery": N,
 //!   "latencyMs": M}` (either may be left out; 0 turns it off): the current fault settings.
 
@@ -182,6 +184,25 @@ fn emulator_endpoint(
     match (method, path) {
         (&Method::GET, "/_emulator/services") => {
             json_response(StatusCode::OK, &emu.target_groups_json(), JSON)
+        }
+        // `/_emulator/services/<cluster>/<service>/lb-port`: the port alone, for shell scripts.
+        (&Method::GET, p) if p.starts_with("/_emulator/services/") && p.ends_with("/lb-port") => {
+            let inner = &p["/_emulator/services/".len()..p.len() - "/lb-port".len()];
+            let port = inner
+                .split_once('/')
+                .and_then(|(cluster, service)| emu.lb_port(cluster, service));
+            let (status, body) = match port {
+                Some(port) => (StatusCode::OK, format!("{port}\n")),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    format!("no load-balancer port for service {inner}\n"),
+                ),
+            };
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = status;
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/plain"));
+            r
         }
         (&Method::GET, "/_emulator/faults") => {
             let f = *emu.faults.lock().unwrap_or_else(|e| e.into_inner());

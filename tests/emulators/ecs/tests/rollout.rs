@@ -136,6 +136,8 @@ async fn a_rolling_update_keeps_serving_through_the_target_group() {
         first_deployment.starts_with("ecs-svc/") && first_deployment.len() == "ecs-svc/".len() + 19
     );
     let port = emu.lb_port("dev", "web");
+    assert_eq!(emu.lb_port_text("dev", "web"), (200, port.to_string()));
+    assert_eq!(emu.lb_port_text("dev", "nope").0, 404);
     assert_eq!(
         http_get(port, "/").expect("the target group answers"),
         (200, "v1".into())

@@ -123,6 +123,15 @@ impl EmulatorProcess {
             .unwrap_or_else(|| panic!("no lbPort for {cluster}/{service} in {v}")) as u16
     }
 
+    /// `GET /_emulator/services/<cluster>/<service>/lb-port`: (status, body).
+    pub fn lb_port_text(&self, cluster: &str, service: &str) -> (u16, String) {
+        http_get(
+            self.port,
+            &format!("/_emulator/services/{cluster}/{service}/lb-port"),
+        )
+        .expect("lb-port")
+    }
+
     /// Containers this emulator started that still exist.
     pub fn containers(&self) -> Vec<String> {
         let out = Command::new("docker")
