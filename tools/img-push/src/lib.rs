@@ -487,6 +487,32 @@ fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
     let mut sources = Vec::new();
     if !args.images.is_empty() {
         for text in &args.images {
+            // An image id names no repository: its tags are the --tag ones only.
+            if reference::check_digest(text).is_ok() {
+                let Some(Destination::Repository(repository)) = args
+                    .repository
+                    .as_deref()
+                    .and_then(|r| Destination::repository(r).ok())
+                else {
+                    return Err(Error::usage(format!(
+                        "--image {text}: an image id has no name to make a repository from: \
+                         use --repository, or a named reference (name:tag)"
+                    )));
+                };
+                sources.push(Source {
+                    index: None,
+                    name: repository
+                        .path
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("image")
+                        .to_owned(),
+                    local: text.clone(),
+                    id: None,
+                    tags: plan::tags_to_push(&[], &args.tags),
+                });
+                continue;
+            }
             let parsed =
                 Reference::parse(text).map_err(|why| Error::usage(format!("--image: {why}")))?;
             let own = reference::tag_of(text).map_err(Error::usage)?;
@@ -1432,6 +1458,32 @@ mod tests {
             .unwrap()
             .0;
         assert_eq!(sources(&args, &env).unwrap().len(), 1);
+
+        let id = format!("sha256:{}", "a".repeat(64));
+        let args = parse(&[
+            "--repository",
+            "r.example.com/x/a",
+            "--image",
+            &id,
+            "-t",
+            "1",
+        ])
+        .unwrap()
+        .0;
+        let by_id = sources(&args, &env).unwrap();
+        assert_eq!(
+            (by_id[0].name.as_str(), by_id[0].tags.as_slice()),
+            ("a", &["1".to_owned()][..])
+        );
+        let args = parse(&["--registry", "r.example.com", "--image", &id])
+            .unwrap()
+            .0;
+        assert!(
+            sources(&args, &env)
+                .unwrap_err()
+                .to_string()
+                .contains("an image id has no name")
+        );
 
         let args = parse(&["--repository", "r.example.com/a", "--image", "team/web:1"])
             .unwrap()

@@ -672,6 +672,46 @@ fn an_immutable_tag_at_another_image_stops_the_push_naming_both_digests() {
         world.registry_digest(&repository, "v1").as_deref(),
         Some(first_digest.as_str())
     );
+
+    // Promotion checks immutable tags the same way: the second image goes in as v1-b, then
+    // v1 → prod works, and v1-b → prod is refused, naming both digests.
+    let out = world
+        .img_push()
+        .args(["--ecr", "--image", &format!("{name}:v1"), "--tag", "v1-b"])
+        .args(["--name", "unused"]) // ignored with --image
+        .run();
+    out.assert_code(1); // v1 still conflicts: nothing pushed, v1-b included
+    let second = world
+        .img_push()
+        .args([
+            "--repository",
+            &repository,
+            "--image",
+            &second_id,
+            "--tag",
+            "v1-b",
+        ])
+        .run();
+    let second_digest = pushed(&second)[0]["digest"].as_str().unwrap().to_owned();
+    let promote = |from: &str| {
+        world
+            .img_push()
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .args(["--ecr", "--promote", "--name", &name])
+            .args(["--from-tag", from, "--to-tag", "prod"])
+            .run()
+    };
+    assert_eq!(pushed(&promote("v1"))[0]["digest"], json!(first_digest));
+    let out = promote("v1-b");
+    out.assert_code(1);
+    let error = out.json()["failed"]["error"].as_str().unwrap().to_owned();
+    for needle in [
+        format!("{repository}:prod is immutable"),
+        first_digest.clone(),
+        second_digest.clone(),
+    ] {
+        assert!(error.contains(&needle), "{error:?} lacks {needle}");
+    }
 }
 
 #[test]
