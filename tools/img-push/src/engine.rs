@@ -117,19 +117,7 @@ impl Engine {
             tag: Some(tag.to_owned()),
             platform: None,
         };
-        let credentials = credentials.map(|c| match c {
-            Credentials::Basic { username, password } => DockerCredentials {
-                username: Some(username.clone()),
-                password: Some(password.clone()),
-                serveraddress: Some(repository.host.clone()),
-                ..Default::default()
-            },
-            Credentials::IdentityToken(token) => DockerCredentials {
-                identitytoken: Some(token.clone()),
-                serveraddress: Some(repository.host.clone()),
-                ..Default::default()
-            },
-        });
+        let credentials = credentials.map(|c| docker_credentials(c, &repository.host));
         let mut stream =
             self.docker
                 .push_image(&repository.to_string(), Some(options), credentials);
@@ -171,6 +159,31 @@ impl Engine {
             transient: false,
         })
     }
+}
+
+/// The credentials as the Engine takes them for a push to `host`.
+fn docker_credentials(credentials: &Credentials, host: &str) -> DockerCredentials {
+    match credentials {
+        Credentials::Basic { username, password } => DockerCredentials {
+            username: Some(username.clone()),
+            password: Some(password.clone()),
+            serveraddress: Some(host.to_owned()),
+            ..Default::default()
+        },
+        Credentials::IdentityToken(token) => DockerCredentials {
+            identitytoken: Some(token.clone()),
+            serveraddress: Some(host.to_owned()),
+            ..Default::default()
+        },
+    }
+}
+
+/// The `X-Registry-Auth` header the push will carry (base64 of the credentials' JSON), so
+/// that it can be masked like the password it contains.
+pub fn registry_auth_header(credentials: &Credentials, host: &str) -> String {
+    use base64::Engine as _;
+    let json = serde_json::to_string(&docker_credentials(credentials, host)).unwrap_or_default();
+    base64::engine::general_purpose::STANDARD.encode(json)
 }
 
 #[cfg(test)]

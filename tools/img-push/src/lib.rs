@@ -932,6 +932,9 @@ async fn push_with_retries(
     ui: &Ui,
 ) -> Result<String> {
     let target = repository.with_tag(tag);
+    if let Some(credentials) = registry.credentials() {
+        ui.mask(&engine::registry_auth_header(credentials, &repository.host));
+    }
     engine.tag(&local.id, repository, tag).await?;
     let started = Instant::now();
     let mut attempt = 0;
