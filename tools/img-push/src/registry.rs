@@ -159,7 +159,7 @@ impl Registry {
         // A loopback registry is asked in plain HTTP first, with a client that loads no
         // trust store (loading it is most of a short run's time): if it answers as a
         // registry, that is the scheme. Only the ping goes there; no credentials are sent.
-        let mut plain = None;
+        let (mut plain, mut ping) = (None, None);
         if is_loopback(host) {
             let client = http_client(false)?;
             let probe = client
@@ -174,6 +174,7 @@ impl Registry {
                         .contains_key("docker-distribution-api-version") =>
                 {
                     plain = Some(client);
+                    ping = Some(response);
                 }
                 Ok(response) => tracing::debug!(
                     "{host}: plain HTTP answered {}, using HTTPS",
@@ -198,7 +199,11 @@ impl Registry {
             retry,
             ui: ui.clone(),
         };
-        registry.check_login().await?;
+        let ping = match ping {
+            Some(response) => response,
+            None => registry.ping().await?,
+        };
+        registry.learn_challenge(ping).await?;
         Ok(registry)
     }
 
@@ -212,26 +217,50 @@ impl Registry {
         self.credentials.as_ref()
     }
 
-    /// `GET /v2/`: learns the challenge and proves the credentials (Basic auth only; a token
-    /// service is asked on the first repository request, where the scope is known).
-    async fn check_login(&self) -> Result<()> {
+    /// `GET /v2/` without credentials, retrying transient failures: the registry's
+    /// challenge, if it wants one.
+    async fn ping(&self) -> Result<reqwest::Response> {
         let url = format!("{}/v2/", self.base);
-        let response = self
-            .send(Method::GET, &url, None, HeaderMap::new(), None)
-            .await?;
-        let bearer = matches!(
-            *self.challenge.lock().expect("lock"),
-            Some(Challenge::Bearer { .. })
-        );
-        match response.status() {
+        let mut attempt = 0;
+        loop {
+            let why = match self.http.get(&url).send().await {
+                Ok(response) if !plan::is_transient_status(response.status().as_u16()) => {
+                    return Ok(response);
+                }
+                Ok(response) => format!("{}", response.status()),
+                Err(err) => error_chain(&err),
+            };
+            if attempt >= self.retry.retries {
+                return Err(Error::failed(format!(
+                    "GET {url}: {why} (gave up after {} attempts)",
+                    attempt + 1
+                )));
+            }
+            attempt += 1;
+            self.retry.wait(attempt, &format!("GET {url}"), &why).await;
+        }
+    }
+
+    /// Learns from the ping how to authenticate. Credentials are sent from the first
+    /// repository request on (a refusal there names the user); a registry that wants
+    /// credentials when there are none is a job failure here, before anything is pushed.
+    async fn learn_challenge(&self, ping: reqwest::Response) -> Result<()> {
+        match ping.status() {
             status if status.is_success() => Ok(()),
-            // A token service checks the credentials on the first request with a scope.
-            StatusCode::UNAUTHORIZED if bearer && self.credentials.is_some() => Ok(()),
+            StatusCode::UNAUTHORIZED => {
+                let challenge = header(ping.headers(), WWW_AUTHENTICATE.as_str())
+                    .and_then(|h| parse_challenge(&h));
+                if self.credentials.is_none() || challenge.is_none() {
+                    return Err(self.refusal(StatusCode::UNAUTHORIZED, ""));
+                }
+                *self.challenge.lock().expect("lock") = challenge;
+                Ok(())
+            }
             StatusCode::NOT_FOUND => Err(Error::failed(format!(
                 "{} does not serve the registry API (GET /v2/ answered 404)",
                 self.host
             ))),
-            status => Err(self.refusal(status, &registry_error(response).await)),
+            status => Err(self.refusal(status, &registry_error(ping).await)),
         }
     }
 
