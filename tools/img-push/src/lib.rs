@@ -621,6 +621,7 @@ async fn push(
     ui: &Ui,
 ) -> Result<()> {
     let mut sources = sources(args, envelope)?;
+    check_tag_claims(&sources, destination)?;
     // Local images first: a reference that names no image is bad input, found before any
     // network call.
     let engine = Engine::connect().await?;
@@ -645,20 +646,6 @@ async fn push(
                 .ok_or_else(|| Error::failed("no repository for the destination"))
         })
         .collect::<Result<_>>()?;
-    let mut claimed: BTreeMap<String, &str> = BTreeMap::new();
-    for (source, repository) in sources.iter().zip(&repositories) {
-        for tag in &source.tags {
-            if let Some(other) = claimed.insert(repository.with_tag(tag), &source.name)
-                && other != source.name
-            {
-                return Err(Error::usage(format!(
-                    "{} would receive two images ({other} and {})",
-                    repository.with_tag(tag),
-                    source.name
-                )));
-            }
-        }
-    }
     let unique: BTreeSet<Repository> = repositories.iter().cloned().collect();
     let immutable = check_repositories(&target, &unique, args, args.create_repository, ui).await?;
 
@@ -736,6 +723,33 @@ async fn push(
         Some(err) => Err(err),
         None => Ok(()),
     }
+}
+
+/// Refuses two images going to the same `repository:tag` (checked before anything is sent:
+/// with --ecr the host is not known yet, but it is the same for every image).
+fn check_tag_claims(sources: &[Source], destination: &Destination) -> Result<()> {
+    let mut claimed: BTreeMap<String, usize> = BTreeMap::new();
+    for (index, source) in sources.iter().enumerate() {
+        let Some(repository) = destination.repository_for(&source.name, Some("ecr")) else {
+            continue;
+        };
+        for tag in &source.tags {
+            let target = repository.with_tag(tag);
+            if let Some(other) = claimed.insert(target, index)
+                && other != index
+            {
+                let shown = match destination {
+                    Destination::Ecr => format!("{}:{tag}", repository.path),
+                    _ => repository.with_tag(tag),
+                };
+                return Err(Error::usage(format!(
+                    "{shown} would receive two images ({} and {})",
+                    sources[other].local, source.local
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What the local image is, for a conflict message: its digest in the repository if known,
@@ -946,7 +960,7 @@ async fn push_with_retries(
             .push(
                 repository,
                 tag,
-                registry_credentials(registry),
+                registry.credentials(),
                 |event| match event {
                     PushProgress::Layers(total) => {
                         layers = total;
@@ -1019,11 +1033,6 @@ async fn push_with_retries(
             "pushed {target}, but the registry does not have it"
         ))),
     }
-}
-
-/// The credentials the registry client holds, for the Engine's push.
-fn registry_credentials(registry: &Registry) -> Option<&Credentials> {
-    registry.credentials()
 }
 
 /// Adds a job's entries to its image in the envelope (replacing entries for the same
@@ -1529,6 +1538,34 @@ mod tests {
             assert_eq!(err.exit().code(), 2, "{flags:?}");
             assert!(err.to_string().contains(needle), "{flags:?}: {err}");
         }
+    }
+
+    #[test]
+    fn two_images_may_not_claim_one_tag() {
+        let env = envelope(serde_json::json!([
+            {"name": "api", "tags": ["api:1"]}, {"name": "api2", "tags": ["api2:1"]}
+        ]));
+        let args = parse(&["--ecr"]).unwrap().0;
+        let found = sources(&args, &env).unwrap();
+        assert!(check_tag_claims(&found, &Destination::Ecr).is_ok());
+        let args = parse(&[
+            "--registry",
+            "r.example.com",
+            "--image",
+            "a/web:1",
+            "--image",
+            "b/web:1",
+        ])
+        .unwrap()
+        .0;
+        let found = sources(&args, &env).unwrap();
+        let err = check_tag_claims(&found, &destination(&args).unwrap()).unwrap_err();
+        assert_eq!(err.exit().code(), 2);
+        assert!(
+            err.to_string()
+                .contains("r.example.com/web:1 would receive two images"),
+            "{err}"
+        );
     }
 
     #[test]
