@@ -15,7 +15,8 @@
 # a re-push costs img-push ~20 ms, of which the Engine's /version (API negotiation, ~5 ms)
 # and one bcrypt-checked HEAD on the htpasswd registry (~5 ms) are the floor, against ~45 ms
 # for `docker push`; and 4 concurrent pushes are bound by the Engine compressing layers on
-# 2 cores. Against a remote registry, round trips dominate and both ratios fall.
+# 2 cores. Against a remote registry round trips dominate, where both ratios should be
+# lower (not measured here: no network).
 #
 # Each measurement is the median of RUNS runs. Credentials come from a temporary Docker
 # config (both clients read it). Needs dockerd, the registry, the docker client, busybox.
