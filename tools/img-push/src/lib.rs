@@ -116,7 +116,9 @@ and DOCKER_CONFIG are honoured as usual.";
 pub struct Args {
     /// Push to ECR: <account>.dkr.ecr.<region>.amazonaws.com/<name>, the account from STS
     /// and the region from the AWS configuration.
-    #[arg(long, env = "IMG_PUSH_ECR", help_heading = "Destination")]
+    #[arg(long, env = "IMG_PUSH_ECR",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Destination")]
     pub ecr: bool,
 
     /// Push to HOST[/PREFIX]/<name>.
@@ -138,21 +140,26 @@ pub struct Args {
     pub repository: Option<String>,
 
     /// Create a missing ECR repository (else a missing repository is an error).
-    #[arg(long, env = "IMG_PUSH_CREATE_REPOSITORY", help_heading = "Destination")]
+    #[arg(long, env = "IMG_PUSH_CREATE_REPOSITORY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Destination")]
     pub create_repository: bool,
 
     /// With --create-repository: turn on ECR scan on push.
     #[arg(
         long,
         env = "IMG_PUSH_SCAN_ON_PUSH",
-        requires = "create_repository",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(),
         help_heading = "Destination"
     )]
     pub scan_on_push: bool,
 
     /// Tags are immutable: create ECR repositories so, and refuse to move an existing tag
     /// to another image on any registry.
-    #[arg(long, env = "IMG_PUSH_IMMUTABLE_TAGS", help_heading = "Destination")]
+    #[arg(long, env = "IMG_PUSH_IMMUTABLE_TAGS",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Destination")]
     pub immutable_tags: bool,
 
     /// A local image to push instead of the envelope's images (repeatable).
@@ -188,7 +195,9 @@ pub struct Args {
     pub tags: Vec<String>,
 
     /// Copy the manifest at --from-tag to --to-tag in the registry (no Docker Engine needed).
-    #[arg(long, env = "IMG_PUSH_PROMOTE", conflicts_with_all = ["images", "tags"], help_heading = "Promotion")]
+    #[arg(long, env = "IMG_PUSH_PROMOTE",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Promotion")]
     pub promote: bool,
 
     /// The tag to promote (default: git-<short sha> of the envelope's git.commit, or HEAD).
@@ -196,7 +205,6 @@ pub struct Args {
         long,
         value_name = "TAG",
         env = "IMG_PUSH_FROM_TAG",
-        requires = "promote",
         help_heading = "Promotion"
     )]
     pub from_tag: Option<String>,
@@ -207,7 +215,6 @@ pub struct Args {
         value_name = "TAG",
         env = "IMG_PUSH_TO_TAG",
         value_delimiter = ',',
-        requires = "promote",
         help_heading = "Promotion"
     )]
     pub to_tags: Vec<String>,
@@ -252,7 +259,9 @@ pub struct Args {
     pub retry_delay: Duration,
 
     /// Resolve destinations, credentials and skips; push, create and tag nothing.
-    #[arg(long, env = "IMG_PUSH_DRY_RUN")]
+    #[arg(long, env = "IMG_PUSH_DRY_RUN",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
 
     #[command(flatten)]
@@ -269,6 +278,20 @@ impl Args {
                 format!("{message}\n"),
             ))
         };
+        // Checked here rather than with clap's `requires`/`conflicts_with`: those take a flag
+        // set to false from the environment (IMG_PUSH_PROMOTE=false) as given.
+        if self.promote && !(self.images.is_empty() && self.tags.is_empty()) {
+            return conflict(
+                "--promote copies a tag already in the registry: --image and --tag do not apply \
+                 (use --name, --from-tag and --to-tag)",
+            );
+        }
+        if !self.promote && (self.from_tag.is_some() || !self.to_tags.is_empty()) {
+            return conflict("--from-tag and --to-tag need --promote");
+        }
+        if self.scan_on_push && !self.create_repository {
+            return conflict("--scan-on-push needs --create-repository");
+        }
         match (self.password_stdin, &self.username, &self.common.input) {
             (true, None, _) => conflict("--password-stdin needs --username"),
             (true, Some(_), None) => conflict(
@@ -358,10 +381,14 @@ pub async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
 }
 
 fn destination(args: &Args) -> Result<Destination> {
-    match (&args.registry, &args.repository) {
-        (Some(registry), _) => Destination::registry(registry).map_err(Error::usage),
-        (_, Some(repository)) => Destination::repository(repository).map_err(Error::usage),
-        _ => Ok(Destination::Ecr),
+    match (&args.registry, &args.repository, args.ecr) {
+        (Some(registry), _, _) => Destination::registry(registry).map_err(Error::usage),
+        (_, Some(repository), _) => Destination::repository(repository).map_err(Error::usage),
+        (None, None, true) => Ok(Destination::Ecr),
+        // IMG_PUSH_ECR=false satisfies clap's "one destination" without naming one.
+        (None, None, false) => Err(Error::usage(
+            "no destination: pass --ecr, --registry or --repository",
+        )),
     }
 }
 
@@ -1438,6 +1465,15 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    #[test]
+    fn flags_that_need_or_exclude_others() {
+        let err = |flags: &[&str]| parse(flags).unwrap_err().to_string();
+        assert!(err(&["--ecr", "--promote", "--image", "a:1"]).contains("--promote copies"));
+        assert!(err(&["--ecr", "--to-tag", "v1"]).contains("need --promote"));
+        assert!(err(&["--ecr", "--scan-on-push"]).contains("needs --create-repository"));
+        assert!(parse(&["--ecr", "--promote", "--to-tag", "v1", "--name", "a"]).is_ok());
     }
 
     #[test]
