@@ -861,6 +861,19 @@ fn dry_run_resolves_skips_and_pushes_nothing() {
         world.registry_digest(&format!("{registry}/{name}"), "v1"),
         None
     );
+    // The same, configured entirely through the environment, with two extra tags.
+    let by_env = world
+        .img_push()
+        .env("IMG_PUSH_REGISTRY", registry.clone())
+        .env("IMG_PUSH_IMAGE", format!("{name}:v1"))
+        .env("IMG_PUSH_TAG", "a,b")
+        .env("IMG_PUSH_DRY_RUN", "1")
+        .env("IMG_PUSH_PROMOTE", "false")
+        .run();
+    let tags: Vec<Value> = pushed(&by_env).iter().map(|e| e["tag"].clone()).collect();
+    assert_eq!(tags, [json!("v1"), json!("a"), json!("b")]);
+    assert!(pushes_since(&since, &name).is_empty());
+
     // ECR: a repository that would be created is reported, not created.
     let out = world
         .img_push()
