@@ -693,6 +693,7 @@ fn an_immutable_tag_at_another_image_stops_the_push_naming_both_digests() {
         ])
         .run();
     let second_digest = pushed(&second)[0]["digest"].as_str().unwrap().to_owned();
+    world.forget(format!("{repository}:v1-b"));
     let promote = |from: &str| {
         world
             .img_push()
