@@ -92,7 +92,8 @@ Skip: a tag the registry already has at this image is reported with \"skipped\":
 nothing is sent. Immutable tags (an ECR repository with IMMUTABLE tags, or --immutable-tags
 for any registry) that point at another image stop the run before anything is pushed.
 
-Promote: --from-tag defaults to git-<short sha> of the envelope's git.commit (or HEAD),
+Promote: --from-tag defaults to git-<short sha> of the envelope's git.commit (or HEAD; -dirty
+appended when the envelope says the tree was dirty, as img-build tags it),
 --to-tag to the envelope's release.tag; the manifest is copied byte for byte, so the digest
 does not change.
 
@@ -1152,25 +1153,24 @@ fn short_digest(digest: &str) -> &str {
     }
 }
 
-/// The default `--from-tag`: `git-<short sha>` of the envelope's commit, else of HEAD.
+/// The default `--from-tag`: `git-<short sha>[-dirty]` of the envelope's commit, else of HEAD.
 fn default_from_tag(envelope: &Envelope) -> Result<String> {
-    let commit = match envelope
-        .git
-        .as_ref()
-        .map(|g| g.commit.clone())
-        .filter(|c| !c.is_empty())
-    {
-        Some(commit) => commit,
+    let (commit, dirty) = match envelope.git.as_ref().filter(|g| !g.commit.is_empty()) {
+        Some(git) => (git.commit.clone(), git.dirty),
         None => {
-            common::git::git(Path::new("."), &["rev-parse", "--verify", "HEAD"]).map_err(|_| {
-                Error::usage(
-                    "--promote needs --from-tag: the envelope has no git.commit and the current \
-                 directory is not a git repository with a commit",
-                )
-            })?
+            let head = common::git::git(Path::new("."), &["rev-parse", "--verify", "HEAD"])
+                .map_err(|_| {
+                    Error::usage(
+                        "--promote needs --from-tag: the envelope has no git.commit and the \
+                         current directory is not a git repository with a commit",
+                    )
+                })?;
+            (head, false)
         }
     };
-    Ok(format!("git-{}", &commit[..commit.len().min(7)]))
+    // As img-build names it: a build from a dirty tree is tagged git-<short sha>-dirty.
+    let suffix = if dirty { "-dirty" } else { "" };
+    Ok(format!("git-{}{suffix}", &commit[..commit.len().min(7)]))
 }
 
 async fn promote(
@@ -1641,5 +1641,10 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(default_from_tag(&env).unwrap(), "git-3f2a1c9");
+        let dirty: Envelope = serde_json::from_value(serde_json::json!({
+            "git": {"commit": "3f2a1c9d00000000000000000000000000000000", "dirty": true}
+        }))
+        .unwrap();
+        assert_eq!(default_from_tag(&dirty).unwrap(), "git-3f2a1c9-dirty");
     }
 }
