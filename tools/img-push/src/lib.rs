@@ -92,8 +92,8 @@ Skip: a tag the registry already has at this image is reported with \"skipped\":
 nothing is sent. Immutable tags (an ECR repository with IMMUTABLE tags, or --immutable-tags
 for any registry) that point at another image stop the run before anything is pushed.
 
-Promote: --from-tag defaults to git-<short sha> of the envelope's git.commit (or HEAD; -dirty
-appended when the envelope says the tree was dirty, as img-build tags it),
+Promote: --from-tag defaults to git-<short sha> of the envelope's release.commit, else of its
+git.commit (-dirty appended for a dirty tree, as img-build tags it), else of HEAD;
 --to-tag to the envelope's release.tag; the manifest is copied byte for byte, so the digest
 does not change.
 
@@ -201,7 +201,7 @@ pub struct Args {
         value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Promotion")]
     pub promote: bool,
 
-    /// The tag to promote (default: git-<short sha> of the envelope's git.commit, or HEAD).
+    /// The tag to promote (default: git-<short sha> of the release's commit, see below).
     #[arg(
         long,
         value_name = "TAG",
@@ -1153,11 +1153,21 @@ fn short_digest(digest: &str) -> &str {
     }
 }
 
-/// The default `--from-tag`: `git-<short sha>[-dirty]` of the envelope's commit, else of HEAD.
+/// The default `--from-tag`: `git-<short sha>` of the envelope's release.commit, else of its
+/// git.commit (`-dirty` appended for a dirty tree, as img-build tags it), else of HEAD.
 fn default_from_tag(envelope: &Envelope) -> Result<String> {
-    let (commit, dirty) = match envelope.git.as_ref().filter(|g| !g.commit.is_empty()) {
-        Some(git) => (git.commit.clone(), git.dirty),
-        None => {
+    // The release's commit first: a production job may run on a newer checkout than the
+    // release it promotes, and the image to promote is the one built from the release.
+    let release = envelope
+        .release
+        .as_ref()
+        .map(|r| r.commit.clone())
+        .filter(|c| !c.is_empty());
+    let git = envelope.git.as_ref().filter(|g| !g.commit.is_empty());
+    let (commit, dirty) = match (release, git) {
+        (Some(commit), _) => (commit, false),
+        (None, Some(git)) => (git.commit.clone(), git.dirty),
+        (None, None) => {
             let head = common::git::git(Path::new("."), &["rev-parse", "--verify", "HEAD"])
                 .map_err(|_| {
                     Error::usage(
@@ -1646,5 +1656,11 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(default_from_tag(&dirty).unwrap(), "git-3f2a1c9-dirty");
+        let released: Envelope = serde_json::from_value(serde_json::json!({
+            "git": {"commit": "3f2a1c9d00000000000000000000000000000000", "dirty": true},
+            "release": {"version": "1.0.0", "tag": "v1.0.0", "commit": "abcdef0123456789"}
+        }))
+        .unwrap();
+        assert_eq!(default_from_tag(&released).unwrap(), "git-abcdef0");
     }
 }
