@@ -34,14 +34,32 @@ clippy:
 unit:
 	$(CARGO) test --workspace --lib --bins
 
-test: services-up lint
+# The binaries are built before the services start: scripts/services starts the ECS
+# emulator only when target/debug/ecs-emulator exists, which on a bare CI machine it
+# does not yet. Sub-makes, one after the other, so that `make -j` cannot reorder them.
+test:
+	$(MAKE) build
+	$(MAKE) services-up
+	$(MAKE) lint
 	$(WITH_SERVICES) $(CARGO) test --workspace --no-fail-fast
 
-bench: build
+# Every benchmark script there is, one after the other (slow: minutes). The img-build,
+# img-push and ecs-roll ones need the local services; release-tag's builds itself.
+# scripts/bench-ecs-roll.sh runs when it exists.
+bench:
+	$(MAKE) build
+	$(MAKE) services-up
 	$(CARGO) build --release --workspace --bins
 	scripts/bench-health-wait.sh
+	$(WITH_SERVICES) scripts/bench-img-build.sh
+	$(WITH_SERVICES) scripts/bench-img-push.sh
+	tools/release-tag/benches/compare-git-cliff.sh
+	if test -x scripts/bench-ecs-roll.sh; then $(WITH_SERVICES) scripts/bench-ecs-roll.sh; \
+	else echo "bench: scripts/bench-ecs-roll.sh not there (yet); skipped" >&2; fi
 
-demo: services-up build
+demo:
+	$(MAKE) build
+	$(MAKE) services-up
 	$(WITH_SERVICES) scripts/demo
 
 clean: services-down
