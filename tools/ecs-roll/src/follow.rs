@@ -1,0 +1,161 @@
+//! Following one deployment until [`crate::rollout::judge`] decides, printing what ECS
+//! reports on the way.
+
+use crate::ecs::{Ecs, StoppedTask};
+use crate::rollout::{Followed, Observation, Verdict, judge, progress_lines};
+use aws_sdk_ecs::types::ServiceEvent;
+use common::Ui;
+use rand::Rng;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Consecutive failed polls (after the SDK's own retries) before giving up.
+const MAX_POLL_ERRORS: u32 = 5;
+
+/// How to wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    pub poll: Duration,
+    pub timeout: Duration,
+}
+
+/// How following a deployment ended.
+#[derive(Debug, Clone)]
+pub enum Ending {
+    Decided(Verdict),
+    TimedOut,
+    /// The service could not be observed (after retries).
+    Unobservable(String),
+}
+
+/// What was seen while following.
+#[derive(Debug)]
+pub struct FollowReport {
+    pub ending: Ending,
+    pub stopped_tasks: Vec<StoppedTask>,
+    /// Polls made, and how many came after the first stopped task was seen.
+    pub polls: u32,
+    pub polls_after_first_stop: u32,
+}
+
+/// The service events already printed, shared by a deployment and its rollback.
+#[derive(Debug, Default)]
+pub struct EventLog {
+    seen: BTreeSet<String>,
+    /// New events in the order they happened: `{created_at, message}`.
+    pub recorded: Vec<Value>,
+}
+
+impl EventLog {
+    /// Remembers events that happened before we started, so they are not printed.
+    pub fn mark_seen(&mut self, events: &[ServiceEvent]) {
+        self.seen
+            .extend(events.iter().filter_map(|e| e.id().map(str::to_owned)));
+    }
+
+    /// The events not seen before, oldest first (ECS lists the newest first).
+    fn take_new(&mut self, events: &[ServiceEvent]) -> Vec<(String, String)> {
+        let mut new = Vec::new();
+        for event in events.iter().rev() {
+            let Some(id) = event.id() else { continue };
+            if self.seen.insert(id.to_owned()) {
+                let at = event
+                    .created_at()
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                let message = event.message().unwrap_or_default().to_owned();
+                self.recorded
+                    .push(json!({ "created_at": at, "message": message }));
+                new.push((at, message));
+            }
+        }
+        new
+    }
+}
+
+/// Polls the service every `pace.poll` (±20 %, so that parallel jobs do not poll in step)
+/// until the deployment is decided or `pace.timeout` passes.
+pub async fn follow(
+    ecs: &Ecs,
+    service: &str,
+    followed: &Followed,
+    pace: Pace,
+    events: &mut EventLog,
+    ui: &Ui,
+) -> FollowReport {
+    let label = format!("{}/{service}", ecs.cluster);
+    let deadline = Instant::now() + pace.timeout;
+    let mut stopped: BTreeMap<String, StoppedTask> = BTreeMap::new();
+    let mut last = Observation::default();
+    let (mut polls, mut polls_after_first_stop, mut errors) = (0u32, 0u32, 0u32);
+    let ending = loop {
+        polls += 1;
+        if !stopped.is_empty() {
+            polls_after_first_stop += 1;
+        }
+        match ecs
+            .observe(service, &followed.deployment_id, &mut stopped)
+            .await
+        {
+            Ok((observation, service_events)) => {
+                errors = 0;
+                for (_, message) in events.take_new(&service_events) {
+                    ui.line(&format!("{label}: {message}"));
+                }
+                for line in progress_lines(&last, &observation) {
+                    ui.line(&format!("{label}: {line}"));
+                }
+                report_new_stops(&label, &last, &observation, &stopped, ui);
+                let verdict = judge(followed, &observation);
+                last = observation;
+                if verdict != Verdict::Waiting {
+                    break Ending::Decided(verdict);
+                }
+            }
+            Err(err) => {
+                errors += 1;
+                ui.line(&format!("{label}: warning: poll failed: {err}"));
+                if errors >= MAX_POLL_ERRORS {
+                    break Ending::Unobservable(err.to_string());
+                }
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            break Ending::TimedOut;
+        }
+        tokio::time::sleep(jittered(pace.poll).min(deadline - now)).await;
+    };
+    FollowReport {
+        ending,
+        stopped_tasks: stopped.into_values().collect(),
+        polls,
+        polls_after_first_stop,
+    }
+}
+
+fn report_new_stops(
+    label: &str,
+    before: &Observation,
+    now: &Observation,
+    stopped: &BTreeMap<String, StoppedTask>,
+    ui: &Ui,
+) {
+    if now.stopped_tasks > before.stopped_tasks {
+        ui.line(&format!(
+            "{label}: {} task(s) of this deployment stopped, e.g. {}",
+            now.stopped_tasks,
+            stopped
+                .values()
+                .last()
+                .map(StoppedTask::describe)
+                .unwrap_or_default()
+        ));
+    }
+}
+
+fn jittered(poll: Duration) -> Duration {
+    let factor = rand::rng().random_range(0.8..=1.2);
+    poll.mul_f64(factor)
+}
