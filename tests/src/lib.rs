@@ -10,6 +10,7 @@
 //! out.assert_code(124);
 //! ```
 
+pub mod ecs;
 pub mod http_server;
 
 use serde_json::Value;
