@@ -1,5 +1,6 @@
 //! Flags every tool shares, and value parsers for flags of many tools.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,16 +17,63 @@ pub struct CommonArgs {
     pub output: Option<PathBuf>,
 
     /// Indent the output JSON.
-    #[arg(long, env = "SHIPKIT_PRETTY")]
+    // The env-settable booleans take 1/0, yes/no, on/off as well as true/false
+    // (clap's default bool parser refuses SHIPKIT_PRETTY=1), as img-build's and
+    // img-push's own flags do.
+    #[arg(
+        long,
+        env = "SHIPKIT_PRETTY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub pretty: bool,
 
-    /// Print only errors on stderr.
-    #[arg(short, long, env = "SHIPKIT_QUIET", conflicts_with = "verbose")]
+    /// Print only errors on stderr (-v on the command line beats SHIPKIT_QUIET).
+    #[arg(
+        short,
+        long,
+        env = "SHIPKIT_QUIET",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub quiet: bool,
 
     /// Print more on stderr (every attempt, every request); twice for library logs too.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl CommonArgs {
+    /// Settles `-q` against `-v` once the flags are parsed: both on the command line are a
+    /// usage error, while `SHIPKIT_QUIET` with `-v` means `-v` (the command line beats the
+    /// environment). clap's `conflicts_with` cannot say this: it takes a variable set to
+    /// off (`SHIPKIT_QUIET=0`) as a `-q` that was given.
+    fn settle_verbosity(&mut self, matches: &clap::ArgMatches) -> Result<(), &'static str> {
+        if !self.quiet || self.verbose == 0 {
+            return Ok(());
+        }
+        if matches.value_source("quiet") == Some(clap::parser::ValueSource::CommandLine) {
+            return Err("--quiet and --verbose cannot be used together");
+        }
+        self.quiet = false;
+        Ok(())
+    }
+}
+
+/// Parses a tool's flags `A` from `argv` (program name first), as `clap::Parser::try_parse_from`
+/// does, and returns them with the shared flags (reached through `common`) settled.
+pub(crate) fn parse_args<A: clap::Parser>(
+    argv: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    common: fn(&A) -> &CommonArgs,
+) -> Result<(A, CommonArgs), clap::Error> {
+    let mut command = A::command();
+    let matches = command.try_get_matches_from_mut(argv)?;
+    let args = A::from_arg_matches(&matches).map_err(|err| err.format(&mut command))?;
+    let mut shared = common(&args).clone();
+    shared
+        .settle_verbosity(&matches)
+        .map_err(|message| command.error(clap::error::ErrorKind::ArgumentConflict, message))?;
+    Ok((args, shared))
 }
 
 /// Parses a duration such as `90s`, `10m`, `1h30m`, `250ms`; a bare number is seconds.
@@ -51,6 +99,126 @@ pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tool's `Args` reduced to the shared flags.
+    #[derive(Debug, clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    const CHILD_FLAGS: &str = "SHIPKIT_CLI_TEST_FLAGS";
+    const CHILD_EXPECT: &str = "SHIPKIT_CLI_TEST_EXPECT";
+
+    /// What parsing `flags` gives, in a few words: `pretty quiet verbose=N` or `error`.
+    fn outcome(flags: &[&str]) -> String {
+        let argv = std::iter::once("tool").chain(flags.iter().copied());
+        match parse_args::<Args>(argv, |args| &args.common) {
+            Ok((_, common)) => format!(
+                "pretty={} quiet={} verbose={}",
+                common.pretty, common.quiet, common.verbose
+            ),
+            Err(err) => format!("error: {:?}", err.kind()),
+        }
+    }
+
+    /// Asserts what parsing `flags` gives with the variables `env` set (and no other
+    /// SHIPKIT_ variable). clap reads the process environment, which a test may not change
+    /// (`set_var` is unsafe while other tests run in threads): the case runs in this test
+    /// binary started again as a child, which runs only [`parse_in_child`].
+    #[track_caller]
+    fn assert_parses(env: &[(&str, &str)], flags: &[&str], expected: &str) {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "cli::tests::parse_in_child", "--test-threads=1"])
+            .env_remove("SHIPKIT_PRETTY")
+            .env_remove("SHIPKIT_QUIET")
+            .envs(env.iter().copied())
+            .env(CHILD_FLAGS, flags.join("\n"))
+            .env(CHILD_EXPECT, expected)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "env {env:?}, flags {flags:?}:\n{text}"
+        );
+    }
+
+    /// The child's side of [`assert_parses`]; passes trivially when run as a normal test.
+    #[test]
+    fn parse_in_child() {
+        let (Ok(flags), Ok(expected)) = (std::env::var(CHILD_FLAGS), std::env::var(CHILD_EXPECT))
+        else {
+            return;
+        };
+        let flags: Vec<&str> = flags.split('\n').filter(|f| !f.is_empty()).collect();
+        assert_eq!(outcome(&flags), expected);
+    }
+
+    #[test]
+    fn boolean_flags_from_the_environment_accept_1_0_yes_no() {
+        for on in ["1", "true", "yes", "on", "TRUE"] {
+            assert_parses(
+                &[("SHIPKIT_PRETTY", on)],
+                &[],
+                "pretty=true quiet=false verbose=0",
+            );
+            assert_parses(
+                &[("SHIPKIT_QUIET", on)],
+                &[],
+                "pretty=false quiet=true verbose=0",
+            );
+        }
+        for off in ["0", "false", "no", "off"] {
+            assert_parses(
+                &[("SHIPKIT_PRETTY", off)],
+                &[],
+                "pretty=false quiet=false verbose=0",
+            );
+            assert_parses(
+                &[("SHIPKIT_QUIET", off)],
+                &[],
+                "pretty=false quiet=false verbose=0",
+            );
+        }
+        assert_parses(
+            &[("SHIPKIT_PRETTY", "maybe")],
+            &[],
+            "error: ValueValidation",
+        );
+    }
+
+    #[test]
+    fn boolean_flags_on_the_command_line() {
+        assert_eq!(outcome(&[]), "pretty=false quiet=false verbose=0");
+        assert_eq!(
+            outcome(&["--pretty", "-q"]),
+            "pretty=true quiet=true verbose=0"
+        );
+        assert_eq!(outcome(&["-q", "-v"]), "error: ArgumentConflict");
+        assert_parses(
+            &[("SHIPKIT_PRETTY", "0")],
+            &["--pretty"],
+            "pretty=true quiet=false verbose=0",
+        );
+        // A variable that says off is not a -q: it does not conflict with -v.
+        assert_parses(
+            &[("SHIPKIT_QUIET", "0")],
+            &["-v"],
+            "pretty=false quiet=false verbose=1",
+        );
+        // The command line beats the environment.
+        assert_parses(
+            &[("SHIPKIT_QUIET", "1")],
+            &["-v"],
+            "pretty=false quiet=false verbose=1",
+        );
+        assert_parses(
+            &[("SHIPKIT_QUIET", "1")],
+            &["-q", "-v"],
+            "error: ArgumentConflict",
+        );
+    }
 
     #[test]
     fn durations_accept_units_and_bare_seconds() {

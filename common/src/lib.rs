@@ -7,6 +7,8 @@
 //! - [`runner`]: the `main` every tool shares (rule 4, SIGINT, broken pipes);
 //! - [`ui`] and [`actions`]: stderr logs, progress, GitHub Actions commands and files;
 //! - [`cli`]: the flags every tool shares and common value parsers;
+//! - `aws` (feature `aws`): the AWS configuration through the ordinary chain, SDK errors on
+//!   one line;
 //! - `docker` (feature `docker`): connecting to the Docker Engine with version negotiation;
 //! - `git` (feature `git`): the state of a working tree, through the git CLI;
 //! - `http` (feature `http`): an HTTP client with the user's TLS choices.

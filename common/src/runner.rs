@@ -1,7 +1,7 @@
 //! The one `main` every tool shares: parse flags, read the envelope, run the tool, write
 //! the envelope, exit with the code its outcome calls for (DESIGN.md rules 1–6).
 
-use crate::cli::CommonArgs;
+use crate::cli::{CommonArgs, parse_args};
 use crate::envelope::{Envelope, Failure};
 use crate::error::{Error, Exit, Result};
 use crate::input::{Input, read_input};
@@ -28,11 +28,10 @@ pub trait Tool {
 
 /// Runs tool `T` as a process; call it from `main`.
 pub fn main<T: Tool>() -> ExitCode {
-    let args = match <T::Args as clap::Parser>::try_parse() {
-        Ok(args) => args,
+    let (args, common) = match parse_args::<T::Args>(std::env::args_os(), T::common_args) {
+        Ok(parsed) => parsed,
         Err(err) => return report_usage_error::<T>(&err),
     };
-    let common = T::common_args(&args).clone();
     let runner_debug = std::env::var("RUNNER_DEBUG").is_ok_and(|v| v == "1");
     let ui = Ui::init(
         T::NAME,

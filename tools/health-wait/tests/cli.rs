@@ -377,6 +377,39 @@ fn output_can_go_to_a_file_and_be_pretty() {
 }
 
 #[test]
+fn shared_flags_from_the_environment_take_1_and_0() {
+    let server = HttpServer::start(|_| Reply::ok("ok"));
+    let url = server.url("/");
+    let pretty = health_wait()
+        .args(["--url", &url])
+        .env("SHIPKIT_PRETTY", "1")
+        .env("SHIPKIT_QUIET", "1")
+        .run();
+    pretty.assert_code(0);
+    assert!(pretty.stdout.starts_with("{\n  \""), "{}", pretty.stdout);
+    assert_eq!(pretty.stderr, "", "SHIPKIT_QUIET=1 is -q");
+    let compact = health_wait()
+        .args(["--url", &url])
+        .env("SHIPKIT_PRETTY", "0")
+        .env("SHIPKIT_QUIET", "0")
+        .run();
+    compact.assert_code(0);
+    assert_eq!(compact.stdout.lines().count(), 1, "{}", compact.stdout);
+    assert_ne!(compact.stderr, "", "SHIPKIT_QUIET=0 is not -q");
+    // -v on the command line beats SHIPKIT_QUIET; -q with -v is a usage error.
+    let verbose = health_wait()
+        .args(["--url", &url, "-v"])
+        .env("SHIPKIT_QUIET", "1")
+        .run();
+    verbose.assert_code(0);
+    assert!(verbose.stderr.contains("attempt 1"), "{}", verbose.stderr);
+    health_wait()
+        .args(["--url", &url, "-q", "-v"])
+        .run()
+        .assert_usage_error("--quiet and --verbose");
+}
+
+#[test]
 fn under_github_actions_secrets_are_masked_and_outputs_written() {
     let server = HttpServer::start(|n| {
         if n < 2 {
