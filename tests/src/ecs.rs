@@ -394,7 +394,7 @@ fn docker_ok(args: &[&str]) -> String {
 /// Builds `reference` from a Dockerfile and files (path relative to the context, contents)
 /// plus the static busybox at `busybox`; returns the image id. No build cache: a cached
 /// intermediate image shared with a parallel test could be removed under it.
-fn build_image(reference: &str, dockerfile: &str, files: &[(&str, &str)]) -> String {
+pub fn build_image(reference: &str, dockerfile: &str, files: &[(&str, &str)]) -> String {
     assert!(
         Path::new(BUSYBOX).is_file(),
         "{BUSYBOX} is missing: apt-get install busybox-static (scripts/services up installs it)"

@@ -739,24 +739,27 @@ async fn deploy(
     };
     let (arn, service) = started;
     record.task_definition = Some(arn.clone());
-    let deployment = ecs::primary_deployment(&service)
-        .filter(|d| d.task_definition == arn)
-        .ok_or_else(|| {
-            Error::failed(format!(
-                "{label}: ECS shows no PRIMARY deployment of {} after the update",
-                taskdef::short_name(&arn)
-            ))
-        })?;
-    record.deployment_id = Some(deployment.id.clone());
+    let deployment = ecs::primary_deployment(&service).filter(|d| d.task_definition == arn);
+    record.deployment_id = deployment.as_ref().map(|d| d.id.clone());
     publish(record);
     if args.no_wait {
+        // Not following, so a deployment ECS has not shown yet is no reason to fail.
         ui.line(&format!(
             "{label}: deployment {} started (not waiting: --no-wait)",
-            deployment.id
+            record
+                .deployment_id
+                .as_deref()
+                .unwrap_or("(not shown by ECS yet)")
         ));
         record.outcome = "started";
         return Ok(());
     }
+    let deployment = deployment.ok_or_else(|| {
+        Error::failed(format!(
+            "{label}: ECS shows no PRIMARY deployment of {} after the update",
+            taskdef::short_name(&arn)
+        ))
+    })?;
     ui.line(&format!(
         "{label}: following deployment {} of {} (poll {}, timeout {})",
         deployment.id,
@@ -858,7 +861,10 @@ async fn deploy(
             "a new service has no previous task definition to roll back to".to_owned()
         }
     };
-    let message = format!("{label}: {}; {rollback_note}", failure.reason);
+    let message = format!(
+        "{label}: {}; {rollback_note}",
+        failure.reason.trim_end_matches('.')
+    );
     Err(match failure.timed_out {
         true => Error::timed_out(message),
         false => Error::failed(message),
