@@ -1017,3 +1017,106 @@ fn overall(results: Vec<ServiceResult>) -> Result<()> {
         (false, false) => Error::failed(message),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::ContainerDefinition;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["ecs-roll", "--service", "api"];
+        argv.extend_from_slice(extra);
+        Args::parse_from(argv)
+    }
+
+    fn td(image: &str) -> TaskDefinition {
+        TaskDefinition::builder()
+            .family("api")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image(image)
+                    .build(),
+            )
+            .build()
+    }
+
+    fn tag(value: &str) -> Vec<Tag> {
+        vec![Tag::builder().key("team").value(value).build()]
+    }
+
+    #[test]
+    fn the_action_follows_from_content_tags_and_flags() {
+        let current = (td("r/api:1"), tag("a"));
+        let decide_for = |next: &TaskDefinition, tags: &[Tag], desired: i32, flags: &[&str]| {
+            decide(Some(&current), (next, tags), Some(desired), &args(flags))
+        };
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("a"), 2, &[]),
+            Action::Unchanged
+        );
+        assert_eq!(
+            decide_for(&td("r/api:2"), &tag("a"), 2, &[]),
+            Action::Deploy
+        );
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("b"), 2, &[]),
+            Action::Deploy
+        );
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("a"), 2, &["--force-new-deployment"]),
+            Action::Redeploy
+        );
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("a"), 2, &["--desired-count", "3"]),
+            Action::Scale(3)
+        );
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("a"), 3, &["--desired-count", "3"]),
+            Action::Unchanged
+        );
+        assert_eq!(
+            decide(None, (&td("r/api:1"), &[]), None, &args(&[])),
+            Action::Create
+        );
+    }
+
+    #[test]
+    fn one_timeout_among_failures_is_a_failure_and_only_timeouts_are_124() {
+        let result = |error: Option<Error>| ServiceResult {
+            label: "dev/api".into(),
+            record: Record {
+                cluster: "dev".into(),
+                service: "api".into(),
+                outcome: "failed",
+                images: vec![],
+                endpoints: vec![],
+                dry_run: false,
+                task_definition: None,
+                previous_task_definition: None,
+                live_task_definition: None,
+                deployment_id: None,
+                rollback_deployment_id: None,
+                started_at: now(),
+                finished_at: None,
+                events: vec![],
+                failure: None,
+                diff: None,
+            },
+            error,
+        };
+        assert!(overall(vec![result(None), result(None)]).is_ok());
+        let timeouts = overall(vec![
+            result(Some(Error::timed_out("a"))),
+            result(Some(Error::timed_out("b"))),
+        ]);
+        assert_eq!(timeouts.unwrap_err().exit(), common::Exit::TimedOut);
+        let mixed = overall(vec![
+            result(Some(Error::timed_out("a"))),
+            result(Some(Error::failed("b"))),
+        ])
+        .unwrap_err();
+        assert_eq!(mixed.exit(), common::Exit::Failed);
+        assert!(mixed.to_string().contains("a | b"), "{mixed}");
+    }
+}

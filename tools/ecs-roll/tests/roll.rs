@@ -750,3 +750,118 @@ async fn a_failed_upstream_step_is_never_deployed() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_actions_the_step_summary_gets_a_table_of_services() {
+    services();
+    let emulator = EcsEmulator::start(&[]);
+    let client = ecs_client(&emulator.url()).await;
+    let service = unique("web");
+    let image = format!("{}/{service}:v1", shipkit_tests::ecs::ecr_host());
+    let first = create_service(&client, &service, &image, 0, Breaker::Off).await;
+    let summary = tempfile::NamedTempFile::new().unwrap();
+
+    let out = run(ecs_roll(&emulator.url())
+        .args([
+            "--service",
+            &service,
+            "--container",
+            &format!("web={image}"),
+        ])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", summary.path().to_str().unwrap()))
+    .await;
+    out.assert_code(0);
+    assert_eq!(deployment(&out)["outcome"], "unchanged");
+    let markdown = std::fs::read_to_string(summary.path()).unwrap();
+    let revision = first.rsplit('/').next().unwrap();
+    assert!(
+        markdown.contains(&format!("| {CLUSTER}/{service} | unchanged | {revision} |")),
+        "{markdown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_writes_what_is_known_and_exits_130() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::{Command, Stdio};
+    services();
+    let emulator = EcsEmulator::start(&[]);
+    let client = ecs_client(&emulator.url()).await;
+    let mut images = TestImages::new();
+    let good = images.http("shipkit-tests/roll-web", &[("auth", "v1\n")]);
+    let good = images.push_to_ecr(&good);
+    let service = unique("web");
+    create_service(&client, &service, &good, 0, Breaker::Off).await;
+    // A new desired count of 1 with an image that never becomes a healthy target keeps the
+    // deployment in progress for as long as we like.
+    let deaf = TestImages::ecr_reference("shipkit-tests/roll-web");
+    images.track(&deaf);
+    shipkit_tests::ecs::build_image(
+        &deaf,
+        "FROM scratch\nCOPY busybox /busybox\nENTRYPOINT [\"/busybox\", \"sleep\", \"600\"]\n",
+        &[],
+    );
+    let deaf = images.push_to_ecr(&deaf);
+
+    let mut child = Command::new(shipkit_tests::workspace_bin("ecs-roll"))
+        .args([
+            "--cluster",
+            CLUSTER,
+            "--service",
+            &service,
+            "--desired-count",
+            "1",
+        ])
+        .env("AWS_ENDPOINT_URL_ECS", emulator.url())
+        .env("ECS_ROLL_POLL", "1s")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(pushed(&[&deaf]).to_string().as_bytes())
+            .unwrap();
+    }
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("following deployment") {
+            break;
+        }
+    }
+    assert!(seen.contains("following deployment"), "{seen}");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    let envelope: Value = serde_json::from_str(&stdout).unwrap();
+    let d = &envelope["deployments"][0];
+    assert_eq!(d["outcome"], "in_progress", "{envelope}");
+    assert!(
+        d["deployment_id"].as_str().unwrap().starts_with("ecs-svc/"),
+        "{envelope}"
+    );
+    assert!(
+        d["task_definition"].as_str().unwrap().ends_with(":2"),
+        "{envelope}"
+    );
+    assert_eq!(envelope["failed"]["exit_code"], 130);
+}
