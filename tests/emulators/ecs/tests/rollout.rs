@@ -656,9 +656,16 @@ async fn images_are_pulled_from_ecr_with_a_token_from_the_ecr_api() {
 /// Fidelity check: the AWS CLI (botocore's own ECS model and waiter) works against the emulator.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aws_cli_registers_updates_and_waits_for_a_stable_service() {
-    let aws = which("aws").expect(
-        "the AWS CLI is not installed: `pip install awscli` (this test runs `aws ecs ...`)",
-    );
+    // scripts/services up installs it and names it in target/services.env (AWS_CLI, and
+    // first on the PATH there).
+    let aws = std::env::var_os("AWS_CLI")
+        .map(std::path::PathBuf::from)
+        .filter(|path| path.is_file())
+        .or_else(|| which("aws"))
+        .expect(
+            "the AWS CLI is not installed: `scripts/services up` installs it \
+             (then source target/services.env), or `pip install awscli`",
+        );
     let mut images = TestImages::new();
     let v1 = images.build("httpd", "cli-v1");
     let v2 = images.build("httpd", "cli-v2");
