@@ -297,7 +297,9 @@ fn default_directives(tool: &str, verbosity: Verbosity) -> String {
     let target = tool.replace('-', "_");
     match verbosity {
         Verbosity::Quiet => "error".to_owned(),
-        Verbosity::Normal => format!("warn,{target}=info,common=info"),
+        // Libraries' warnings (the AWS SDK's multi-line dumps while it looks for a region
+        // or credentials) are noise next to the tool's own one-line errors: -v shows them.
+        Verbosity::Normal => format!("error,{target}=info,common=info"),
         Verbosity::Verbose => format!("warn,{target}=debug,common=debug"),
         Verbosity::Trace => format!("debug,{target}=trace,common=trace"),
     }

@@ -2,7 +2,7 @@
 //! reports on the way.
 
 use crate::ecs::{Ecs, StoppedTask};
-use crate::rollout::{Followed, Observation, Verdict, judge, progress_lines};
+use crate::rollout::{Followed, Observation, Settling, Verdict, judge, progress_lines};
 use aws_sdk_ecs::types::ServiceEvent;
 use common::Ui;
 use rand::Rng;
@@ -18,6 +18,8 @@ const MAX_POLL_ERRORS: u32 = 5;
 pub struct Pace {
     pub poll: Duration,
     pub timeout: Duration,
+    /// How long success must hold before it counts ([`Settling`]).
+    pub stable_for: Duration,
 }
 
 /// How following a deployment ended.
@@ -88,6 +90,7 @@ pub async fn follow(
     let deadline = Instant::now() + pace.timeout;
     let mut stopped: BTreeMap<String, StoppedTask> = BTreeMap::new();
     let mut last = Observation::default();
+    let mut settling = Settling::default();
     let (mut polls, mut polls_after_first_stop, mut errors) = (0u32, 0u32, 0u32);
     let ending = loop {
         polls += 1;
@@ -107,7 +110,12 @@ pub async fn follow(
                     ui.line(&format!("{label}: {line}"));
                 }
                 report_new_stops(&label, &last, &observation, &stopped, ui);
-                let verdict = judge(followed, &observation);
+                let verdict = settling.confirm(
+                    judge(followed, &observation),
+                    observation.stopped_tasks,
+                    Instant::now(),
+                    pace.stable_for,
+                );
                 last = observation;
                 if verdict != Verdict::Waiting {
                     break Ending::Decided(verdict);

@@ -72,8 +72,8 @@ Examples:
 Each container of a service's task definition whose image repository is one pushed upstream \
 (the input's images[].pushed[]) gets that image by digest. A new task definition revision is \
 registered with every other field kept as it is, the service is updated, and ecs-roll follows \
-that deployment until ECS reports it COMPLETED, until --max-task-failures of its tasks have \
-stopped, until ECS's circuit breaker rolls it back, or until --timeout. On failure it points \
+that deployment until ECS reports it COMPLETED (and it stays so for --stable-for), until \
+--max-task-failures of its tasks have stopped, until ECS's circuit breaker rolls it back, or until --timeout. On failure it points \
 the service back at the previous task definition and waits until that is stable.\n\n\
 A task definition with the same content as the running one registers and deploys nothing \
 (outcome 'unchanged'), so running the pipeline twice is safe.\n\n\
@@ -187,6 +187,13 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", env = "ECS_ROLL_TIMEOUT", default_value = "15m",
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub timeout: Duration,
+
+    /// A rolled-out deployment must stay so (desired count running, no task stopping) for
+    /// DURATION before it counts as completed: tasks that crash a moment after starting
+    /// are caught.
+    #[arg(long, value_name = "DURATION", env = "ECS_ROLL_STABLE_FOR", default_value = "10s",
+        value_parser = common::cli::parse_duration, help_heading = "Waiting")]
+    pub stable_for: Duration,
 
     /// Fail once this many tasks of the new deployment have stopped (0: never).
     #[arg(
@@ -770,6 +777,7 @@ async fn deploy(
     let pace = Pace {
         poll: args.poll,
         timeout: args.timeout,
+        stable_for: args.stable_for,
     };
     let followed = Followed {
         deployment_id: deployment.id.clone(),
@@ -959,6 +967,7 @@ async fn roll_back(
     let pace = Pace {
         poll: args.poll,
         timeout: args.timeout,
+        stable_for: args.stable_for,
     };
     let report = follow::follow(ecs, &plan.service, &followed, pace, events, ui).await;
     match report.ending {

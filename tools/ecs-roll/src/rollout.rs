@@ -3,9 +3,9 @@
 //! [`judge`] takes one observation of the service (its deployments, and how many tasks of
 //! our deployment have stopped) and returns a [`Verdict`]. The polling loop in
 //! [`crate::follow`] does the I/O; every rule ECS users rely on is here, unit-tested:
-//! - success: our deployment is PRIMARY, runs our task definition and its rolloutState is
-//!   COMPLETED; where rolloutState is absent (services without the circuit breaker on some
-//!   older APIs), it is the only deployment and runs its desired count;
+//! - success: our deployment is PRIMARY, runs our task definition at its desired count,
+//!   and its rolloutState is COMPLETED; where rolloutState is absent (services without the
+//!   circuit breaker on some older APIs), it is the only deployment;
 //! - failure: rolloutState FAILED; tasks of our deployment stopped `max_task_failures`
 //!   times (fail fast: ECS itself would keep replacing them for a long while);
 //! - rolled back by ECS: our deployment FAILED or vanished and a newer PRIMARY runs another
@@ -131,10 +131,58 @@ pub fn judge(followed: &Followed, observation: &Observation) -> Verdict {
     Verdict::Waiting
 }
 
+/// COMPLETED alone is not enough: a deployment whose tasks crash after starting can be
+/// marked COMPLETED at a moment they all ran, and then run none. It has rolled out when it
+/// also runs its desired count now.
 fn rolled_out(ours: &DeploymentView, observation: &Observation) -> bool {
+    let at_desired_count = ours.running >= ours.desired;
     match ours.rollout_state.as_deref() {
-        Some(state) => state == "COMPLETED",
-        None => observation.deployments.len() == 1 && ours.running == ours.desired,
+        Some(state) => state == "COMPLETED" && at_desired_count,
+        None => observation.deployments.len() == 1 && at_desired_count,
+    }
+}
+
+/// Success must hold for a while before it counts: tasks that crash a moment after they
+/// start can all be RUNNING at one poll, with the rollout marked COMPLETED, and none at the
+/// next. [`Settling::confirm`] turns a [`Verdict::Completed`] into `Waiting` until it has
+/// held, with no further task of ours stopping, for `stable_for` (like Kubernetes'
+/// `minReadySeconds`).
+#[derive(Debug, Default)]
+pub struct Settling {
+    /// When the deployment first looked rolled out, and how many tasks had stopped then.
+    since: Option<(std::time::Instant, usize)>,
+}
+
+impl Settling {
+    /// The verdict once stability is taken into account.
+    pub fn confirm(
+        &mut self,
+        verdict: Verdict,
+        stopped_tasks: usize,
+        now: std::time::Instant,
+        stable_for: std::time::Duration,
+    ) -> Verdict {
+        if verdict != Verdict::Completed {
+            self.since = None;
+            return verdict;
+        }
+        match self.since {
+            Some((since, stopped)) if stopped == stopped_tasks => {
+                if now.duration_since(since) >= stable_for {
+                    Verdict::Completed
+                } else {
+                    Verdict::Waiting
+                }
+            }
+            _ => {
+                self.since = Some((now, stopped_tasks));
+                if stable_for.is_zero() {
+                    Verdict::Completed
+                } else {
+                    Verdict::Waiting
+                }
+            }
+        }
     }
 }
 
@@ -216,11 +264,23 @@ mod tests {
 
     #[test]
     fn completed_rollout_of_our_task_definition_is_success() {
-        let o = observe(
-            vec![deployment(OURS, "PRIMARY", NEW_TD, Some("COMPLETED"))],
-            0,
+        let mut d = deployment(OURS, "PRIMARY", NEW_TD, Some("COMPLETED"));
+        d.running = 2;
+        assert_eq!(judge(&followed(), &observe(vec![d], 0)), Verdict::Completed);
+    }
+
+    #[test]
+    fn completed_without_the_desired_count_running_is_not_success() {
+        // Crashing tasks can be caught all RUNNING at one moment and none the next.
+        let d = deployment(OURS, "PRIMARY", NEW_TD, Some("COMPLETED"));
+        assert_eq!(
+            judge(&followed(), &observe(vec![d.clone()], 1)),
+            Verdict::Waiting
         );
-        assert_eq!(judge(&followed(), &o), Verdict::Completed);
+        assert_eq!(
+            judge(&followed(), &observe(vec![d], 4)),
+            Verdict::TasksFailing { stopped: 4 }
+        );
     }
 
     #[test]
@@ -287,7 +347,8 @@ mod tests {
 
     #[test]
     fn a_completed_rollout_wins_over_tasks_that_failed_on_the_way() {
-        let d = deployment(OURS, "PRIMARY", NEW_TD, Some("COMPLETED"));
+        let mut d = deployment(OURS, "PRIMARY", NEW_TD, Some("COMPLETED"));
+        d.running = 2;
         assert_eq!(judge(&followed(), &observe(vec![d], 5)), Verdict::Completed);
     }
 
@@ -308,6 +369,57 @@ mod tests {
                 live: other_td.into()
             }
         );
+    }
+
+    #[test]
+    fn success_counts_once_it_has_held_for_the_stable_time_without_new_stops() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let stable = Duration::from_secs(10);
+        let mut settling = Settling::default();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 0, at(0), stable),
+            Verdict::Waiting
+        );
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 0, at(5), stable),
+            Verdict::Waiting
+        );
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 0, at(10), stable),
+            Verdict::Completed
+        );
+        // A task stopping in between starts the wait again; so does a poll that is not
+        // rolled out.
+        let mut settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(0), stable);
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 1, at(10), stable),
+            Verdict::Waiting
+        );
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 1, at(20), stable),
+            Verdict::Completed
+        );
+        let mut settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(0), stable);
+        assert_eq!(
+            settling.confirm(Verdict::Waiting, 0, at(5), stable),
+            Verdict::Waiting
+        );
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 0, at(10), stable),
+            Verdict::Waiting
+        );
+        // Without a stable time the first success counts; failures pass through at once.
+        let mut settling = Settling::default();
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 0, at(0), Duration::ZERO),
+            Verdict::Completed
+        );
+        let failing = Verdict::TasksFailing { stopped: 3 };
+        assert_eq!(settling.confirm(failing.clone(), 3, at(1), stable), failing);
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn ecs_roll(endpoint: &str) -> Cmd {
     Cmd::tool("ecs-roll")
         .env("AWS_ENDPOINT_URL_ECS", endpoint)
         .env("ECS_ROLL_POLL", "1s")
+        .env("ECS_ROLL_STABLE_FOR", "2s")
         .args(["--cluster", CLUSTER])
 }
 
@@ -67,6 +68,18 @@ async fn create_service(
     desired: i32,
     breaker: Breaker,
 ) -> String {
+    create_service_with(client, name, image, desired, breaker, true).await
+}
+
+/// [`create_service`], with or without a load balancer.
+async fn create_service_with(
+    client: &Client,
+    name: &str,
+    image: &str,
+    desired: i32,
+    breaker: Breaker,
+    load_balanced: bool,
+) -> String {
     let container = ContainerDefinition::builder()
         .name("web")
         .image(image)
@@ -99,6 +112,13 @@ async fn create_service(
             .rollback(true),
     }
     .build();
+    let load_balancer = LoadBalancer::builder()
+        .target_group_arn(format!(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/0123456789abcdef"
+        ))
+        .container_name("web")
+        .container_port(i32::from(HTTP_PORT))
+        .build();
     client
         .create_service()
         .cluster(CLUSTER)
@@ -112,15 +132,7 @@ async fn create_service(
                 .deployment_circuit_breaker(circuit_breaker)
                 .build(),
         )
-        .load_balancers(
-            LoadBalancer::builder()
-                .target_group_arn(format!(
-                    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/0123456789abcdef"
-                ))
-                .container_name("web")
-                .container_port(i32::from(HTTP_PORT))
-                .build(),
-        )
+        .set_load_balancers(load_balanced.then(|| vec![load_balancer]))
         .send()
         .await
         .expect("CreateService");
@@ -864,4 +876,44 @@ async fn an_interrupt_writes_what_is_known_and_exits_130() {
         "{envelope}"
     );
     assert_eq!(envelope["failed"]["exit_code"], 130);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crashing_tasks_without_a_load_balancer_are_never_reported_completed() {
+    services();
+    let emulator = EcsEmulator::start(&[]);
+    let client = ecs_client(&emulator.url()).await;
+    let mut images = TestImages::new();
+    let good = images.http("shipkit-tests/roll-web", &[("health", "v1\n")]);
+    let good = images.push_to_ecr(&good);
+    let bad = images.crashing("shipkit-tests/roll-web");
+    let bad = images.push_to_ecr(&bad);
+    let service = unique("web");
+    // Nothing but the tasks' own state tells whether they serve: the emulator may catch the
+    // crashing tasks all RUNNING at one tick and mark the rollout COMPLETED.
+    let first = create_service_with(&client, &service, &good, 2, Breaker::Off, false).await;
+    wait_for(Duration::from_secs(60), "two running tasks", || {
+        let client = client.clone();
+        let service = service.clone();
+        async move {
+            let described = client
+                .describe_services()
+                .cluster(CLUSTER)
+                .services(&service)
+                .send()
+                .await
+                .ok()?;
+            (described.services()[0].running_count() == 2).then_some(())
+        }
+    })
+    .await;
+
+    let out = run(ecs_roll(&emulator.url())
+        .args(["--service", &service])
+        .stdin_json(&pushed(&[&bad])))
+    .await;
+    out.assert_code(1);
+    let d = deployment(&out);
+    assert_eq!(d["outcome"], "rolled_back", "{d}");
+    assert_eq!(d["live_task_definition"], json!(first));
 }
