@@ -20,7 +20,9 @@ use common::{CommonArgs, Envelope, Error, Result, Ui};
 use probe::{AttemptReport, HttpProbe, humanize};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use schedule::{Attempt, Backoff, Decision, StateChange, Tracker};
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -194,7 +196,9 @@ impl common::Tool for HealthWait {
 #[derive(Debug)]
 pub struct Plan {
     pub targets: Vec<Target>,
-    pub http: HttpProbe,
+    /// How HTTP targets are asked, shared by all of them; `None` when every target is TCP
+    /// (then no HTTP client is built and the system trust store is not read).
+    pub http: Option<Arc<HttpProbe>>,
     pub backoff: Backoff,
     pub successes: u32,
     pub timeout: Duration,
@@ -248,9 +252,10 @@ impl Plan {
                 "--interval, --attempt-timeout and --timeout must be above zero",
             ));
         }
+        let http = http_probe(args, ui, &targets)?.map(Arc::new);
         Ok(Plan {
             targets,
-            http: http_probe(args, ui)?,
+            http,
             backoff: Backoff {
                 initial: args.interval,
                 max: args.max_interval.max(args.interval),
@@ -263,7 +268,9 @@ impl Plan {
     }
 }
 
-fn http_probe(args: &Args, ui: &Ui) -> Result<HttpProbe> {
+/// Checks the HTTP flags (even when no target is HTTP: a bad flag is a usage error either
+/// way) and builds the one client all HTTP targets share, when there is an HTTP target.
+fn http_probe(args: &Args, ui: &Ui, targets: &[Target]) -> Result<Option<HttpProbe>> {
     let method = reqwest::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
         .map_err(|_| Error::usage(format!("--method {:?} is not an HTTP method", args.method)))?;
     let mut headers = HeaderMap::new();
@@ -294,13 +301,21 @@ fn http_probe(args: &Args, ui: &Ui) -> Result<HttpProbe> {
         ca_file: args.cacert.clone(),
         insecure: args.insecure,
     };
-    let client = client_builder(HealthWait::NAME_STR, &tls)?
+    // Reads and checks --cacert; building the client is what loads the trust store.
+    let builder = client_builder(HealthWait::NAME_STR, &tls)?;
+    if !targets
+        .iter()
+        .any(|target| matches!(target, Target::Http(_)))
+    {
+        return Ok(None);
+    }
+    let client = builder
         // Each attempt opens a fresh connection: a pooled one could hide a listener that
         // went away, and a health check should see what a new client sees.
         .pool_max_idle_per_host(0)
         .build()
         .map_err(|e| Error::usage(format!("cannot set up the HTTP client: {e}")))?;
-    Ok(HttpProbe {
+    Ok(Some(HttpProbe {
         client,
         method,
         headers,
@@ -310,7 +325,7 @@ fn http_probe(args: &Args, ui: &Ui) -> Result<HttpProbe> {
             body_regex,
             json,
         },
-    })
+    }))
 }
 
 /// regex's syntax errors span several lines (pattern, caret, message): keep the message.
@@ -456,6 +471,11 @@ async fn wait(plan: Plan, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
 /// Puts one `health[]` entry per target in the envelope (replacing an earlier entry for the
 /// same target) and returns each target's index into `health[]`.
 fn reserve_health_entries(envelope: &mut Envelope, targets: &[Target]) -> Vec<usize> {
+    // By name, so that many targets cost one pass over the entries, not one per target.
+    let mut known: HashMap<String, usize> = HashMap::with_capacity(envelope.health.len());
+    for (slot, entry) in envelope.health.iter().enumerate() {
+        known.entry(entry.target.clone()).or_insert(slot);
+    }
     targets
         .iter()
         .map(|target| {
@@ -464,13 +484,14 @@ fn reserve_health_entries(envelope: &mut Envelope, targets: &[Target]) -> Vec<us
                 target: name.clone(),
                 ..HealthResult::default()
             };
-            match envelope.health.iter().position(|h| h.target == name) {
-                Some(slot) => {
+            match known.get(&name) {
+                Some(&slot) => {
                     envelope.health[slot] = fresh;
                     slot
                 }
                 None => {
                     envelope.health.push(fresh);
+                    known.insert(name, envelope.health.len() - 1);
                     envelope.health.len() - 1
                 }
             }
@@ -528,7 +549,7 @@ fn report_update(ui: &Ui, target: &Target, update: &Update, elapsed: Duration) {
 async fn check_until_healthy(
     index: usize,
     target: Target,
-    http: HttpProbe,
+    http: Option<Arc<HttpProbe>>,
     mut tracker: Tracker,
     attempt_timeout: Duration,
     deadline: tokio::time::Instant,
@@ -540,7 +561,7 @@ async fn check_until_healthy(
             return;
         }
         let cut_short = remaining < attempt_timeout;
-        let report = probe::attempt(&target, &http, attempt_timeout.min(remaining)).await;
+        let report = probe::attempt(&target, http.as_deref(), attempt_timeout.min(remaining)).await;
         if cut_short && report.timed_out {
             // The overall deadline, not the target, ended this attempt: it says nothing new.
             return;
@@ -615,6 +636,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("s3cr3t"), "{err}");
+    }
+
+    fn plan(flags: &[&str]) -> Result<Plan> {
+        let args =
+            Args::try_parse_from(std::iter::once("health-wait").chain(flags.iter().copied()))
+                .expect("flags parse");
+        Plan::from_args(&args, &Envelope::default(), &Ui::silent("health-wait"))
+    }
+
+    #[test]
+    fn the_http_client_is_built_only_for_http_targets() {
+        let tcp_only = plan(&["--tcp", "127.0.0.1:9", "--tcp", "127.0.0.1:10"]).unwrap();
+        assert!(tcp_only.http.is_none());
+        // HTTP flags are still checked when no target needs them.
+        let err = plan(&["--tcp", "127.0.0.1:9", "--status", "20x"]).unwrap_err();
+        assert!(err.to_string().contains("--status"), "{err}");
+        let mixed = plan(&["--tcp", "127.0.0.1:9", "--url", "http://127.0.0.1:9/"]).unwrap();
+        assert!(mixed.http.is_some());
     }
 
     #[test]

@@ -29,13 +29,22 @@ pub struct AttemptReport {
     pub timed_out: bool,
 }
 
-/// Makes one attempt, giving up after `timeout`.
-pub async fn attempt(target: &Target, http: &HttpProbe, timeout: Duration) -> AttemptReport {
+/// Makes one attempt, giving up after `timeout`. `http` is how HTTP targets are asked
+/// (the plan has one whenever a target is HTTP).
+pub async fn attempt(
+    target: &Target,
+    http: Option<&HttpProbe>,
+    timeout: Duration,
+) -> AttemptReport {
     let started = Instant::now();
     let result = tokio::time::timeout(timeout, async {
-        match target {
-            Target::Http(url) => http_attempt(url, http).await,
-            Target::Tcp { host, port } => (tcp_attempt(host, *port).await, None),
+        match (target, http) {
+            (Target::Http(url), Some(http)) => http_attempt(url, http).await,
+            (Target::Http(_), None) => (
+                Attempt::Failure("no HTTP client was set up for this target".into()),
+                None,
+            ),
+            (Target::Tcp { host, port }, _) => (tcp_attempt(host, *port).await, None),
         }
     })
     .await;
@@ -55,9 +64,10 @@ pub async fn attempt(target: &Target, http: &HttpProbe, timeout: Duration) -> At
 }
 
 async fn http_attempt(url: &url::Url, http: &HttpProbe) -> (Attempt, Option<u16>) {
+    // The parsed URL, not its text: nothing to parse again on every attempt.
     let request = http
         .client
-        .request(http.method.clone(), url.as_str())
+        .request(http.method.clone(), url.clone())
         .headers(http.headers.clone());
     let mut response = match request.send().await {
         Ok(response) => response,
