@@ -43,19 +43,20 @@ test:
 	$(MAKE) lint
 	$(WITH_SERVICES) $(CARGO) test --workspace --no-fail-fast
 
-# Every benchmark script there is, one after the other (slow: minutes). The img-build,
-# img-push and ecs-roll ones need the local services; release-tag's builds itself.
-# scripts/bench-ecs-roll.sh runs when it exists.
+# Every benchmark script there is, one after the other (slow: minutes), each with the local
+# services' settings; one that fails does not stop the others, and is named at the end.
+BENCHES := scripts/bench-health-wait.sh scripts/bench-img-build.sh scripts/bench-img-push.sh \
+	tools/release-tag/benches/compare-git-cliff.sh scripts/bench-ecs-roll.sh
 bench:
 	$(MAKE) build
 	$(MAKE) services-up
 	$(CARGO) build --release --workspace --bins
-	scripts/bench-health-wait.sh
-	$(WITH_SERVICES) scripts/bench-img-build.sh
-	$(WITH_SERVICES) scripts/bench-img-push.sh
-	tools/release-tag/benches/compare-git-cliff.sh
-	if test -x scripts/bench-ecs-roll.sh; then $(WITH_SERVICES) scripts/bench-ecs-roll.sh; \
-	else echo "bench: scripts/bench-ecs-roll.sh not there (yet); skipped" >&2; fi
+	$(WITH_SERVICES) failed=""; \
+	for bench in $(BENCHES); do \
+		echo "== $$bench" >&2; \
+		$$bench || failed="$$failed $$bench"; \
+	done; \
+	if [[ -n $$failed ]]; then echo "bench: failed:$$failed" >&2; exit 1; fi
 
 demo:
 	$(MAKE) build

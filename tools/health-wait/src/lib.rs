@@ -68,7 +68,7 @@ pub struct Args {
     pub tcp: Vec<String>,
 
     /// Also check the endpoints listed in the input's deployments[].endpoints.
-    #[arg(long, env = "HEALTH_WAIT_FROM_DEPLOYMENTS", help_heading = "Targets")]
+    #[arg(long, env = "HEALTH_WAIT_FROM_DEPLOYMENTS", help_heading = "Targets", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub from_deployments: bool,
 
     /// HTTP method.
@@ -141,8 +141,7 @@ pub struct Args {
         long,
         short = 'k',
         env = "HEALTH_WAIT_INSECURE",
-        help_heading = "HTTP checks"
-    )]
+        help_heading = "HTTP checks", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub insecure: bool,
 
     /// Give up on the whole wait after this long (e.g. 90s, 10m).

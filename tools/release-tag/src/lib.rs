@@ -123,15 +123,15 @@ pub struct Args {
     pub pre: Option<String>,
 
     /// Below 1.0.0, let a breaking change bump major (to 1.0.0) instead of minor.
-    #[arg(long, env = "RELEASE_TAG_MAJOR_ON_ZERO")]
+    #[arg(long, env = "RELEASE_TAG_MAJOR_ON_ZERO", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub major_on_zero: bool,
 
     /// Sign the tag (`git tag --sign`, with your git signing configuration).
-    #[arg(long, env = "RELEASE_TAG_SIGN")]
+    #[arg(long, env = "RELEASE_TAG_SIGN", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub sign: bool,
 
     /// Push the tag (and nothing else) to --remote.
-    #[arg(long, env = "RELEASE_TAG_PUSH")]
+    #[arg(long, env = "RELEASE_TAG_PUSH", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub push: bool,
 
     /// The remote to push the tag to.
@@ -144,11 +144,11 @@ pub struct Args {
     pub remote: String,
 
     /// Tag even when the working tree has uncommitted changes.
-    #[arg(long, env = "RELEASE_TAG_ALLOW_DIRTY")]
+    #[arg(long, env = "RELEASE_TAG_ALLOW_DIRTY", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_dirty: bool,
 
     /// Fail (exit 1) when there is nothing to release.
-    #[arg(long, env = "RELEASE_TAG_REQUIRE_CHANGE")]
+    #[arg(long, env = "RELEASE_TAG_REQUIRE_CHANGE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub require_change: bool,
 
     /// Describe the release HEAD already carries (its highest release tag); create nothing.
@@ -156,8 +156,7 @@ pub struct Args {
     #[arg(
         long,
         env = "RELEASE_TAG_CURRENT",
-        conflicts_with_all = ["bump", "version", "pre", "push", "sign", "changelog", "require_change"]
-    )]
+        conflicts_with_all = ["bump", "version", "pre", "push", "sign", "changelog", "require_change"], action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub current: bool,
 
     /// Prepend the release's Markdown section to FILE (created if missing).
@@ -165,7 +164,7 @@ pub struct Args {
     pub changelog: Option<PathBuf>,
 
     /// Compute and report the release; create, push and write nothing.
-    #[arg(long, env = "RELEASE_TAG_DRY_RUN")]
+    #[arg(long, env = "RELEASE_TAG_DRY_RUN", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub dry_run: bool,
 }
 
