@@ -1,0 +1,467 @@
+//! Carrying out a plan (doing): register, update or create, follow our deployment, and roll
+//! back when it fails.
+
+use crate::ecs::{self, Ecs, StoppedTask};
+use crate::follow::{self, Ending, EventLog, FollowReport, Pace};
+use crate::plan::{Action, ServicePlan};
+use crate::record::{Record, now};
+use crate::rollout::{Followed, Verdict};
+use crate::{Args, taskdef};
+use common::{Error, Result, Ui};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// How one service's deployment ended, for the exit code and the summary.
+#[derive(Debug)]
+pub(crate) struct ServiceResult {
+    pub(crate) label: String,
+    pub(crate) record: Record,
+    pub(crate) error: Option<Error>,
+}
+
+/// Carries out one plan, publishing the record at every step.
+pub(crate) async fn apply(
+    ecs: &Ecs,
+    plan: &ServicePlan,
+    args: &Args,
+    ui: &Ui,
+    publish: impl Fn(&Record),
+) -> ServiceResult {
+    let mut events = EventLog::default();
+    if let Some(existing) = &plan.existing {
+        events.mark_seen(existing.events());
+    }
+    let mut deploying = Deploying {
+        ecs,
+        plan,
+        args,
+        ui,
+        publish,
+        label: format!("{}/{}", ecs.cluster, plan.service),
+        record: Record::new(ecs, plan, args),
+        events,
+    };
+    let error = deploying.run().await.err();
+    ServiceResult {
+        label: deploying.label,
+        record: deploying.record,
+        error,
+    }
+}
+
+/// One service's deployment being carried out: what it needs, and the record it keeps
+/// current (published after every step, so an interrupt writes what is known).
+struct Deploying<'a, P: Fn(&Record)> {
+    ecs: &'a Ecs,
+    plan: &'a ServicePlan,
+    args: &'a Args,
+    ui: &'a Ui,
+    publish: P,
+    /// `cluster/service`, the prefix of every line.
+    label: String,
+    record: Record,
+    events: EventLog,
+}
+
+impl<P: Fn(&Record)> Deploying<'_, P> {
+    /// Deploys, then records how it ended.
+    async fn run(&mut self) -> Result<()> {
+        let result = self.deploy().await;
+        if let Err(err) = &result {
+            if self.record.failure.is_none() {
+                self.record.failure = Some(json!({ "reason": err.to_string() }));
+            }
+            if self.record.outcome == "in_progress" {
+                self.record.outcome = "failed";
+            }
+        }
+        self.record.finished_at = Some(now());
+        (self.publish)(&self.record);
+        result
+    }
+
+    async fn deploy(&mut self) -> Result<()> {
+        let Some((arn, service)) = self.start().await? else {
+            return Ok(());
+        };
+        self.record.task_definition = Some(arn.clone());
+        let deployment = ecs::primary_deployment(&service).filter(|d| d.task_definition == arn);
+        self.record.deployment_id = deployment.as_ref().map(|d| d.id.clone());
+        (self.publish)(&self.record);
+        if self.args.no_wait {
+            // Not following, so a deployment ECS has not shown yet is no reason to fail.
+            self.line(&format!(
+                "deployment {} started (not waiting: --no-wait)",
+                self.record
+                    .deployment_id
+                    .as_deref()
+                    .unwrap_or("(not shown by ECS yet)")
+            ));
+            self.record.outcome = "started";
+            return Ok(());
+        }
+        let deployment = deployment.ok_or_else(|| {
+            Error::failed(format!(
+                "{}: ECS shows no PRIMARY deployment of {} after the update",
+                self.label,
+                taskdef::short_name(&arn)
+            ))
+        })?;
+        self.line(&format!(
+            "following deployment {} of {} (poll {}, timeout {})",
+            deployment.id,
+            taskdef::short_name(&arn),
+            humantime::format_duration(self.args.poll),
+            humantime::format_duration(self.args.timeout)
+        ));
+        let begun = Instant::now();
+        let report = self.follow(&deployment.id, &arn).await;
+        match self.conclude(&arn, &report, begun) {
+            Ok(concluded) => concluded,
+            Err(failure) => Err(self.recover(&arn, failure, &report).await),
+        }
+    }
+
+    /// Starts the deployment the plan calls for; `None` when there is nothing to follow.
+    async fn start(&mut self) -> Result<Option<(String, aws_sdk_ecs::types::Service)>> {
+        let (ecs, plan, args) = (self.ecs, self.plan, self.args);
+        match &plan.action {
+            Action::Unchanged => {
+                self.record.outcome = "unchanged";
+                Ok(None)
+            }
+            Action::Scale(n) => {
+                ecs.scale_service(&plan.service, *n).await?;
+                self.line(&format!("desired count set to {n}"));
+                self.record.outcome = "scaled";
+                Ok(None)
+            }
+            Action::Redeploy => {
+                let arn = plan.current_arn.clone().unwrap_or_default();
+                let service = ecs
+                    .update_service(&plan.service, &arn, args.desired_count, true)
+                    .await?;
+                Ok(Some((arn, service)))
+            }
+            Action::Deploy => {
+                let arn = self.register().await?;
+                let service = ecs
+                    .update_service(
+                        &plan.service,
+                        &arn,
+                        args.desired_count,
+                        args.force_new_deployment,
+                    )
+                    .await?;
+                Ok(Some((arn, service)))
+            }
+            Action::Create => {
+                let arn = self.register().await?;
+                let definition = plan.definition.as_ref().expect("planned with a definition");
+                let service = ecs
+                    .create_service(definition, &arn, args.desired_count)
+                    .await?;
+                self.line("created the service");
+                Ok(Some((arn, service)))
+            }
+        }
+    }
+
+    async fn register(&mut self) -> Result<String> {
+        let arn = self
+            .ecs
+            .register(&self.plan.next, &self.plan.next_tags)
+            .await?;
+        self.line(&format!("registered {}", taskdef::short_name(&arn)));
+        self.record.task_definition = Some(arn.clone());
+        (self.publish)(&self.record);
+        Ok(arn)
+    }
+
+    /// Follows deployment `id` of `task_definition` until it is decided.
+    async fn follow(&mut self, id: &str, task_definition: &str) -> FollowReport {
+        let followed = Followed {
+            deployment_id: id.to_owned(),
+            task_definition: task_definition.to_owned(),
+            max_task_failures: self.args.max_task_failures,
+        };
+        let pace = Pace {
+            poll: self.args.poll,
+            timeout: self.args.timeout,
+            stable_for: self.args.stable_for,
+        };
+        let report = follow::follow(
+            self.ecs,
+            &self.plan.service,
+            &followed,
+            pace,
+            &mut self.events,
+            self.ui,
+        )
+        .await;
+        self.record.events = self.events.recorded.clone();
+        report
+    }
+
+    /// What following our deployment ended in: done (well or not) with nothing more to do,
+    /// or a [`Failure`] that calls for a rollback.
+    fn conclude(
+        &mut self,
+        arn: &str,
+        report: &FollowReport,
+        begun: Instant,
+    ) -> Result<Result<()>, Failure> {
+        let label = &self.label;
+        match &report.ending {
+            Ending::Decided(Verdict::Completed) => {
+                self.line(&format!(
+                    "completed in {}: {} runs",
+                    humantime::format_duration(round_seconds(begun.elapsed())),
+                    taskdef::short_name(arn)
+                ));
+                self.record.outcome = "completed";
+                self.record.live_task_definition = Some(arn.to_owned());
+                Ok(Ok(()))
+            }
+            Ending::Decided(Verdict::RolledBackByEcs { live, reason }) => {
+                self.record.outcome = "rolled_back_by_ecs";
+                self.record.live_task_definition = Some(live.clone());
+                self.record.failure = Some(failure_json(reason, report));
+                Ok(Err(Error::failed(format!(
+                    "{label}: ECS rolled the deployment back to {}: {reason}",
+                    taskdef::short_name(live)
+                ))))
+            }
+            Ending::Decided(Verdict::Superseded { by, live }) => {
+                let reason = format!(
+                    "deployment {by} of {} replaced ours; not rolling back",
+                    taskdef::short_name(live)
+                );
+                self.record.outcome = "superseded";
+                self.record.live_task_definition = Some(live.clone());
+                self.record.failure = Some(failure_json(&reason, report));
+                Ok(Err(Error::failed(format!("{label}: {reason}"))))
+            }
+            Ending::Decided(Verdict::Waiting) => unreachable!("follow returns only decisions"),
+            Ending::Decided(Verdict::Failed { reason }) => Err(Failure::failed(reason.clone())),
+            Ending::Decided(Verdict::TasksFailing { stopped }) => Err(Failure::failed(format!(
+                "{stopped} tasks of the new deployment stopped: {}",
+                report
+                    .stopped_tasks
+                    .iter()
+                    .take(3)
+                    .map(StoppedTask::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+            Ending::TimedOut => Err(Failure {
+                reason: format!(
+                    "not rolled out after {}",
+                    humantime::format_duration(self.args.timeout)
+                ),
+                timed_out: true,
+            }),
+            Ending::Unobservable(err) => Err(Failure::failed(format!(
+                "cannot follow the deployment: {err}"
+            ))),
+        }
+    }
+
+    /// Records `failure`, rolls back when that is possible and wanted, and returns the
+    /// error to exit with (124 for a timeout, 1 otherwise).
+    async fn recover(&mut self, arn: &str, failure: Failure, report: &FollowReport) -> Error {
+        self.record.failure = Some(failure_json(&failure.reason, report));
+        self.line(&format!("failed: {}", failure.reason));
+        let left_as_is = if failure.timed_out {
+            "timed_out"
+        } else {
+            "failed"
+        };
+        let note = match (self.plan.current_arn.clone(), self.args.no_rollback) {
+            (Some(previous), false) => {
+                self.record.outcome = "rolling_back";
+                (self.publish)(&self.record);
+                self.roll_back(&previous).await
+            }
+            (Some(_), true) => {
+                self.record.outcome = left_as_is;
+                self.record.live_task_definition = Some(arn.to_owned());
+                format!("left on {} (--no-rollback)", taskdef::short_name(arn))
+            }
+            (None, _) => {
+                self.record.outcome = left_as_is;
+                self.record.live_task_definition = Some(arn.to_owned());
+                "a new service has no previous task definition to roll back to".to_owned()
+            }
+        };
+        let message = format!(
+            "{}: {}; {note}",
+            self.label,
+            failure.reason.trim_end_matches('.')
+        );
+        match failure.timed_out {
+            true => Error::timed_out(message),
+            false => Error::failed(message),
+        }
+    }
+
+    /// Points the service back at `previous` and follows that deployment (with a fresh
+    /// `--timeout`); returns what to say about it.
+    async fn roll_back(&mut self, previous: &str) -> String {
+        let short = taskdef::short_name(previous).to_owned();
+        self.line(&format!("rolling back to {short}"));
+        let updated = self
+            .ecs
+            .update_service(&self.plan.service, previous, None, false)
+            .await;
+        let deployment = match updated {
+            Ok(service) => ecs::primary_deployment(&service)
+                .filter(|d| d.task_definition == previous)
+                .ok_or_else(|| "ECS shows no PRIMARY deployment of it".to_owned()),
+            Err(err) => Err(err.to_string()),
+        };
+        let deployment = match deployment {
+            Ok(deployment) => deployment,
+            Err(why) => {
+                self.record.outcome = "rollback_failed";
+                return format!("rollback to {short} failed: {why}");
+            }
+        };
+        self.record.rollback_deployment_id = Some(deployment.id.clone());
+        (self.publish)(&self.record);
+        let report = self.follow(&deployment.id, previous).await;
+        match report.ending {
+            Ending::Decided(Verdict::Completed) => {
+                self.line(&format!("rolled back: {short} runs"));
+                self.record.outcome = "rolled_back";
+                self.record.live_task_definition = Some(previous.to_owned());
+                format!("rolled back to {short}")
+            }
+            other => {
+                self.record.outcome = "rollback_failed";
+                format!("rollback to {short} did not complete: {other:?}")
+            }
+        }
+    }
+
+    fn line(&self, message: &str) {
+        self.ui.line(&format!("{}: {message}", self.label));
+    }
+}
+
+/// Why a deployment failed, and whether it was the timeout.
+struct Failure {
+    reason: String,
+    timed_out: bool,
+}
+
+impl Failure {
+    fn failed(reason: String) -> Failure {
+        Failure {
+            reason,
+            timed_out: false,
+        }
+    }
+}
+
+fn failure_json(reason: &str, report: &FollowReport) -> Value {
+    json!({
+        "reason": reason,
+        "polls": report.polls,
+        "polls_after_first_stopped_task": report.polls_after_first_stop,
+        "stopped_tasks": report.stopped_tasks.iter().map(|t| json!({
+            "task_arn": t.task_arn,
+            "stopped_reason": t.stopped_reason,
+            "containers": t.containers.iter().map(|(name, code, reason)| json!({
+                "name": name, "exit_code": code, "reason": reason,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn round_seconds(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs())
+}
+
+pub(crate) fn summarize(results: &[ServiceResult], ui: &Ui) {
+    let mut markdown =
+        String::from("### ecs-roll\n\n| service | outcome | task definition |\n|---|---|---|\n");
+    for r in results {
+        let live = r
+            .record
+            .live_task_definition
+            .as_deref()
+            .map(taskdef::short_name)
+            .unwrap_or("-");
+        markdown.push_str(&format!(
+            "| {} | {} | {live} |\n",
+            r.label, r.record.outcome
+        ));
+    }
+    ui.summary(&markdown);
+}
+
+/// One error for the run: every failed service named; 124 only when every failure was a
+/// timeout.
+pub(crate) fn overall(results: Vec<ServiceResult>) -> Result<()> {
+    let errors: Vec<Error> = results.into_iter().filter_map(|r| r.error).collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let all_timeouts = errors.iter().all(|e| e.exit() == common::Exit::TimedOut);
+    let usage = errors.iter().any(|e| e.exit() == common::Exit::Usage);
+    let message = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" | ");
+    Err(match (usage, all_timeouts) {
+        (true, _) => Error::usage(message),
+        (false, true) => Error::timed_out(message),
+        (false, false) => Error::failed(message),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_timeout_among_failures_is_a_failure_and_only_timeouts_are_124() {
+        let result = |error: Option<Error>| ServiceResult {
+            label: "dev/api".into(),
+            record: Record {
+                cluster: "dev".into(),
+                service: "api".into(),
+                outcome: "failed",
+                images: vec![],
+                endpoints: vec![],
+                dry_run: false,
+                task_definition: None,
+                previous_task_definition: None,
+                live_task_definition: None,
+                deployment_id: None,
+                rollback_deployment_id: None,
+                started_at: now(),
+                finished_at: None,
+                events: vec![],
+                failure: None,
+                diff: None,
+            },
+            error,
+        };
+        assert!(overall(vec![result(None), result(None)]).is_ok());
+        let timeouts = overall(vec![
+            result(Some(Error::timed_out("a"))),
+            result(Some(Error::timed_out("b"))),
+        ]);
+        assert_eq!(timeouts.unwrap_err().exit(), common::Exit::TimedOut);
+        let mixed = overall(vec![
+            result(Some(Error::timed_out("a"))),
+            result(Some(Error::failed("b"))),
+        ])
+        .unwrap_err();
+        assert_eq!(mixed.exit(), common::Exit::Failed);
+        assert!(mixed.to_string().contains("a | b"), "{mixed}");
+    }
+}

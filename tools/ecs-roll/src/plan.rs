@@ -1,0 +1,367 @@
+//! The plan for each service (deciding): what runs, what will run, and what to do about
+//! it. Only read-only ECS calls are made here, so a service that cannot be planned stops the
+//! whole run before any service is changed.
+
+use crate::ecs::Ecs;
+use crate::files::{self, ServiceDefinitionFile, TaskDefinitionFile};
+use crate::images::{self, ImageOffer};
+use crate::{Args, taskdef};
+use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
+use common::{Envelope, Error, Result, Ui};
+
+/// Everything read before any request: files, overrides, the images on offer.
+pub(crate) struct Inputs {
+    pub(crate) offers: Vec<ImageOffer>,
+    pub(crate) task_definition_files: Vec<TaskDefinitionFile>,
+    pub(crate) service_definitions: Vec<ServiceDefinitionFile>,
+}
+
+impl Inputs {
+    pub(crate) async fn read(args: &Args, envelope: &Envelope) -> Result<Inputs> {
+        for (service, _) in &args.endpoints {
+            if !args.services.contains(service) {
+                return Err(Error::usage(format!(
+                    "--endpoint {service}=…: {service} is not one of the --service names"
+                )));
+            }
+        }
+        if let Some(n) = args.desired_count.filter(|n| *n < 0) {
+            return Err(Error::usage(format!(
+                "--desired-count {n}: must be 0 or more"
+            )));
+        }
+        let mut task_definition_files = Vec::new();
+        for path in &args.task_definition_files {
+            let file = files::read_task_definition(path).await?;
+            if let Some(other) = task_definition_files
+                .iter()
+                .find(|f: &&TaskDefinitionFile| f.family() == file.family())
+            {
+                return Err(Error::usage(format!(
+                    "{} and {} both define family {}",
+                    other.path,
+                    file.path,
+                    file.family()
+                )));
+            }
+            task_definition_files.push(file);
+        }
+        let mut service_definitions = Vec::new();
+        for path in &args.service_definitions {
+            let file = files::read_service_definition(path).await?;
+            if !args.services.iter().any(|s| s == file.name()) {
+                return Err(Error::usage(format!(
+                    "{}: service {} is not one of the --service names",
+                    file.path,
+                    file.name()
+                )));
+            }
+            service_definitions.push(file);
+        }
+        Ok(Inputs {
+            offers: images::offers_from(envelope)?,
+            task_definition_files,
+            service_definitions,
+        })
+    }
+
+    pub(crate) fn task_definition_file(&self, family: &str) -> Option<&TaskDefinitionFile> {
+        self.task_definition_files
+            .iter()
+            .find(|f| f.family() == family)
+    }
+}
+
+/// What to do to one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Same content: nothing to register or deploy.
+    Unchanged,
+    /// Same content, another desired count: UpdateService with the count only.
+    Scale(i32),
+    /// Register the next task definition and deploy it.
+    Deploy,
+    /// Same task definition, new deployment (`--force-new-deployment`).
+    Redeploy,
+    /// The service does not exist: register and create it.
+    Create,
+}
+
+/// The plan for one service: what runs, what will run, what to do.
+#[derive(Debug)]
+pub(crate) struct ServicePlan {
+    pub(crate) service: String,
+    pub(crate) action: Action,
+    /// The service as described (absent when it is to be created).
+    pub(crate) existing: Option<Service>,
+    pub(crate) definition: Option<Service>,
+    /// The running task definition's ARN (absent for a new service).
+    pub(crate) current_arn: Option<String>,
+    pub(crate) next: TaskDefinition,
+    pub(crate) next_tags: Vec<Tag>,
+    pub(crate) diff: String,
+}
+
+impl ServicePlan {
+    /// The images of the next task definition, one per container.
+    pub(crate) fn images(&self) -> Vec<String> {
+        taskdef::container_images(&self.next)
+            .into_iter()
+            .map(|c| c.image)
+            .collect()
+    }
+}
+
+/// Plans every service concurrently; any error stops everything before anything changes.
+pub(crate) async fn plan_all(ecs: &Ecs, args: &Args, inputs: &Inputs) -> Result<Vec<ServicePlan>> {
+    let mut names: Vec<&String> = Vec::new();
+    for name in &args.services {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let plans = futures_util::future::try_join_all(
+        names
+            .iter()
+            .map(|name| plan_service(ecs, name, args, inputs)),
+    )
+    .await?;
+    for file in &inputs.task_definition_files {
+        if !plans.iter().any(|p| p.next.family() == Some(file.family())) {
+            return Err(Error::usage(format!(
+                "{}: family {} is not the task definition family of any --service",
+                file.path,
+                file.family()
+            )));
+        }
+    }
+    Ok(plans)
+}
+
+async fn plan_service(ecs: &Ecs, name: &str, args: &Args, inputs: &Inputs) -> Result<ServicePlan> {
+    let existing = ecs.describe_service(name).await?;
+    let definition = inputs
+        .service_definitions
+        .iter()
+        .find(|d| d.name() == name)
+        .map(|d| d.service.clone());
+    let (current, base) = match &existing {
+        Some(service) => {
+            let arn = service.task_definition().unwrap_or_default();
+            let (td, tags) = ecs.describe_task_definition(arn).await?;
+            let family = td.family().unwrap_or_default().to_owned();
+            let base = match inputs.task_definition_file(&family) {
+                Some(file) => (file.task_definition.clone(), file.tags.clone()),
+                None => (td.clone(), tags.clone()),
+            };
+            (Some((td, tags)), base)
+        }
+        None => (
+            None,
+            new_service_base(ecs, name, definition.as_ref(), inputs).await?,
+        ),
+    };
+    let (base_td, base_tags) = base;
+    let containers = taskdef::container_images(&base_td);
+    let chosen = images::choose_images(name, &containers, &inputs.offers, &args.containers)?;
+    let has_offers = !inputs.offers.is_empty() || !args.containers.is_empty();
+    if has_offers && chosen.is_empty() {
+        return Err(images::no_match_error(name, &containers, &inputs.offers));
+    }
+    let from_file = inputs
+        .task_definition_file(base_td.family().unwrap_or_default())
+        .is_some();
+    if !has_offers
+        && args.env.is_empty()
+        && !from_file
+        && !args.force_new_deployment
+        && existing.is_some()
+    {
+        return Err(Error::usage(format!(
+            "nothing to deploy to {name}: no images pushed upstream, no --container, --env or \
+             --task-definition-file (pipe img-push's output in, or use --force-new-deployment)"
+        )));
+    }
+    let next = taskdef::with_changes(&base_td, &chosen, &args.env)?;
+    let action = decide(
+        current.as_ref(),
+        (&next, &base_tags),
+        existing.as_ref().map(Service::desired_count),
+        args,
+    );
+    let diff = match &current {
+        Some((td, _)) => taskdef::diff(td, &next),
+        None => taskdef::diff(&TaskDefinition::builder().build(), &next),
+    };
+    Ok(ServicePlan {
+        service: name.to_owned(),
+        action,
+        current_arn: current.and_then(|(td, _)| td.task_definition_arn),
+        existing,
+        definition,
+        next,
+        next_tags: base_tags,
+        diff,
+    })
+}
+
+/// The task definition a service to be created starts from: the file of its family, or the
+/// registered one its definition names.
+async fn new_service_base(
+    ecs: &Ecs,
+    name: &str,
+    definition: Option<&Service>,
+    inputs: &Inputs,
+) -> Result<(TaskDefinition, Vec<Tag>)> {
+    let Some(definition) = definition else {
+        return Err(Error::failed(format!(
+            "service {name} does not exist in cluster {} (give --service-definition FILE to create it)",
+            ecs.cluster
+        )));
+    };
+    let named = definition.task_definition();
+    let family = named.map(files::family_of);
+    match (family.and_then(|f| inputs.task_definition_file(f)), named) {
+        (Some(file), _) => Ok((file.task_definition.clone(), file.tags.clone())),
+        (None, Some(named)) => ecs.describe_task_definition(named).await,
+        (None, None) if inputs.task_definition_files.len() == 1 => {
+            let file = &inputs.task_definition_files[0];
+            Ok((file.task_definition.clone(), file.tags.clone()))
+        }
+        (None, None) => Err(Error::usage(format!(
+            "the service definition of {name} names no taskDefinition, and no single \
+             --task-definition-file says which"
+        ))),
+    }
+}
+
+/// Decides the action from the current and next task definitions (pure).
+pub(crate) fn decide(
+    current: Option<&(TaskDefinition, Vec<Tag>)>,
+    (next, next_tags): (&TaskDefinition, &[Tag]),
+    desired_now: Option<i32>,
+    args: &Args,
+) -> Action {
+    let Some((current, current_tags)) = current else {
+        return Action::Create;
+    };
+    let same = taskdef::same_content(current, next) && same_tags(current_tags, next_tags);
+    match (same, args.force_new_deployment, args.desired_count) {
+        (false, _, _) => Action::Deploy,
+        (true, true, _) => Action::Redeploy,
+        (true, false, Some(n)) if Some(n) != desired_now => Action::Scale(n),
+        (true, false, _) => Action::Unchanged,
+    }
+}
+
+fn same_tags(a: &[Tag], b: &[Tag]) -> bool {
+    let key = |t: &Tag| (t.key.clone(), t.value.clone());
+    let mut a: Vec<_> = a.iter().map(key).collect();
+    let mut b: Vec<_> = b.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    a == b
+}
+
+pub(crate) fn report_plan(ecs: &Ecs, plan: &ServicePlan, dry_run: bool, ui: &Ui) {
+    let label = format!("{}/{}", ecs.cluster, plan.service);
+    let would = if dry_run { "would " } else { "" };
+    match &plan.action {
+        Action::Unchanged => ui.line(&format!(
+            "{label}: task definition unchanged ({}); nothing to deploy",
+            plan.current_arn
+                .as_deref()
+                .map(taskdef::short_name)
+                .unwrap_or("?")
+        )),
+        Action::Scale(n) => ui.line(&format!(
+            "{label}: task definition unchanged; {would}set the desired count to {n}"
+        )),
+        Action::Redeploy => ui.line(&format!(
+            "{label}: task definition unchanged; {would}force a new deployment"
+        )),
+        Action::Deploy | Action::Create => {
+            let verb = if plan.action == Action::Create {
+                "create the service with"
+            } else {
+                "deploy"
+            };
+            ui.line(&format!(
+                "{label}: {}{verb} a new revision of {}: {}",
+                if dry_run { "would " } else { "will " },
+                plan.next.family().unwrap_or_default(),
+                plan.images().join(", ")
+            ));
+            if dry_run || ui.verbosity() == common::ui::Verbosity::Verbose {
+                for line in plan.diff.lines() {
+                    ui.line(&format!("{label}: {line}"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ecs::types::ContainerDefinition;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["ecs-roll", "--service", "api"];
+        argv.extend_from_slice(extra);
+        Args::parse_from(argv)
+    }
+
+    fn td(image: &str) -> TaskDefinition {
+        TaskDefinition::builder()
+            .family("api")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image(image)
+                    .build(),
+            )
+            .build()
+    }
+
+    fn tag(value: &str) -> Vec<Tag> {
+        vec![Tag::builder().key("team").value(value).build()]
+    }
+
+    #[test]
+    fn the_action_follows_from_content_tags_and_flags() {
+        let current = (td("r/api:1"), tag("a"));
+        let decide_for = |next: &TaskDefinition, tags: &[Tag], desired: i32, flags: &[&str]| {
+            decide(Some(&current), (next, tags), Some(desired), &args(flags))
+        };
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("a"), 2, &[]),
+            Action::Unchanged
+        );
+        assert_eq!(
+            decide_for(&td("r/api:2"), &tag("a"), 2, &[]),
+            Action::Deploy
+        );
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("b"), 2, &[]),
+            Action::Deploy
+        );
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("a"), 2, &["--force-new-deployment"]),
+            Action::Redeploy
+        );
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("a"), 2, &["--desired-count", "3"]),
+            Action::Scale(3)
+        );
+        assert_eq!(
+            decide_for(&td("r/api:1"), &tag("a"), 3, &["--desired-count", "3"]),
+            Action::Unchanged
+        );
+        assert_eq!(
+            decide(None, (&td("r/api:1"), &[]), None, &args(&[])),
+            Action::Create
+        );
+    }
+}
