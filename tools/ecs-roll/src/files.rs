@@ -5,26 +5,18 @@
 //! --cli-input-json` reads (the inner object, `tags` beside the fields). A service
 //! definition file is `aws ecs create-service --cli-input-json`'s input.
 //!
-//! The files are decoded by the SDK's own deserializers: the JSON is handed to an
-//! `aws_sdk_ecs::Client` whose HTTP client answers every request with it as a
+//! The files are decoded by the SDK's own deserializers ([`crate::offline`]): the JSON is
+//! handed to an `aws_sdk_ecs::Client` whose HTTP client answers every request with it as a
 //! DescribeTaskDefinition (or DescribeServices) response, all in memory. ECS's wire format
 //! *is* this JSON, so every field the SDK knows, nested however deep, is read exactly as
 //! ECS would send it, with no hand-written mirror of the ECS model to drift from the SDK.
 //! Unknown top-level fields are refused, so a typo is not silently dropped.
 
-use aws_sdk_ecs::Client;
-use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
+use crate::offline::offline_client;
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::body::SdkBody;
 use common::{Error, Result};
 use serde_json::{Map, Value, json};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Every field of a described task definition (read-only ones included) plus `tags`.
 const TASK_DEFINITION_FIELDS: &[&str] = &[
@@ -156,6 +148,7 @@ pub async fn read_task_definition(path: &Path) -> Result<TaskDefinitionFile> {
     }
     let body = json!({ "taskDefinition": inner, "tags": tags }).to_string();
     let output = offline_client(body)
+        .0
         .describe_task_definition()
         .task_definition("file")
         .send()
@@ -191,6 +184,7 @@ pub async fn read_service_definition(path: &Path) -> Result<ServiceDefinitionFil
     }
     let body = json!({ "services": [object], "failures": [] }).to_string();
     let output = offline_client(body)
+        .0
         .describe_services()
         .services("file")
         .send()
@@ -240,40 +234,6 @@ fn refuse_unknown_fields(
             known.join(", ")
         ))),
         None => Ok(()),
-    }
-}
-
-/// A client that never leaves the process: every request gets `body` as a 200 answer.
-fn offline_client(body: String) -> Client {
-    let config = aws_sdk_ecs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("offline", "offline", None, None, "file"))
-        .endpoint_url("http://file.invalid")
-        .http_client(CannedResponse(Arc::new(body)))
-        .build();
-    Client::from_conf(config)
-}
-
-/// The in-memory HTTP client of [`offline_client`].
-#[derive(Debug, Clone)]
-struct CannedResponse(Arc<String>);
-
-impl HttpConnector for CannedResponse {
-    fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
-        let status = 200u16.try_into().expect("200 is a status code");
-        let response = HttpResponse::new(status, SdkBody::from(self.0.as_str().to_owned()));
-        HttpConnectorFuture::ready(Ok(response))
-    }
-}
-
-impl HttpClient for CannedResponse {
-    fn http_connector(
-        &self,
-        _settings: &HttpConnectorSettings,
-        _components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(self.clone())
     }
 }
 

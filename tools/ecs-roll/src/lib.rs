@@ -19,7 +19,8 @@
 //! - `plan` (deciding) and [`taskdef`]: what each service gets, with read-only calls only;
 //! - `apply` (doing) and `record`: register, update, follow, roll back, keep the entry current;
 //! - [`follow`], [`rollout`]: the polling loop and the pure judge of what it sees;
-//! - [`ecs`]: every ECS call, with retries and one-line errors.
+//! - [`ecs`]: every ECS call, with retries and one-line errors;
+//! - [`offline`]: the SDK's JSON (de)serializers without a network (files, the diff).
 //!
 //! # Exit codes
 //! 0 every service completed (or was unchanged); 1 a deployment failed, was rolled back
@@ -32,6 +33,7 @@ pub mod ecs;
 pub mod files;
 pub mod follow;
 pub mod images;
+pub mod offline;
 mod plan;
 mod record;
 pub mod rollout;

@@ -190,8 +190,11 @@ async fn plan_service(ecs: &Ecs, name: &str, args: &Args, inputs: &Inputs) -> Re
         args,
     );
     let diff = match &current {
-        Some((td, _)) => taskdef::diff(td, &next),
-        None => taskdef::diff(&TaskDefinition::builder().build(), &next),
+        Some((td, tags)) => taskdef::diff((td, tags), (&next, &base_tags)).await,
+        None => {
+            let nothing = TaskDefinition::builder().build();
+            taskdef::diff((&nothing, &[]), (&next, &base_tags)).await
+        }
     };
     Ok(ServicePlan {
         service: name.to_owned(),

@@ -161,15 +161,17 @@ fn none_if_empty<T>(list: &mut Option<Vec<T>>) {
     }
 }
 
-/// A unified diff of two task definitions' content (read-only fields left out), for
-/// `--dry-run` and for the log of what a deployment changes. Empty when they are the same.
-pub fn diff(from: &TaskDefinition, to: &TaskDefinition) -> String {
-    let from = format!("{:#?}", normalized(from));
-    let to = format!("{:#?}", normalized(to));
-    if from == to {
+/// A unified diff of two task definitions with their tags, for `--dry-run` and `-v`: the
+/// JSON each would be registered with (as `aws ecs register-task-definition` takes it),
+/// ECS's defaults made explicit on both sides. Empty when they are the same.
+pub async fn diff(from: (&TaskDefinition, &[Tag]), to: (&TaskDefinition, &[Tag])) -> String {
+    let render = |json: serde_json::Value| serde_json::to_string_pretty(&json).unwrap_or_default();
+    let from_json = render(crate::offline::registration_json(&normalized(from.0), from.1).await);
+    let to_json = render(crate::offline::registration_json(&normalized(to.0), to.1).await);
+    if from_json == to_json {
         return String::new();
     }
-    similar::TextDiff::from_lines(&from, &to)
+    similar::TextDiff::from_lines(&from_json, &to_json)
         .unified_diff()
         .context_radius(2)
         .header("live", "next")
@@ -377,12 +379,30 @@ mod tests {
         let mut described_no_volume = described.clone();
         described_no_volume.volumes = Some(vec![]);
         assert!(same_content(&rendered, &described_no_volume));
-        assert!(diff(&described_no_volume, &rendered).is_empty());
         // A real difference is seen and shown.
         let changed = with_changes(&rendered, &[("app".into(), "r/api:2".into())], &[]).unwrap();
         assert!(!same_content(&changed, &described_no_volume));
-        let shown = diff(&described_no_volume, &changed);
-        assert!(shown.contains("-") && shown.contains("r/api:2"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn the_diff_shows_changed_json_fields_only() {
+        let live = task_definition(vec![container("app", "r/api:1")]);
+        let next = with_changes(&live, &[("app".into(), "r/api:2".into())], &[]).unwrap();
+        let tags = vec![Tag::builder().key("team").value("a").build()];
+        assert!(diff((&live, &tags), (&live, &tags)).await.is_empty());
+        let shown = diff((&live, &tags), (&next, &tags)).await;
+        assert!(
+            shown.contains("-      \"image\": \"r/api:1\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("+      \"image\": \"r/api:2\""),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("None") && !shown.contains("Some("),
+            "{shown}"
+        );
     }
 
     #[test]

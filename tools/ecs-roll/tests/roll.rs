@@ -587,11 +587,11 @@ async fn rich_task_definition_survives_a_roll(endpoint: &str, client: &Client) {
     expected.container_definitions.as_mut().unwrap()[0].image = Some(new_image.clone());
     let after = described.task_definition.unwrap();
     assert_ne!(after.task_definition_arn(), Some(arn.as_str()));
+    let shown = ecs_roll::taskdef::diff((&expected, &[]), (&after, &[])).await;
     assert_eq!(
         ecs_roll::taskdef::normalized(&after),
         ecs_roll::taskdef::normalized(&expected),
-        "{}",
-        ecs_roll::taskdef::diff(&expected, &after)
+        "{shown}"
     );
     let mut got_tags = described.tags.unwrap_or_default();
     got_tags.sort_by(|a, b| a.key.cmp(&b.key));
