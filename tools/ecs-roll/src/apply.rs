@@ -383,7 +383,22 @@ fn round_seconds(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
+/// The step summary table and step outputs under GitHub Actions: `outcome` and
+/// `task_definition` of the last service, and `<service>_outcome` /
+/// `<service>_task_definition` (`-` `.` `/` as `_`) of each when there are several.
 pub(crate) fn summarize(results: &[ServiceResult], ui: &Ui) {
+    let live = |r: &ServiceResult| r.record.live_task_definition.clone().unwrap_or_default();
+    if let Some(last) = results.last() {
+        ui.set_output("outcome", last.record.outcome);
+        ui.set_output("task_definition", &live(last));
+    }
+    if results.len() > 1 {
+        for r in results {
+            let key = r.record.service.replace(['/', '.', '-'], "_");
+            ui.set_output(&format!("{key}_outcome"), r.record.outcome);
+            ui.set_output(&format!("{key}_task_definition"), &live(r));
+        }
+    }
     let mut markdown =
         String::from("### ecs-roll\n\n| service | outcome | task definition |\n|---|---|---|\n");
     for r in results {

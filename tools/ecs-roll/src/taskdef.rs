@@ -391,14 +391,8 @@ mod tests {
         let tags = vec![Tag::builder().key("team").value("a").build()];
         assert!(diff((&live, &tags), (&live, &tags)).await.is_empty());
         let shown = diff((&live, &tags), (&next, &tags)).await;
-        assert!(
-            shown.contains("-      \"image\": \"r/api:1\""),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("+      \"image\": \"r/api:2\""),
-            "{shown}"
-        );
+        assert!(shown.contains("-      \"image\": \"r/api:1\""), "{shown}");
+        assert!(shown.contains("+      \"image\": \"r/api:2\""), "{shown}");
         assert!(
             !shown.contains("None") && !shown.contains("Some("),
             "{shown}"

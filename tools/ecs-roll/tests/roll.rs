@@ -764,7 +764,7 @@ async fn a_failed_upstream_step_is_never_deployed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn under_actions_the_step_summary_gets_a_table_of_services() {
+async fn under_actions_the_step_summary_gets_a_table_and_the_step_outputs_are_set() {
     services();
     let emulator = EcsEmulator::start(&[]);
     let client = ecs_client(&emulator.url()).await;
@@ -772,6 +772,7 @@ async fn under_actions_the_step_summary_gets_a_table_of_services() {
     let image = format!("{}/{service}:v1", shipkit_tests::ecs::ecr_host());
     let first = create_service(&client, &service, &image, 0, Breaker::Off).await;
     let summary = tempfile::NamedTempFile::new().unwrap();
+    let outputs = tempfile::NamedTempFile::new().unwrap();
 
     let out = run(ecs_roll(&emulator.url())
         .args([
@@ -781,7 +782,8 @@ async fn under_actions_the_step_summary_gets_a_table_of_services() {
             &format!("web={image}"),
         ])
         .env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_STEP_SUMMARY", summary.path().to_str().unwrap()))
+        .env("GITHUB_STEP_SUMMARY", summary.path().to_str().unwrap())
+        .env("GITHUB_OUTPUT", outputs.path().to_str().unwrap()))
     .await;
     out.assert_code(0);
     assert_eq!(deployment(&out)["outcome"], "unchanged");
@@ -790,6 +792,12 @@ async fn under_actions_the_step_summary_gets_a_table_of_services() {
     assert!(
         markdown.contains(&format!("| {CLUSTER}/{service} | unchanged | {revision} |")),
         "{markdown}"
+    );
+    let outputs = std::fs::read_to_string(outputs.path()).unwrap();
+    assert!(outputs.contains("outcome=unchanged"), "{outputs}");
+    assert!(
+        outputs.contains(&format!("task_definition={first}")),
+        "{outputs}"
     );
 }
 
