@@ -175,11 +175,13 @@ async fn plan_service(ecs: &Ecs, name: &str, args: &Args, inputs: &Inputs) -> Re
         && args.env.is_empty()
         && !from_file
         && !args.force_new_deployment
+        && args.desired_count.is_none()
         && existing.is_some()
     {
         return Err(Error::usage(format!(
-            "nothing to deploy to {name}: no images pushed upstream, no --container, --env or \
-             --task-definition-file (pipe img-push's output in, or use --force-new-deployment)"
+            "nothing to deploy to {name}: no images pushed upstream, no --container, --env, \
+             --task-definition-file or --desired-count (pipe img-push's output in, or use \
+             --force-new-deployment)"
         )));
     }
     let next = taskdef::with_changes(&base_td, &chosen, &args.env)?;
