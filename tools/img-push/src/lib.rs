@@ -7,6 +7,11 @@
 //! - the registry has the tag at this image (a digest the local image is known by in that
 //!   repository, or a manifest whose config is the local image id) → `skipped: true`,
 //!   nothing sent;
+//! - when the image id is known before the Engine is asked (img-build writes
+//!   `images[].id`; `--image sha256:…`), the registry is asked first, and an image whose
+//!   tags are all at a manifest with that config needs no Engine at all: a re-push is one
+//!   registry login and one manifest `GET` per tag. Any other image is looked up in the
+//!   Engine before anything changes (one that does not exist is bad input, exit 2);
 //! - the repository's tags are immutable and the tag points at another image → exit 1
 //!   naming the tag and both digests, before anything is pushed;
 //! - otherwise the Engine pushes the first such tag (`docker push`, layer progress on a
@@ -36,6 +41,9 @@
 //! immutable tag at another image, a promotion source that does not exist; 2 bad usage or
 //! bad input, found before anything is sent: no images, a bad reference, a local image that
 //! does not exist, `--repository` with several images, conflicting flags, no AWS region.
+//! (An image known by its id is looked up in the Engine only after the registry was read,
+//! so a missing one is found after those reads, still before anything changes; one whose
+//! tags the registry already has at that id is skipped even if it is gone locally.)
 //!
 //! # Modules
 //! - [`reference`]: references, hosts, repositories (pure);
@@ -393,20 +401,47 @@ fn destination(args: &Args) -> Result<Destination> {
     }
 }
 
-/// The registry host, its client, and what ECR says, once resolved.
+/// The registry host, its client, the repository of each image, and what ECR says of them.
 struct Target {
     host: String,
     registry: Registry,
     ecr: Option<ecr::Ecr>,
+    /// The repository of each name given to [`connect`], in order.
+    repositories: Vec<Repository>,
+    /// On ECR, each repository as DescribeRepositories found it (`None`: it does not exist);
+    /// empty elsewhere.
+    described: BTreeMap<Repository, Option<ecr::RepositoryInfo>>,
 }
 
-/// Resolves the host (STS for --ecr), the credentials and the registry connection.
+impl Target {
+    /// Whether `repository` may hold tags: an ECR repository that does not exist holds none
+    /// (any other registry creates repositories on push, so it is asked).
+    fn exists(&self, repository: &Repository) -> bool {
+        self.ecr.is_none() || matches!(self.described.get(repository), Some(Some(_)))
+    }
+}
+
+/// Resolves the host (STS for --ecr), the repositories of `names`, the credentials and the
+/// registry connection. Logging in to the registry and asking ECR about the repositories
+/// only read, and neither needs the other: they run together.
 async fn connect(
     destination: &Destination,
+    names: &[&str],
     user_credentials: Option<Credentials>,
     retry: Retry,
+    jobs: u32,
     ui: &Ui,
 ) -> Result<Target> {
+    // The HTTPS client loads the system trust store: on a blocking thread, while the AWS
+    // calls below run. ECR hosts are never loopback; a loopback registry is tried in plain
+    // HTTP first and makes its HTTPS client only if it turns out to need one.
+    let https = match destination {
+        Destination::Ecr => true,
+        Destination::Registry { host, .. } | Destination::Repository(Repository { host, .. }) => {
+            !reference::is_loopback(host)
+        }
+    }
+    .then(|| tokio::task::spawn_blocking(registry::https_client));
     let (host, ecr) = match destination {
         Destination::Ecr => {
             let config = common::aws::load().await?;
@@ -426,71 +461,107 @@ async fn connect(
             }
         }
     };
-    let (credentials, origin) = match (user_credentials, &ecr) {
-        (Some(credentials), _) => (Some(credentials), Origin::Flags),
-        (None, Some(ecr)) => (Some(ecr.login(ui).await?), Origin::Ecr),
-        (None, None) => match auth::from_docker_config(&host, ui)? {
-            Some((credentials, origin)) => (Some(credentials), origin),
-            None => (None, Origin::Anonymous),
-        },
+    let repositories: Vec<Repository> = names
+        .iter()
+        .map(|name| {
+            destination
+                .repository_for(name, Some(&host))
+                .ok_or_else(|| Error::failed("no repository for the destination"))
+        })
+        .collect::<Result<_>>()?;
+    let login = async {
+        let (credentials, origin) = match (user_credentials, &ecr) {
+            (Some(credentials), _) => (Some(credentials), Origin::Flags),
+            (None, Some(ecr)) => (Some(ecr.login(ui).await?), Origin::Ecr),
+            (None, None) => match auth::from_docker_config(&host, ui)? {
+                Some((credentials, origin)) => (Some(credentials), origin),
+                None => (None, Origin::Anonymous),
+            },
+        };
+        tracing::debug!("{host}: credentials from {origin}");
+        let https =
+            match https {
+                Some(task) => Some(task.await.map_err(|err| {
+                    Error::failed(format!("cannot set up the HTTP client: {err}"))
+                })??),
+                None => None,
+            };
+        Registry::connect(&host, credentials, https, retry, ui).await
     };
-    tracing::debug!("{host}: credentials from {origin}");
-    let registry = Registry::connect(&host, credentials, retry, ui).await?;
+    let describe = async {
+        let Some(ecr) = &ecr else {
+            return Ok(BTreeMap::new());
+        };
+        let unique: BTreeSet<&Repository> = repositories.iter().collect();
+        futures_util::stream::iter(unique)
+            .map(|repository| async move {
+                let info = ecr.repository(&repository.path).await?;
+                Ok::<_, Error>((repository.clone(), info))
+            })
+            .buffer_unordered(jobs as usize)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<BTreeMap<_, _>>>()
+    };
+    let (registry, described) = tokio::try_join!(login, describe)?;
     Ok(Target {
         host,
         registry,
         ecr,
+        repositories,
+        described,
     })
 }
 
-/// Whether each repository's tags are immutable; ECR repositories must exist (or are
-/// created with --create-repository).
-async fn check_repositories(
+/// Whether each repository's tags are immutable, from what [`connect`] found; a missing
+/// ECR repository is created with `create` (reported only, with --dry-run), else an error.
+async fn ready_repositories(
     target: &Target,
-    repositories: &BTreeSet<Repository>,
     args: &Args,
     create: bool,
     ui: &Ui,
 ) -> Result<BTreeMap<Repository, bool>> {
     let mut immutable = BTreeMap::new();
-    for repository in repositories {
-        let is_immutable = match &target.ecr {
-            None => args.immutable_tags,
-            Some(ecr) => match ecr.repository(&repository.path).await? {
-                Some(info) => info.immutable || args.immutable_tags,
-                None if create && args.dry_run => {
-                    ui.line(&format!(
-                        "{repository}: would create the ECR repository (dry run)"
-                    ));
-                    args.immutable_tags
-                }
-                None if create => {
-                    let info = ecr
-                        .create(&repository.path, args.scan_on_push, args.immutable_tags)
-                        .await?;
-                    ui.line(&format!(
-                        "{repository}: created the ECR repository ({} tags{})",
-                        if info.immutable {
-                            "immutable"
-                        } else {
-                            "mutable"
-                        },
-                        if args.scan_on_push {
-                            ", scan on push"
-                        } else {
-                            ""
-                        }
-                    ));
-                    info.immutable
-                }
-                None => {
-                    return Err(Error::failed(format!(
-                        "the ECR repository {} does not exist in {}: create it, or pass \
-                         --create-repository",
-                        repository.path, target.host
-                    )));
-                }
-            },
+    for repository in &target.repositories {
+        if immutable.contains_key(repository) {
+            continue;
+        }
+        let is_immutable = match (&target.ecr, target.described.get(repository)) {
+            (None, _) => args.immutable_tags,
+            (Some(_), Some(Some(info))) => info.immutable || args.immutable_tags,
+            (Some(_), _) if create && args.dry_run => {
+                ui.line(&format!(
+                    "{repository}: would create the ECR repository (dry run)"
+                ));
+                args.immutable_tags
+            }
+            (Some(ecr), _) if create => {
+                let info = ecr
+                    .create(&repository.path, args.scan_on_push, args.immutable_tags)
+                    .await?;
+                ui.line(&format!(
+                    "{repository}: created the ECR repository ({} tags{})",
+                    if info.immutable {
+                        "immutable"
+                    } else {
+                        "mutable"
+                    },
+                    if args.scan_on_push {
+                        ", scan on push"
+                    } else {
+                        ""
+                    }
+                ));
+                info.immutable
+            }
+            (Some(_), _) => {
+                return Err(Error::failed(format!(
+                    "the ECR repository {} does not exist in {}: create it, or pass \
+                     --create-repository",
+                    repository.path, target.host
+                )));
+            }
         };
         immutable.insert(repository.clone(), is_immutable);
     }
@@ -505,7 +576,9 @@ struct Source {
     name: String,
     /// What to inspect and tag from: the image id, else its first local reference.
     local: String,
-    /// The local image id, once inspected.
+    /// The image id: known from the start when the envelope or `--image` gives it as a
+    /// digest (then the registry alone can tell that a tag is at this image), else once
+    /// inspected.
     id: Option<String>,
     tags: Vec<String>,
 }
@@ -536,7 +609,7 @@ fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
                         .unwrap_or("image")
                         .to_owned(),
                     local: text.clone(),
-                    id: None,
+                    id: Some(text.clone()),
                     tags: plan::tags_to_push(&[], &args.tags),
                 });
                 continue;
@@ -582,11 +655,14 @@ fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
                         image.name
                     ))
                 })?;
+            // img-build's id is the digest of the image config, which names every layer by
+            // content: a registry manifest with that config is this image.
+            let id = Some(local.clone()).filter(|l| reference::check_digest(l).is_ok());
             sources.push(Source {
                 index: Some(index),
                 name: image.name.clone(),
                 local,
-                id: None,
+                id,
                 tags: plan::tags_to_push(&own, &args.tags),
             });
         }
@@ -629,7 +705,9 @@ fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
 struct Job {
     source: Source,
     repository: Repository,
-    local: LocalImage,
+    /// What the Engine knows of the image; `None` when the registry alone settled every tag
+    /// (all skipped), so the Engine was not asked.
+    local: Option<LocalImage>,
     /// Tags in order, with the decision for each.
     tags: Vec<(String, TagAction)>,
 }
@@ -650,45 +728,79 @@ async fn push(
 ) -> Result<()> {
     let mut sources = sources(args, envelope)?;
     check_tag_claims(&sources, destination)?;
-    // Local images first: a reference that names no image is bad input, found before any
-    // network call.
-    let engine = Engine::connect().await?;
-    let mut locals = Vec::new();
-    for source in &mut sources {
-        let local = engine.inspect(&source.local).await?.ok_or_else(|| {
-            Error::usage(format!(
-                "no local image {} (image {}): build it first (img-build), or check --image",
-                source.local, source.name
-            ))
-        })?;
-        source.id = Some(local.id.clone());
-        locals.push(local);
-    }
+    // An image named by a reference is looked up in the Engine first, for its id: a
+    // reference that names no image is bad input, found before any network call. An image
+    // whose id is known waits: the registry may have all its tags already.
+    let mut engine: Option<Engine> = None;
+    let mut locals: Vec<Option<LocalImage>> = vec![None; sources.len()];
+    let by_reference: Vec<usize> = (0..sources.len())
+        .filter(|&i| sources[i].id.is_none())
+        .collect();
+    look_up(&mut engine, &mut sources, &mut locals, &by_reference).await?;
 
-    let target = connect(destination, user_credentials, retry, ui).await?;
-    let repositories: Vec<Repository> = sources
-        .iter()
-        .map(|s| {
-            destination
-                .repository_for(&s.name, Some(&target.host))
-                .ok_or_else(|| Error::failed("no repository for the destination"))
-        })
-        .collect::<Result<_>>()?;
-    let unique: BTreeSet<Repository> = repositories.iter().cloned().collect();
-    let immutable = check_repositories(&target, &unique, args, args.create_repository, ui).await?;
+    let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+    let target = connect(destination, &names, user_credentials, retry, args.jobs, ui).await?;
 
-    // Phase 1: what the registry has; every decision is made before anything is pushed.
-    let observed: Vec<Result<Job>> =
-        futures_util::stream::iter(sources.into_iter().zip(repositories).zip(locals))
+    // Phase 1: what the registry has under each tag (reads only).
+    let observed: Vec<Result<Vec<(String, Remote)>>> =
+        futures_util::stream::iter(sources.iter().zip(&target.repositories).zip(&locals))
             .map(|((source, repository), local)| {
-                let registry = &target.registry;
-                let immutable = immutable.get(&repository).copied().unwrap_or(false);
-                async move { observe(registry, source, repository, local, immutable).await }
+                observe(&target, source, repository, local.as_ref())
             })
             .buffered(args.jobs as usize)
             .collect()
             .await;
-    let jobs: Vec<Job> = observed.into_iter().collect::<Result<_>>()?;
+    let remotes: Vec<Vec<(String, Remote)>> = observed.into_iter().collect::<Result<_>>()?;
+
+    // Images known by id that the registry does not have at every tag: now the Engine must
+    // have them (they are pushed, or compared by RepoDigests). One it does not have is bad
+    // input, found before anything changes. One whose tags are all at a manifest with its
+    // id as config is skipped without the Engine, even if it is no longer there locally:
+    // the config digest names every layer by content, so the registry holds exactly this
+    // image and there is nothing to push (idempotent after `docker image prune`, too).
+    let unsettled: Vec<usize> = (0..sources.len())
+        .filter(|&i| {
+            locals[i].is_none() && {
+                let id = sources[i].id.as_deref().unwrap_or_default();
+                !remotes[i]
+                    .iter()
+                    .all(|(_, remote)| plan::is_at_image(id, remote))
+            }
+        })
+        .collect();
+    look_up(&mut engine, &mut sources, &mut locals, &unsettled).await?;
+    let immutable = ready_repositories(&target, args, args.create_repository, ui).await?;
+
+    // Every decision is made before anything is pushed.
+    let jobs: Vec<Job> = sources
+        .into_iter()
+        .zip(target.repositories.iter().cloned())
+        .zip(locals)
+        .zip(remotes)
+        .map(|(((source, repository), local), remotes)| {
+            let known = plan::Local {
+                id: source.id.clone().unwrap_or_default(),
+                digests: local
+                    .as_ref()
+                    .map(|l| l.digests_in(&repository))
+                    .unwrap_or_default(),
+            };
+            let immutable = immutable.get(&repository).copied().unwrap_or(false);
+            let tags = remotes
+                .into_iter()
+                .map(|(tag, remote)| {
+                    let action = plan::decide_push(&known, &remote, immutable);
+                    (tag, action)
+                })
+                .collect();
+            Job {
+                source,
+                repository,
+                local,
+                tags,
+            }
+        })
+        .collect();
     let conflicts: Vec<String> = jobs
         .iter()
         .flat_map(|job| {
@@ -698,7 +810,7 @@ async fn push(
                      ({})",
                     job.repository.with_tag(tag),
                     job.source.name,
-                    local_digest_text(&job.local, &job.repository)
+                    local_digest_text(job, &job.repository)
                 )),
                 _ => None,
             })
@@ -713,7 +825,7 @@ async fn push(
     let bars = std::io::stderr().is_terminal() && ui.actions().is_none();
     let mut results = futures_util::stream::iter(jobs)
         .map(|job| {
-            let (registry, engine) = (&target.registry, &engine);
+            let (registry, engine) = (&target.registry, engine.as_ref());
             async move {
                 let source = job.source.clone();
                 let outcome = run_job(job, registry, engine, retry, args.dry_run, bars, ui).await;
@@ -753,6 +865,38 @@ async fn push(
     }
 }
 
+/// Looks up the images at `which` in the Engine (connecting on first use), concurrently,
+/// filling in their ids; the first in order that does not exist is bad input.
+async fn look_up(
+    engine: &mut Option<Engine>,
+    sources: &mut [Source],
+    locals: &mut [Option<LocalImage>],
+    which: &[usize],
+) -> Result<()> {
+    if which.is_empty() {
+        return Ok(());
+    }
+    let engine = match engine {
+        Some(engine) => engine,
+        None => engine.insert(Engine::connect().await?),
+    };
+    let found =
+        futures_util::future::join_all(which.iter().map(|&i| engine.inspect(&sources[i].local)))
+            .await;
+    for (&i, found) in which.iter().zip(found) {
+        let source = &mut sources[i];
+        let local = found?.ok_or_else(|| {
+            Error::usage(format!(
+                "no local image {} (image {}): build it first (img-build), or check --image",
+                source.local, source.name
+            ))
+        })?;
+        source.id = Some(local.id.clone());
+        locals[i] = Some(local);
+    }
+    Ok(())
+}
+
 /// Refuses two images going to the same `repository:tag` (checked before anything is sent:
 /// with --ecr the host is not known yet, but it is the same for every image).
 fn check_tag_claims(sources: &[Source], destination: &Destination) -> Result<()> {
@@ -782,43 +926,50 @@ fn check_tag_claims(sources: &[Source], destination: &Destination) -> Result<()>
 
 /// What the local image is, for a conflict message: its digest in the repository if known,
 /// else its id.
-fn local_digest_text(local: &LocalImage, repository: &Repository) -> String {
-    match local.digests_in(repository).first() {
+fn local_digest_text(job: &Job, repository: &Repository) -> String {
+    let digests = job
+        .local
+        .as_ref()
+        .map(|l| l.digests_in(repository))
+        .unwrap_or_default();
+    match digests.first() {
         Some(digest) => digest.clone(),
-        None => format!("image id {}", local.id),
+        None => format!("image id {}", job.source.id.as_deref().unwrap_or_default()),
     }
 }
 
-/// Asks the registry about each tag of `source` in `repository` and decides.
+/// Asks the registry about each tag of `source` in `repository`. With the Engine's word
+/// (`local`), a `HEAD` first: a digest the image is known by settles it; without it, or for
+/// another digest, the manifest is read, whose config tells whether it is the same image.
 async fn observe(
-    registry: &Registry,
-    source: Source,
-    repository: Repository,
-    local: LocalImage,
-    immutable: bool,
-) -> Result<Job> {
-    let known = plan::Local {
-        id: local.id.clone(),
-        digests: local.digests_in(&repository),
-    };
+    target: &Target,
+    source: &Source,
+    repository: &Repository,
+    local: Option<&LocalImage>,
+) -> Result<Vec<(String, Remote)>> {
+    if !target.exists(repository) {
+        return Ok(source
+            .tags
+            .iter()
+            .map(|tag| (tag.clone(), Remote::Absent))
+            .collect());
+    }
+    let known = local.map(|l| l.digests_in(repository));
     let mut tags = Vec::new();
     for tag in &source.tags {
-        let mut remote = registry.remote_tag(&repository.path, tag, false).await?;
-        // A digest this image is not known by: read the manifest, whose config tells whether
-        // it is the same image pushed from elsewhere.
-        if let Remote::At { digest, .. } = &remote
-            && !known.digests.contains(digest)
-        {
-            remote = registry.remote_tag(&repository.path, tag, true).await?;
-        }
-        tags.push((tag.clone(), plan::decide_push(&known, &remote, immutable)));
+        let path = &repository.path;
+        let remote = match &known {
+            None => target.registry.remote_tag(path, tag, true).await?,
+            Some(known) => match target.registry.remote_tag(path, tag, false).await? {
+                Remote::At { digest, .. } if !known.contains(&digest) => {
+                    target.registry.remote_tag(path, tag, true).await?
+                }
+                remote => remote,
+            },
+        };
+        tags.push((tag.clone(), remote));
     }
-    Ok(Job {
-        source,
-        repository,
-        local,
-        tags,
-    })
+    Ok(tags)
 }
 
 fn entry(repository: &Repository, tag: &str, digest: &str, skipped: bool, dry_run: bool) -> Pushed {
@@ -842,7 +993,7 @@ fn entry(repository: &Repository, tag: &str, digest: &str, skipped: bool, dry_ru
 async fn run_job(
     job: Job,
     registry: &Registry,
-    engine: &Engine,
+    engine: Option<&Engine>,
     retry: Retry,
     dry_run: bool,
     bars: bool,
@@ -875,6 +1026,10 @@ async fn run_job(
     if to_push.is_empty() {
         return Ok(JobResult { source, pushed });
     }
+    // A tag to push was not settled by the registry alone, so the image was looked up.
+    let (Some(local), Some(engine)) = (local, engine) else {
+        unreachable!("an image with a tag to push is looked up in the Engine first")
+    };
     let known_digests = local.digests_in(&repository);
     if dry_run {
         let digest = known_digests.first().cloned().unwrap_or_default();
@@ -1242,18 +1397,23 @@ async fn promote(
         )));
     }
 
-    let target = connect(destination, user_credentials, retry, ui).await?;
-    let repositories: Vec<Repository> = names
-        .iter()
-        .filter_map(|name| destination.repository_for(name, Some(&target.host)))
-        .collect();
-    let unique: BTreeSet<Repository> = repositories.iter().cloned().collect();
-    let immutable = check_repositories(&target, &unique, args, false, ui).await?;
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let target = connect(
+        destination,
+        &name_refs,
+        user_credentials,
+        retry,
+        args.jobs,
+        ui,
+    )
+    .await?;
+    let repositories = &target.repositories;
+    let immutable = ready_repositories(&target, args, false, ui).await?;
 
     // Phase 1: read each source manifest and each destination tag; decide everything.
     let started = Instant::now();
     let observed: Vec<Result<Promotion>> =
-        futures_util::stream::iter(names.iter().zip(&repositories))
+        futures_util::stream::iter(names.iter().zip(repositories))
             .map(|(name, repository)| {
                 let registry = &target.registry;
                 let immutable = immutable.get(repository).copied().unwrap_or(false);
@@ -1511,6 +1671,13 @@ mod tests {
         assert_eq!(found[0].tags, ["git-1", "main", "latest"]);
         assert_eq!(found[0].local, "sha256:1");
         assert_eq!(found[1].local, "auth:git-1");
+        // Neither is known by a full image id: both are looked up in the Engine first.
+        assert_eq!((&found[0].id, &found[1].id), (&None, &None));
+        let built = envelope(serde_json::json!([
+            {"name": "api", "id": format!("sha256:{}", "b".repeat(64)), "tags": ["api:git-1"]}
+        ]));
+        let known = sources(&args, &built).unwrap();
+        assert_eq!(known[0].id.as_deref(), Some(known[0].local.as_str()));
 
         let args = parse(&["--registry", "r.example.com", "--name", "auth"])
             .unwrap()
@@ -1533,6 +1700,7 @@ mod tests {
             (by_id[0].name.as_str(), by_id[0].tags.as_slice()),
             ("a", &["1".to_owned()][..])
         );
+        assert_eq!(by_id[0].id.as_deref(), Some(id.as_str()));
         let args = parse(&["--registry", "r.example.com", "--image", &id])
             .unwrap()
             .0;

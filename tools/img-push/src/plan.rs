@@ -39,6 +39,14 @@ pub enum TagAction {
     Conflict { registry_digest: String },
 }
 
+/// Whether the registry alone shows the tag at the image with id `id`: it points at a
+/// manifest whose config is that id (same config = same layers and settings). This needs no
+/// Engine; any other answer ([`Remote::Absent`], another config, an index) is left to
+/// [`decide_push`] with what the Engine knows.
+pub fn is_at_image(id: &str, remote: &Remote) -> bool {
+    matches!(remote, Remote::At { config: Some(config), .. } if !id.is_empty() && config == id)
+}
+
 /// Decides one tag of a push.
 pub fn decide_push(local: &Local, remote: &Remote, immutable: bool) -> TagAction {
     match remote {
@@ -230,6 +238,30 @@ mod tests {
             ),
             TagAction::Skip {
                 digest: "sha256:m9".into()
+            }
+        );
+    }
+
+    #[test]
+    fn only_a_manifest_with_the_image_id_as_config_settles_a_tag_without_the_engine() {
+        assert!(is_at_image(
+            "sha256:img",
+            &at("sha256:m1", Some("sha256:img"))
+        ));
+        assert!(!is_at_image(
+            "sha256:img",
+            &at("sha256:m1", Some("sha256:other"))
+        ));
+        // An index (no config), a HEAD's answer, or no tag: the Engine must say.
+        assert!(!is_at_image("sha256:img", &at("sha256:m1", None)));
+        assert!(!is_at_image("sha256:img", &Remote::Absent));
+        assert!(!is_at_image("", &at("sha256:m1", Some(""))));
+        // What settles a tag without the Engine is a skip with it, too.
+        let unknown = local("sha256:img", &[]);
+        assert_eq!(
+            decide_push(&unknown, &at("sha256:m1", Some("sha256:img")), true),
+            TagAction::Skip {
+                digest: "sha256:m1".into()
             }
         );
     }

@@ -149,10 +149,12 @@ enum Attempt {
 impl Registry {
     /// Finds the registry's scheme (a loopback host that does not speak TLS is reached over
     /// plain HTTP) and checks the credentials against `GET /v2/`: refused credentials are a
-    /// job failure here, before anything is pushed.
+    /// job failure here, before anything is pushed. `https` is a client from
+    /// [`https_client`] made ahead of time, if any (else one is made here when needed).
     pub async fn connect(
         host: &str,
         credentials: Option<Credentials>,
+        https: Option<reqwest::Client>,
         retry: Retry,
         ui: &Ui,
     ) -> Result<Registry> {
@@ -187,7 +189,10 @@ impl Registry {
         }
         let (base, http) = match plain {
             Some(client) => (format!("http://{host}"), client),
-            None => (format!("https://{host}"), http_client(true)?),
+            None => match https {
+                Some(client) => (format!("https://{host}"), client),
+                None => (format!("https://{host}"), http_client(true)?),
+            },
         };
         let registry = Registry {
             host: host.to_owned(),
@@ -586,6 +591,13 @@ impl Registry {
             .map(str::to_owned)
             .ok_or_else(|| Error::failed(format!("{realm} answered without a token")))
     }
+}
+
+/// The HTTPS client, with the system trust store. Loading the store takes milliseconds of
+/// CPU and file reads, so a caller that knows it will need HTTPS may make it on a blocking
+/// thread while other startup work runs, and hand it to [`Registry::connect`].
+pub fn https_client() -> Result<reqwest::Client> {
+    http_client(true)
 }
 
 /// The HTTP client: with the system trust store for HTTPS, or without any (plain HTTP).

@@ -461,6 +461,84 @@ fn a_second_push_is_skipped_and_uploads_nothing() {
 }
 
 #[test]
+fn a_re_push_of_img_builds_envelope_needs_no_engine_and_a_push_still_does() {
+    let world = World::new();
+    world.login_in_docker_config();
+    let name = unique("noengine");
+    let id = world.build(&name, "v1");
+    let other_id = world.build(&format!("{name}-other"), "v1");
+    let registry = world.registry();
+    let repository = format!("{registry}/{name}");
+    let dir = tempfile::tempdir().unwrap();
+    // As img-build writes it: the image id and its local tag.
+    let envelope = |id: &str| {
+        let path = dir.path().join(format!("{id}.json"));
+        let value = json!({"images": [{"name": name, "id": id, "tags": [format!("{name}:v1")]}]});
+        std::fs::write(&path, value.to_string()).unwrap();
+        path.display().to_string()
+    };
+    let input = envelope(&id);
+    let no_engine = "unix:///nonexistent/docker.sock";
+    let push = |docker_host: Option<&str>, input: &str, extra: &[&str]| {
+        let mut cmd = world.img_push();
+        if let Some(host) = docker_host {
+            cmd = cmd.env("DOCKER_HOST", host);
+        }
+        cmd.args(["--registry", &registry, "--input", input])
+            .args(extra)
+            .run()
+    };
+    let first = pushed(&push(None, &input, &[]));
+    world.forget(format!("{repository}:v1"));
+    let digest = first[0]["digest"].as_str().unwrap().to_owned();
+    assert_eq!(first[0]["skipped"], json!(false));
+
+    // The tag is at a manifest whose config is the id: skipped, the registry's digest, and
+    // the Engine never asked (it is out of reach).
+    let since = now();
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let again = pushed(&push(Some(no_engine), &input, extra));
+        assert_eq!(again[0]["skipped"], json!(true), "{extra:?}");
+        assert_eq!(again[0]["digest"], json!(digest));
+        assert_eq!(
+            again[0]["reference"],
+            json!(format!("{repository}@{digest}"))
+        );
+    }
+    // A tag to push does need the Engine, and nothing was pushed without it.
+    let out = push(Some(no_engine), &input, &["--tag", "v2"]);
+    out.assert_code(1);
+    assert!(out.stderr.contains(no_engine), "{}", out.stderr);
+    assert_eq!(world.registry_digest(&repository, "v2"), None);
+    // Another image under an immutable tag: a conflict, found before pushing.
+    let out = push(None, &envelope(&other_id), &["--immutable-tags"]);
+    out.assert_code(1);
+    let error = out.json()["failed"]["error"].as_str().unwrap().to_owned();
+    for needle in [
+        format!("{repository}:v1 is immutable"),
+        digest.clone(),
+        other_id,
+    ] {
+        assert!(error.contains(&needle), "{error:?} lacks {needle}");
+    }
+
+    // The image is gone locally: the registry holds exactly it, so the re-push is still a
+    // skip; a tag it lacks is bad input (no local image), found before anything changes.
+    for reference in [format!("{name}:v1"), format!("{repository}:v1")] {
+        assert!(docker(&["rmi", "-f", &reference]).status.success());
+    }
+    assert!(!docker(&["image", "inspect", &id]).status.success());
+    let gone = pushed(&push(None, &input, &[]));
+    assert_eq!(gone[0]["skipped"], json!(true));
+    assert_eq!(gone[0]["digest"], json!(digest));
+    let out = push(None, &input, &["--tag", "v2"]);
+    out.assert_usage_error("no local image");
+    assert_eq!(out.json()["failed"]["exit_code"], json!(2));
+    assert_eq!(world.registry_digest(&repository, "v2"), None);
+    assert!(pushes_since(&since, &name).is_empty());
+}
+
+#[test]
 fn credentials_come_from_a_credential_helper_named_in_the_docker_config() {
     let world = World::new();
     let name = unique("helper");
