@@ -630,23 +630,28 @@ async fn build_one(
         label_param.clear();
     }
     let started = Instant::now();
-    let id = engine
-        .build(
-            BuildRequest {
-                name: &name,
-                entries,
-                dockerfile: &dockerfile,
-                tags: &plan.tags,
-                labels: &label_param,
-                build_args,
-                target: args.target.as_deref(),
-                platform: args.platform.as_deref(),
-                no_cache: args.no_cache,
-                pull: args.pull,
-            },
-            ui,
-        )
-        .await?;
+    let request = || BuildRequest {
+        name: &name,
+        entries: entries.clone(),
+        dockerfile: &dockerfile,
+        tags: &plan.tags,
+        labels: &label_param,
+        build_args,
+        target: args.target.as_deref(),
+        platform: args.platform.as_deref(),
+        no_cache: args.no_cache,
+        pull: args.pull,
+    };
+    let id = match engine.build(request(), ui).await {
+        Err(err) if is_cache_lookup_race(&err.to_string()) => {
+            ui.line(&format!(
+                "{name}: the Engine lost an image while looking through its build cache \
+                 (removed by someone else meanwhile); building again"
+            ));
+            engine.build(request(), ui).await?
+        }
+        other => other?,
+    };
     for tag in plan.tags.iter().skip(1) {
         engine.tag(&id, tag).await?;
     }
@@ -660,6 +665,14 @@ async fn build_one(
     image.id = Some(id);
     image.build_ms = Some(build_ms);
     Ok(image)
+}
+
+/// Whether a failed build met the classic builder's cache-lookup race: looking for a cached
+/// step, the Engine lists candidate images and then loads each; an image removed in between
+/// (`docker rmi`, `docker image prune` by a parallel job) fails the whole build with
+/// "unable to find image sha256:…", though nothing is wrong with it. Building again is safe.
+fn is_cache_lookup_race(message: &str) -> bool {
+    message.contains("unable to find image \"sha256:")
 }
 
 /// Step outputs and the step summary under GitHub Actions.
@@ -713,6 +726,19 @@ fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_cache_lookup_race_is_built_again() {
+        assert!(is_cache_lookup_race(
+            "building api failed at Step 2/5 : COPY id.txt /id.txt: unable to find image \"sha256:85979104f34c\""
+        ));
+        assert!(!is_cache_lookup_race(
+            "building api failed at Step 1/1 : RUN x: The command 'x' returned a non-zero code: 3"
+        ));
+        assert!(!is_cache_lookup_race(
+            "pull access denied for nope, repository does not exist"
+        ));
+    }
 
     fn entry(name: &str, source: Source) -> Entry {
         Entry {
