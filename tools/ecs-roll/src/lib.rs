@@ -41,6 +41,7 @@ pub mod taskdef;
 
 use apply::{apply, overall, summarize};
 use clap::Parser;
+use common::ui::Verbosity;
 use common::{CommonArgs, Envelope, Result, Ui};
 use ecs::Ecs;
 use images::EnvOverride;
@@ -242,7 +243,9 @@ impl common::Tool for EcsRoll {
         let inputs = Inputs::read(&args, envelope).await?;
         let config = common::aws::load().await?;
         let ecs = Ecs::new(&config, &args.cluster);
-        let plans = plan_all(&ecs, &args, &inputs).await?;
+        let show_diff =
+            args.dry_run || matches!(ui.verbosity(), Verbosity::Verbose | Verbosity::Trace);
+        let plans = plan_all(&ecs, &args, &inputs, show_diff).await?;
         for plan in &plans {
             report_plan(&ecs, plan, args.dry_run, ui);
         }

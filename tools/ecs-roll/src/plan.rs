@@ -99,6 +99,7 @@ pub(crate) struct ServicePlan {
     pub(crate) current_arn: Option<String>,
     pub(crate) next: TaskDefinition,
     pub(crate) next_tags: Vec<Tag>,
+    /// What changes, as a diff of the registration JSON; empty unless it is to be shown.
     pub(crate) diff: String,
 }
 
@@ -113,7 +114,13 @@ impl ServicePlan {
 }
 
 /// Plans every service concurrently; any error stops everything before anything changes.
-pub(crate) async fn plan_all(ecs: &Ecs, args: &Args, inputs: &Inputs) -> Result<Vec<ServicePlan>> {
+/// The task-definition diff is only rendered when `show_diff` (it is shown, not decided on).
+pub(crate) async fn plan_all(
+    ecs: &Ecs,
+    args: &Args,
+    inputs: &Inputs,
+    show_diff: bool,
+) -> Result<Vec<ServicePlan>> {
     let mut names: Vec<&String> = Vec::new();
     for name in &args.services {
         if !names.contains(&name) {
@@ -123,7 +130,7 @@ pub(crate) async fn plan_all(ecs: &Ecs, args: &Args, inputs: &Inputs) -> Result<
     let plans = futures_util::future::try_join_all(
         names
             .iter()
-            .map(|name| plan_service(ecs, name, args, inputs)),
+            .map(|name| plan_service(ecs, name, args, inputs, show_diff)),
     )
     .await?;
     for file in &inputs.task_definition_files {
@@ -138,7 +145,13 @@ pub(crate) async fn plan_all(ecs: &Ecs, args: &Args, inputs: &Inputs) -> Result<
     Ok(plans)
 }
 
-async fn plan_service(ecs: &Ecs, name: &str, args: &Args, inputs: &Inputs) -> Result<ServicePlan> {
+async fn plan_service(
+    ecs: &Ecs,
+    name: &str,
+    args: &Args,
+    inputs: &Inputs,
+    show_diff: bool,
+) -> Result<ServicePlan> {
     let existing = ecs.describe_service(name).await?;
     let definition = inputs
         .service_definitions
@@ -191,12 +204,11 @@ async fn plan_service(ecs: &Ecs, name: &str, args: &Args, inputs: &Inputs) -> Re
         existing.as_ref().map(Service::desired_count),
         args,
     );
-    let diff = match &current {
-        Some((td, tags)) => taskdef::diff((td, tags), (&next, &base_tags)).await,
-        None => {
-            let nothing = TaskDefinition::builder().build();
-            taskdef::diff((&nothing, &[]), (&next, &base_tags)).await
-        }
+    let nothing = (TaskDefinition::builder().build(), Vec::new());
+    let (live, live_tags) = current.as_ref().unwrap_or(&nothing);
+    let diff = match show_diff {
+        true => taskdef::diff((live, live_tags), (&next, &base_tags)).await,
+        false => String::new(),
     };
     Ok(ServicePlan {
         service: name.to_owned(),
@@ -297,10 +309,8 @@ pub(crate) fn report_plan(ecs: &Ecs, plan: &ServicePlan, dry_run: bool, ui: &Ui)
                 plan.next.family().unwrap_or_default(),
                 plan.images().join(", ")
             ));
-            if dry_run || ui.verbosity() == common::ui::Verbosity::Verbose {
-                for line in plan.diff.lines() {
-                    ui.line(&format!("{label}: {line}"));
-                }
+            for line in plan.diff.lines() {
+                ui.line(&format!("{label}: {line}"));
             }
         }
     }
