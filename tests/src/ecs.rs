@@ -325,6 +325,47 @@ pub async fn ecs_client(url: &str) -> aws_sdk_ecs::Client {
     aws_sdk_ecs::Client::new(&config)
 }
 
+/// Registers `family`: one essential container `web` running `image` (64 MiB) that publishes
+/// [`HTTP_PORT`] on a dynamic host port, bridge networking. Returns the task definition ARN.
+pub async fn register_web(client: &aws_sdk_ecs::Client, family: &str, image: &str) -> String {
+    use aws_sdk_ecs::types::{ContainerDefinition, NetworkMode, PortMapping};
+    let container = ContainerDefinition::builder()
+        .name("web")
+        .image(image)
+        .essential(true)
+        .memory(64)
+        .port_mappings(
+            PortMapping::builder()
+                .container_port(i32::from(HTTP_PORT))
+                .host_port(0)
+                .build(),
+        )
+        .build();
+    client
+        .register_task_definition()
+        .family(family)
+        .network_mode(NetworkMode::Bridge)
+        .container_definitions(container)
+        .send()
+        .await
+        .expect("RegisterTaskDefinition")
+        .task_definition
+        .and_then(|td| td.task_definition_arn)
+        .expect("a task definition ARN")
+}
+
+/// The load balancer entry of service `service` for [`register_web`]'s container (a target
+/// group named after the service; the emulator gives it a loopback port).
+pub fn web_load_balancer(service: &str) -> aws_sdk_ecs::types::LoadBalancer {
+    aws_sdk_ecs::types::LoadBalancer::builder()
+        .target_group_arn(format!(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{service}/0123456789abcdef"
+        ))
+        .container_name("web")
+        .container_port(i32::from(HTTP_PORT))
+        .build()
+}
+
 /// The ECR host of the local services (`SHIPKIT_ECR_HOST`).
 pub fn ecr_host() -> String {
     services_env()

@@ -8,40 +8,10 @@
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{ContainerDefinition, LoadBalancer, NetworkMode, PortMapping};
 use shipkit_tests::ecs::{
-    CRASH_EXIT_CODE, EcsEmulator, HTTP_PORT, TestImages, ecs_client, http_get, services, unique,
-    wait_for,
+    CRASH_EXIT_CODE, EcsEmulator, TestImages, ecs_client, http_get, register_web, services, unique,
+    wait_for, web_load_balancer,
 };
-
-/// A task definition of one essential container `web` publishing 8080 on a random host port.
-async fn register(client: &aws_sdk_ecs::Client, family: &str, image: &str) -> String {
-    let container = ContainerDefinition::builder()
-        .name("web")
-        .image(image)
-        .essential(true)
-        .memory(64)
-        .port_mappings(
-            PortMapping::builder()
-                .container_port(i32::from(HTTP_PORT))
-                .host_port(0)
-                .build(),
-        )
-        .build();
-    let registered = client
-        .register_task_definition()
-        .family(family)
-        .network_mode(NetworkMode::Bridge)
-        .container_definitions(container)
-        .send()
-        .await
-        .expect("RegisterTaskDefinition");
-    registered
-        .task_definition()
-        .and_then(|td| td.task_definition_arn())
-        .expect("a task definition ARN")
-        .to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pushed_image_serves_on_the_services_load_balancer_port() {
@@ -59,22 +29,14 @@ async fn a_pushed_image_serves_on_the_services_load_balancer_port() {
     let emulator = EcsEmulator::start(&[]);
     let client = ecs_client(&emulator.url()).await;
     let service = unique("web");
-    let task_definition = register(&client, &service, &pushed).await;
+    let task_definition = register_web(&client, &service, &pushed).await;
     client
         .create_service()
         .cluster("dev")
         .service_name(&service)
         .task_definition(&task_definition)
         .desired_count(1)
-        .load_balancers(
-            LoadBalancer::builder()
-                .target_group_arn(format!(
-                    "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{service}/0123456789abcdef"
-                ))
-                .container_name("web")
-                .container_port(i32::from(HTTP_PORT))
-                .build(),
-        )
+        .load_balancers(web_load_balancer(&service))
         .send()
         .await
         .expect("CreateService");
@@ -119,7 +81,7 @@ async fn a_crashing_image_stops_its_task_with_its_exit_code() {
     let emulator = EcsEmulator::start(&[]);
     let client = ecs_client(&emulator.url()).await;
     let service = unique("crash");
-    let task_definition = register(&client, &service, &local).await;
+    let task_definition = register_web(&client, &service, &local).await;
     client
         .create_service()
         .cluster("dev")

@@ -8,15 +8,15 @@
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{
     ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration, EphemeralStorage,
-    HealthCheck, LoadBalancer, LogConfiguration, LogDriver, MountPoint, NetworkMode, PortMapping,
+    HealthCheck, LogConfiguration, LogDriver, MountPoint, NetworkMode, PortMapping,
     RuntimePlatform, Secret, Tag, TaskDefinition, TaskDefinitionField,
     TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType, Ulimit, UlimitName,
     Volume,
 };
 use serde_json::{Value, json};
 use shipkit_tests::ecs::{
-    CRASH_EXIT_CODE, EcsEmulator, HTTP_PORT, TestImages, ecs_client, http_get, services, unique,
-    wait_for,
+    CRASH_EXIT_CODE, EcsEmulator, TestImages, ecs_client, http_get, register_web, services, unique,
+    wait_for, web_load_balancer,
 };
 use shipkit_tests::{Cmd, Output};
 use std::time::Duration;
@@ -80,29 +80,7 @@ async fn create_service_with(
     breaker: Breaker,
     load_balanced: bool,
 ) -> String {
-    let container = ContainerDefinition::builder()
-        .name("web")
-        .image(image)
-        .essential(true)
-        .memory(64)
-        .port_mappings(
-            PortMapping::builder()
-                .container_port(i32::from(HTTP_PORT))
-                .host_port(0)
-                .build(),
-        )
-        .build();
-    let arn = client
-        .register_task_definition()
-        .family(name)
-        .network_mode(NetworkMode::Bridge)
-        .container_definitions(container)
-        .send()
-        .await
-        .expect("RegisterTaskDefinition")
-        .task_definition
-        .and_then(|td| td.task_definition_arn)
-        .expect("an ARN");
+    let arn = register_web(client, name, image).await;
     let circuit_breaker = match breaker {
         Breaker::Off => DeploymentCircuitBreaker::builder()
             .enable(false)
@@ -112,13 +90,6 @@ async fn create_service_with(
             .rollback(true),
     }
     .build();
-    let load_balancer = LoadBalancer::builder()
-        .target_group_arn(format!(
-            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/{name}/0123456789abcdef"
-        ))
-        .container_name("web")
-        .container_port(i32::from(HTTP_PORT))
-        .build();
     client
         .create_service()
         .cluster(CLUSTER)
@@ -132,11 +103,54 @@ async fn create_service_with(
                 .deployment_circuit_breaker(circuit_breaker)
                 .build(),
         )
-        .set_load_balancers(load_balanced.then(|| vec![load_balancer]))
+        .set_load_balancers(load_balanced.then(|| vec![web_load_balancer(name)]))
         .send()
         .await
         .expect("CreateService");
     arn
+}
+
+/// An emulator of the test's own with a service of one task behind a load balancer that
+/// serves `/auth` = "v1" from an image pushed to the local ECR host.
+struct ServingV1 {
+    emulator: EcsEmulator,
+    client: Client,
+    images: TestImages,
+    service: String,
+    /// The service's task definition ARN.
+    first: String,
+}
+
+async fn serving_v1(breaker: Breaker) -> ServingV1 {
+    services();
+    let emulator = EcsEmulator::start(&[]);
+    let client = ecs_client(&emulator.url()).await;
+    let mut images = TestImages::new();
+    let good = images.http("shipkit-tests/roll-web", &[("auth", "v1\n")]);
+    let good = images.push_to_ecr(&good);
+    let service = unique("web");
+    let first = create_service(&client, &service, &good, 1, breaker).await;
+    serving(&emulator, &service, "/auth", "v1").await;
+    ServingV1 {
+        emulator,
+        client,
+        images,
+        service,
+        first,
+    }
+}
+
+/// An image of the same repository that runs but never answers HTTP: never a healthy
+/// target. Returns its digest reference in the local ECR host.
+fn deaf_image(images: &mut TestImages) -> String {
+    let deaf = TestImages::ecr_reference("shipkit-tests/roll-web");
+    images.track(&deaf);
+    shipkit_tests::ecs::build_image(
+        &deaf,
+        "FROM scratch\nCOPY busybox /busybox\nENTRYPOINT [\"/busybox\", \"sleep\", \"600\"]\n",
+        &[],
+    );
+    images.push_to_ecr(&deaf)
 }
 
 /// Waits until the service's load-balancer port answers `path` with 200 and `body`.
@@ -294,17 +308,15 @@ async fn the_dev_pipeline_rolls_out_a_service_that_answers_and_a_rerun_changes_n
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crashing_image_fails_fast_and_is_rolled_back_while_the_old_tasks_serve() {
-    services();
-    let emulator = EcsEmulator::start(&[]);
-    let client = ecs_client(&emulator.url()).await;
-    let mut images = TestImages::new();
-    let good = images.http("shipkit-tests/roll-web", &[("auth", "v1\n")]);
-    let good = images.push_to_ecr(&good);
+    let ServingV1 {
+        emulator,
+        client,
+        mut images,
+        service,
+        first,
+    } = serving_v1(Breaker::Off).await;
     let bad = images.crashing("shipkit-tests/roll-web");
     let bad = images.push_to_ecr(&bad);
-    let service = unique("web");
-    let first = create_service(&client, &service, &good, 1, Breaker::Off).await;
-    serving(&emulator, &service, "/auth", "v1").await;
 
     let out = run(ecs_roll(&emulator.url())
         .args(["--service", &service])
@@ -336,17 +348,15 @@ async fn a_crashing_image_fails_fast_and_is_rolled_back_while_the_old_tasks_serv
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_circuit_breakers_rollback_is_recognised() {
-    services();
-    let emulator = EcsEmulator::start(&[]);
-    let client = ecs_client(&emulator.url()).await;
-    let mut images = TestImages::new();
-    let good = images.http("shipkit-tests/roll-web", &[("auth", "v1\n")]);
-    let good = images.push_to_ecr(&good);
+    let ServingV1 {
+        emulator,
+        mut images,
+        service,
+        first,
+        ..
+    } = serving_v1(Breaker::Rollback).await;
     let bad = images.crashing("shipkit-tests/roll-web");
     let bad = images.push_to_ecr(&bad);
-    let service = unique("web");
-    let first = create_service(&client, &service, &good, 1, Breaker::Rollback).await;
-    serving(&emulator, &service, "/auth", "v1").await;
 
     // No fail-fast: ECS's circuit breaker decides.
     let out = run(ecs_roll(&emulator.url())
@@ -409,24 +419,14 @@ async fn two_services_roll_in_parallel_through_throttling() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_that_never_becomes_healthy_times_out_with_124_and_is_rolled_back() {
-    services();
-    let emulator = EcsEmulator::start(&[]);
-    let client = ecs_client(&emulator.url()).await;
-    let mut images = TestImages::new();
-    let good = images.http("shipkit-tests/roll-web", &[("auth", "v1\n")]);
-    let good = images.push_to_ecr(&good);
-    // Serves on another port than the load balancer's: running, never a healthy target.
-    let deaf = TestImages::ecr_reference("shipkit-tests/roll-web");
-    images.track(&deaf);
-    shipkit_tests::ecs::build_image(
-        &deaf,
-        "FROM scratch\nCOPY busybox /busybox\nENTRYPOINT [\"/busybox\", \"sleep\", \"600\"]\n",
-        &[],
-    );
-    let deaf = images.push_to_ecr(&deaf);
-    let service = unique("web");
-    let first = create_service(&client, &service, &good, 1, Breaker::Off).await;
-    serving(&emulator, &service, "/auth", "v1").await;
+    let ServingV1 {
+        emulator,
+        client,
+        mut images,
+        service,
+        first,
+    } = serving_v1(Breaker::Off).await;
+    let deaf = deaf_image(&mut images);
 
     let out = run(ecs_roll(&emulator.url())
         .args(["--service", &service, "--timeout", "5s"])
@@ -815,14 +815,7 @@ async fn an_interrupt_writes_what_is_known_and_exits_130() {
     create_service(&client, &service, &good, 0, Breaker::Off).await;
     // A new desired count of 1 with an image that never becomes a healthy target keeps the
     // deployment in progress for as long as we like.
-    let deaf = TestImages::ecr_reference("shipkit-tests/roll-web");
-    images.track(&deaf);
-    shipkit_tests::ecs::build_image(
-        &deaf,
-        "FROM scratch\nCOPY busybox /busybox\nENTRYPOINT [\"/busybox\", \"sleep\", \"600\"]\n",
-        &[],
-    );
-    let deaf = images.push_to_ecr(&deaf);
+    let deaf = deaf_image(&mut images);
 
     let mut child = Command::new(shipkit_tests::workspace_bin("ecs-roll"))
         .args([
