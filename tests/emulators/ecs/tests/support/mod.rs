@@ -4,87 +4,38 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::Client;
 use serde_json::Value;
+use shipkit_tests::ecs::EcsEmulator;
 
-/// An `ecs-emulator` process on a free loopback port; SIGTERM on drop.
+/// An `ecs-emulator` process of the test's own: `shipkit_tests::ecs::EcsEmulator` (a free
+/// loopback port, its own load-balancer ports, `--tick 250ms --stop-timeout 1`, SIGTERM on
+/// drop, its log shown when the test panics), plus the raw calls these tests make.
 pub struct EmulatorProcess {
-    child: Child,
+    inner: EcsEmulator,
     /// The API port.
     pub port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl EmulatorProcess {
     /// Starts an emulator with extra flags and waits until it accepts connections.
     pub fn start(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("ecs-emulator.log");
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        let mut args = vec![
-            "--listen",
-            &listen,
-            "--lb-ports",
-            "18500-18599",
-            "--tick",
-            "250ms",
-            "--stop-timeout",
-            "1",
-        ];
-        args.extend_from_slice(extra);
-        let child = Command::new(env!("CARGO_BIN_EXE_ecs-emulator"))
-            .args(&args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("starting ecs-emulator");
-        let mut p = EmulatorProcess {
-            child,
-            port,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!(
-                    "ecs-emulator exited ({status}) before listening:\n{}",
-                    p.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ecs-emulator did not listen within 30 s:\n{}",
-                p.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        p
+        let inner = EcsEmulator::start(extra);
+        let port = inner.port();
+        EmulatorProcess { inner, port }
     }
 
     /// The endpoint URL.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.inner.url()
     }
 
     /// What it logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.inner.log()
     }
 
     /// An SDK client with the SDK's standard retries.
@@ -134,47 +85,12 @@ impl EmulatorProcess {
 
     /// Containers this emulator started that still exist.
     pub fn containers(&self) -> Vec<String> {
-        let out = Command::new("docker")
-            .args([
-                "ps",
-                "-aq",
-                "--filter",
-                &format!("label=shipkit.ecs-emulator.listen=127.0.0.1:{}", self.port),
-            ])
-            .output()
-            .expect("docker ps");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
+        self.inner.containers()
     }
 
     /// Stops the emulator with SIGTERM and waits for it.
     pub fn terminate(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for EmulatorProcess {
-    fn drop(&mut self) {
-        self.terminate();
-        if std::thread::panicking() {
-            eprintln!("--- ecs-emulator log ---\n{}", self.log());
-        }
+        self.inner.terminate();
     }
 }
 
