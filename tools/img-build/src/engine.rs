@@ -31,7 +31,8 @@ pub struct CachedImage {
 /// What one build needs.
 pub struct BuildRequest<'a> {
     pub name: &'a str,
-    pub entries: Vec<Entry>,
+    /// Shared, so that a build started again sends the same entries without copying them.
+    pub entries: std::sync::Arc<Vec<Entry>>,
     pub dockerfile: &'a str,
     pub tags: &'a [String],
     pub labels: &'a BTreeMap<String, String>,

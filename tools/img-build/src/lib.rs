@@ -630,6 +630,7 @@ async fn build_one(
         label_param.clear();
     }
     let started = Instant::now();
+    let entries = std::sync::Arc::new(entries);
     let request = || BuildRequest {
         name: &name,
         entries: entries.clone(),
