@@ -7,6 +7,7 @@
 //! - [`runner`]: the `main` every tool shares (rule 4, SIGINT, broken pipes);
 //! - [`ui`] and [`actions`]: stderr logs, progress, GitHub Actions commands and files;
 //! - [`cli`]: the flags every tool shares and common value parsers;
+//! - [`reference`]: image references, checked and normalised as Docker does;
 //! - `aws` (feature `aws`): the AWS configuration through the ordinary chain, SDK errors on
 //!   one line;
 //! - `docker` (feature `docker`): connecting to the Docker Engine with version negotiation;
@@ -27,6 +28,7 @@ pub mod git;
 pub mod http;
 pub mod input;
 pub mod output;
+pub mod reference;
 pub mod runner;
 pub mod ui;
 

@@ -62,11 +62,12 @@ pub mod registry;
 
 use auth::{Credentials, Origin};
 use common::envelope::{Envelope, Image, Pushed};
+use common::reference::{self as image_reference, Reference};
 use common::{CommonArgs, Error, Result, Ui};
 use engine::{Engine, LocalImage, PushProgress};
 use futures_util::StreamExt;
 use plan::{LayerOutcome, PromoteAction, Remote, TagAction};
-use reference::{Destination, Reference, Repository};
+use reference::{Destination, Repository};
 use registry::{Manifest, Registry, Retry};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
@@ -362,7 +363,7 @@ impl common::Tool for ImgPush {
 pub async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
     let destination = destination(&args)?;
     for tag in args.tags.iter().chain(&args.to_tags).chain(&args.from_tag) {
-        reference::check_tag(tag).map_err(Error::usage)?;
+        image_reference::check_tag(tag).map_err(Error::usage)?;
     }
     let retry = Retry {
         retries: args.retries,
@@ -589,7 +590,7 @@ fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
     if !args.images.is_empty() {
         for text in &args.images {
             // An image id names no repository: its tags are the --tag ones only.
-            if reference::check_digest(text).is_ok() {
+            if image_reference::check_digest(text).is_ok() {
                 let Some(Destination::Repository(repository)) = args
                     .repository
                     .as_deref()
@@ -657,7 +658,7 @@ fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
                 })?;
             // img-build's id is the digest of the image config, which names every layer by
             // content: a registry manifest with that config is this image.
-            let id = Some(local.clone()).filter(|l| reference::check_digest(l).is_ok());
+            let id = Some(local.clone()).filter(|l| image_reference::check_digest(l).is_ok());
             sources.push(Source {
                 index: Some(index),
                 name: image.name.clone(),
@@ -693,7 +694,7 @@ fn sources(args: &Args, envelope: &Envelope) -> Result<Vec<Source>> {
             )));
         }
         if args.repository.is_none() {
-            reference::check_path(&source.name)
+            image_reference::check_path(&source.name)
                 .map_err(|why| Error::usage(format!("image name {}: {why}", source.name)))?;
         }
     }
@@ -1364,7 +1365,7 @@ async fn promote(
     }
     if args.repository.is_none() {
         for name in &names {
-            reference::check_path(name)
+            image_reference::check_path(name)
                 .map_err(|why| Error::usage(format!("--name {name}: {why}")))?;
         }
     }
@@ -1389,7 +1390,7 @@ async fn promote(
         ));
     }
     for tag in to_tags.iter().chain([&from]) {
-        reference::check_tag(tag).map_err(Error::usage)?;
+        image_reference::check_tag(tag).map_err(Error::usage)?;
     }
     if to_tags.contains(&from) {
         return Err(Error::usage(format!(

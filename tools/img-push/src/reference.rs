@@ -1,92 +1,10 @@
-//! Image references, registry hosts and repositories (pure).
-//!
-//! The grammar is Docker's (`distribution/reference`): `[domain/]path[:tag][@digest]`, where
-//! the first component is a domain when it contains `.` or `:` or is `localhost`.
+//! Where images go: registry hosts and repositories (pure). Image references themselves are
+//! parsed by [`common::reference`].
 
+use common::reference::{
+    Reference, ReferenceError, check_host, check_path, familiar_repository, is_registry_host,
+};
 use std::fmt;
-
-/// A parsed image reference.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
-    /// The registry host (with port), when the reference names one.
-    pub domain: Option<String>,
-    /// The repository path inside the registry (`team/api`).
-    pub path: String,
-    pub tag: Option<String>,
-    /// `sha256:<64 hex>`.
-    pub digest: Option<String>,
-}
-
-impl Reference {
-    /// Parses `text`, saying what is wrong in a message fit for a usage error.
-    pub fn parse(text: &str) -> Result<Reference, String> {
-        let bad = |why: &str| format!("{text:?} is not an image reference: {why}");
-        if text.is_empty() {
-            return Err(bad("it is empty"));
-        }
-        let (rest, digest) = match text.split_once('@') {
-            Some((rest, digest)) => {
-                check_digest(digest).map_err(|why| bad(&why))?;
-                (rest, Some(digest.to_owned()))
-            }
-            None => (text, None),
-        };
-        // A tag follows the last ':' that comes after the last '/' (a ':' before it is a port).
-        let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => {
-                let at = last_slash + i;
-                (&rest[..at], Some(rest[at + 1..].to_owned()))
-            }
-            None => (rest, None),
-        };
-        if let Some(tag) = &tag {
-            check_tag(tag).map_err(|why| bad(&why))?;
-        }
-        let (domain, path) = match name.split_once('/') {
-            Some((first, rest)) if is_domain(first) => (Some(first.to_owned()), rest),
-            _ => (None, name),
-        };
-        if let Some(domain) = &domain {
-            check_host(domain).map_err(|why| bad(&why))?;
-        }
-        check_path(path).map_err(|why| bad(&why))?;
-        Ok(Reference {
-            domain,
-            path: path.to_owned(),
-            tag,
-            digest,
-        })
-    }
-
-    /// The last path component: the image's logical name (`team/api` → `api`).
-    pub fn name(&self) -> &str {
-        self.path.rsplit('/').next().unwrap_or(&self.path)
-    }
-
-    /// The repository as Docker shows it in `RepoDigests` (`api`, `team/api`,
-    /// `localhost:5000/api`).
-    pub fn familiar_repository(&self) -> String {
-        familiar(self.domain.as_deref(), &self.path)
-    }
-}
-
-/// `host` as Docker shortens it: Docker Hub's `library/` images lose both.
-fn familiar(domain: Option<&str>, path: &str) -> String {
-    match domain {
-        None | Some("docker.io" | "index.docker.io" | "registry-1.docker.io") => path
-            .strip_prefix("library/")
-            .filter(|p| !p.contains('/'))
-            .unwrap_or(path)
-            .to_owned(),
-        Some(domain) => format!("{domain}/{path}"),
-    }
-}
-
-/// Whether the first component of a reference is a registry host.
-fn is_domain(first: &str) -> bool {
-    first.contains('.') || first.contains(':') || first == "localhost"
-}
 
 /// A repository in a registry: where a tag is pushed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -100,7 +18,7 @@ pub struct Repository {
 impl Repository {
     /// As Docker shows it in `RepoDigests`.
     pub fn familiar(&self) -> String {
-        familiar(Some(&self.host), &self.path)
+        familiar_repository(Some(&self.host), &self.path)
     }
 
     /// `repository@digest`.
@@ -136,7 +54,7 @@ impl Destination {
     pub fn registry(text: &str) -> Result<Destination, String> {
         let text = strip_scheme(text).trim_end_matches('/');
         let (host, prefix) = text.split_once('/').unwrap_or((text, ""));
-        if !is_domain(host) {
+        if !is_registry_host(host) {
             return Err(format!(
                 "--registry {text:?}: {host:?} is not a registry host (it needs a '.' or a port, \
                  or is localhost)"
@@ -253,132 +171,13 @@ pub fn is_loopback(host: &str) -> bool {
 
 /// The tag of a local reference (`api:git-3f2a1c9` → `git-3f2a1c9`, `api` → `latest`),
 /// `None` for a reference by digest only.
-pub fn tag_of(local: &str) -> Result<Option<String>, String> {
-    let reference = Reference::parse(local)?;
-    Ok(match (reference.tag, reference.digest) {
-        (Some(tag), _) => Some(tag),
-        (None, Some(_)) => None,
-        (None, None) => Some("latest".to_owned()),
-    })
-}
-
-/// Checks a tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn check_tag(tag: &str) -> Result<(), String> {
-    let mut bytes = tag.bytes();
-    let first_ok = bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
-    let rest_ok = bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if tag.len() > 128 || !first_ok || !rest_ok {
-        return Err(format!(
-            "invalid tag {tag:?} (letters, digits, '_', '.', '-'; not starting with '.' or '-'; \
-             at most 128)"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a digest: `sha256:` and 64 lowercase hex digits.
-pub fn check_digest(digest: &str) -> Result<(), String> {
-    match digest.strip_prefix("sha256:") {
-        Some(hex)
-            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
-        {
-            Ok(())
-        }
-        _ => Err(format!(
-            "invalid digest {digest:?} (expected sha256:<64 hex digits>)"
-        )),
-    }
-}
-
-/// Checks a repository path: lowercase components `[a-z0-9]+([._-]+[a-z0-9]+)*` separated
-/// by `/` (Docker also limits the separators; registries accept these).
-pub fn check_path(path: &str) -> Result<(), String> {
-    let component_ok = |c: &str| {
-        let bytes = c.as_bytes();
-        !bytes.is_empty()
-            && bytes[0].is_ascii_alphanumeric()
-            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-            && bytes.iter().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            })
-    };
-    if path.is_empty() || path.len() > 255 || !path.split('/').all(component_ok) {
-        return Err(format!(
-            "invalid repository name {path:?} (lowercase letters, digits and '._-' between them, \
-             components separated by '/')"
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a registry host: a DNS name or IP with an optional port.
-pub fn check_host(host: &str) -> Result<(), String> {
-    let (name, port) = match host.strip_prefix('[') {
-        Some(rest) => match rest.split_once(']') {
-            Some((ip, port)) => (ip, port.strip_prefix(':')),
-            None => ("", None),
-        },
-        None => match host.rsplit_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (host, None),
-        },
-    };
-    let name_ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'));
-    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok());
-    if !name_ok || !port_ok {
-        return Err(format!("invalid registry host {host:?}"));
-    }
-    Ok(())
+pub fn tag_of(local: &str) -> Result<Option<String>, ReferenceError> {
+    Ok(Reference::parse(local)?.tag_or_default().map(str::to_owned))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(text: &str) -> Reference {
-        Reference::parse(text).unwrap()
-    }
-
-    #[test]
-    fn references_split_into_domain_path_tag_digest() {
-        let r = parse("localhost:5000/team/api:git-3f2a1c9");
-        assert_eq!(r.domain.as_deref(), Some("localhost:5000"));
-        assert_eq!(r.path, "team/api");
-        assert_eq!(r.tag.as_deref(), Some("git-3f2a1c9"));
-        assert_eq!(r.name(), "api");
-        let r = parse("api");
-        assert_eq!((r.domain, r.path.as_str(), r.tag), (None, "api", None));
-        let digest = format!("sha256:{}", "a".repeat(64));
-        let r = parse(&format!("reg.example.com/api@{digest}"));
-        assert_eq!(r.digest.as_deref(), Some(digest.as_str()));
-        assert_eq!(r.familiar_repository(), "reg.example.com/api");
-        assert_eq!(parse("team/api:1").domain, None);
-        assert_eq!(
-            parse("docker.io/library/alpine").familiar_repository(),
-            "alpine"
-        );
-    }
-
-    #[test]
-    fn bad_references_say_why() {
-        for bad in [
-            "",
-            "API:1",
-            "api:-x",
-            "api@sha256:12",
-            "a//b",
-            "api:",
-            "host:x/api",
-        ] {
-            let err = Reference::parse(bad).unwrap_err();
-            assert!(err.contains("is not an image reference"), "{bad}: {err}");
-        }
-    }
 
     #[test]
     fn destinations_make_repositories() {
