@@ -9,6 +9,7 @@ use bollard::Docker;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, ListImagesOptionsBuilder, TagImageOptionsBuilder,
 };
+use common::reference::{DEFAULT_TAG, Reference, ReferenceError};
 use common::{Error, Result, Ui};
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, HashMap};
@@ -73,11 +74,12 @@ impl Engine {
 
     /// Points `reference` (`repo:tag`) at image `id`.
     pub async fn tag(&self, id: &str, reference: &str) -> Result<()> {
-        let (repo, tag) = split_reference(reference);
+        let (repo, tag) = split_reference(reference)
+            .map_err(|err| Error::failed(format!("tagging {id}: {err}")))?;
         self.docker
             .tag_image(
                 id,
-                Some(TagImageOptionsBuilder::new().repo(repo).tag(tag).build()),
+                Some(TagImageOptionsBuilder::new().repo(&repo).tag(&tag).build()),
             )
             .await
             .map_err(|err| Error::failed(format!("tagging {id} as {reference}: {err}")))
@@ -237,13 +239,12 @@ fn show(ui: &Ui, spinner: &common::ui::Progress, event: &BuildEvent) {
     }
 }
 
-/// `registry:5000/team/api:tag` → (`registry:5000/team/api`, `tag`).
-pub fn split_reference(reference: &str) -> (&str, &str) {
-    let slash = reference.rfind('/').map_or(0, |i| i + 1);
-    match reference[slash..].rfind(':') {
-        Some(i) => (&reference[..slash + i], &reference[slash + i + 1..]),
-        None => (reference, "latest"),
-    }
+/// `registry:5000/team/api:tag` → (`registry:5000/team/api`, `tag`), as the Engine's tag
+/// call takes them; `latest` when the reference has no tag.
+pub fn split_reference(reference: &str) -> Result<(String, String), ReferenceError> {
+    let parsed = Reference::parse(reference)?;
+    let tag = parsed.tag_or_default().unwrap_or(DEFAULT_TAG).to_owned();
+    Ok((parsed.repository(), tag))
 }
 
 #[cfg(test)]
@@ -252,14 +253,16 @@ mod tests {
 
     #[test]
     fn references_split_at_the_tag_colon() {
-        assert_eq!(split_reference("api:git-1"), ("api", "git-1"));
+        let split = |reference| split_reference(reference).unwrap();
+        assert_eq!(split("api:git-1"), ("api".into(), "git-1".into()));
         assert_eq!(
-            split_reference("localhost:5000/team/api:v1"),
-            ("localhost:5000/team/api", "v1")
+            split("localhost:5000/team/api:v1"),
+            ("localhost:5000/team/api".into(), "v1".into())
         );
         assert_eq!(
-            split_reference("localhost:5000/api"),
-            ("localhost:5000/api", "latest")
+            split("localhost:5000/api"),
+            ("localhost:5000/api".into(), "latest".into())
         );
+        assert!(split_reference("localhost:5000/API:v1").is_err());
     }
 }

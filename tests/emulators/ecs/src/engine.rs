@@ -20,6 +20,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use common::reference::Reference;
+
 use crate::Emulator;
 use crate::api::find_task_definition;
 use crate::rollout::{
@@ -1051,8 +1053,9 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>> {
             .and_then(|d| d.into_iter().next())
             .and_then(|d| d.split_once('@').map(|(_, x)| x.to_owned())));
     }
-    let host = registry_host(image);
-    let credentials = match &host {
+    let reference = Reference::parse(image)?;
+    let host = reference.domain.as_deref();
+    let credentials = match host {
         Some(h) if h.contains(".dkr.ecr.") => Some(
             ecr_credentials()
                 .await
@@ -1061,7 +1064,7 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>> {
         Some(h) => docker_config_credentials(h),
         None => None,
     };
-    let (from_image, tag) = split_reference(image);
+    let (from_image, tag) = pull_reference(&reference);
     let opts = CreateImageOptions {
         from_image: Some(from_image),
         tag,
@@ -1081,26 +1084,16 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>> {
         .and_then(|d| d.split_once('@').map(|(_, x)| x.to_owned())))
 }
 
-/// `repo:tag` → (`repo`, `tag`); `repo@digest` → (`repo@digest`, none); `repo` → (`repo`, `latest`).
-fn split_reference(image: &str) -> (String, Option<String>) {
-    if image.contains('@') {
-        return (image.to_owned(), None);
-    }
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(i) => (
-            image[..last_slash + i].to_owned(),
-            Some(image[last_slash + i + 1..].to_owned()),
+/// What the Engine's pull (`fromImage`, `tag`) takes for `reference`: `repo:tag` →
+/// (`repo`, `tag`); `repo@digest` → (`repo@digest`, none); `repo` → (`repo`, `latest`).
+fn pull_reference(reference: &Reference) -> (String, Option<String>) {
+    match &reference.digest {
+        Some(digest) => (format!("{}@{digest}", reference.repository()), None),
+        None => (
+            reference.repository(),
+            reference.tag_or_default().map(str::to_owned),
         ),
-        None => (image.to_owned(), Some("latest".into())),
     }
-}
-
-/// The registry host of an image reference, when it names one.
-fn registry_host(image: &str) -> Option<String> {
-    let (first, rest) = image.split_once('/')?;
-    (!rest.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost"))
-        .then(|| first.to_owned())
 }
 
 /// Asks the ECR API (`AWS_ENDPOINT_URL_ECR`, a plain-HTTP local endpoint) for a token.
@@ -1218,28 +1211,28 @@ mod tests {
 
     #[test]
     fn image_references_split_into_repository_and_tag() {
+        let pull = |image: &str| pull_reference(&Reference::parse(image).unwrap());
+        let host = |image: &str| Reference::parse(image).unwrap().domain;
         assert_eq!(
-            split_reference("localhost:5000/a/b:v1"),
+            pull("localhost:5000/a/b:v1"),
             ("localhost:5000/a/b".into(), Some("v1".into()))
         );
         assert_eq!(
-            split_reference("localhost:5000/a"),
+            pull("localhost:5000/a"),
             ("localhost:5000/a".into(), Some("latest".into()))
         );
+        let digest = format!("sha256:{}", "0".repeat(64));
         assert_eq!(
-            split_reference("r/a@sha256:00"),
-            ("r/a@sha256:00".into(), None)
+            pull(&format!("r/a@{digest}")),
+            (format!("r/a@{digest}"), None)
         );
+        assert_eq!(host("localhost:5000/a").as_deref(), Some("localhost:5000"));
         assert_eq!(
-            registry_host("localhost:5000/a").as_deref(),
-            Some("localhost:5000")
-        );
-        assert_eq!(
-            registry_host("123.dkr.ecr.us-east-1.amazonaws.com/a:1").as_deref(),
+            host("123.dkr.ecr.us-east-1.amazonaws.com/a:1").as_deref(),
             Some("123.dkr.ecr.us-east-1.amazonaws.com")
         );
-        assert_eq!(registry_host("library/busybox"), None);
-        assert_eq!(registry_host("busybox"), None);
+        assert_eq!(host("library/busybox"), None);
+        assert_eq!(host("busybox"), None);
     }
 
     #[test]
