@@ -78,6 +78,20 @@ impl fmt::Display for Origin {
     }
 }
 
+/// The user's own credentials: `username` (`--username`) with the password on stdin
+/// (`--password-stdin`), masked at once; `None` without a user name.
+pub fn from_user(username: Option<&str>, ui: &Ui) -> Result<Option<Credentials>> {
+    let Some(username) = username else {
+        return Ok(None);
+    };
+    let credentials = Credentials::Basic {
+        username: username.to_owned(),
+        password: password_from_stdin(ui)?,
+    };
+    credentials.mask(ui);
+    Ok(Some(credentials))
+}
+
 /// Reads the password given on stdin: everything, less one trailing newline.
 pub fn password_from_stdin(ui: &Ui) -> Result<String> {
     let mut text = String::new();

@@ -11,7 +11,10 @@
 //! where moto's ECR API does not see what is in the registry.
 
 use crate::auth::Credentials;
-use common::{Error, Result, Ui};
+use crate::error::EcrError;
+use common::Ui;
+
+type Result<T, E = EcrError> = std::result::Result<T, E>;
 
 /// An ECR client for one registry (account and region).
 pub struct Ecr {
@@ -32,13 +35,11 @@ pub async fn caller_account(config: &common::aws::SdkConfig) -> Result<String> {
         .get_caller_identity()
         .send()
         .await
-        .map_err(|err| {
-            common::aws::failed("STS GetCallerIdentity (the account for --ecr)", &err)
-        })?;
+        .map_err(|err| EcrError::call("STS GetCallerIdentity (the account for --ecr)", &err))?;
     identity
         .account()
         .map(str::to_owned)
-        .ok_or_else(|| Error::failed("STS GetCallerIdentity answered without an account"))
+        .ok_or(EcrError::NoAccount)
 }
 
 impl Ecr {
@@ -62,20 +63,14 @@ impl Ecr {
             .get_authorization_token()
             .send()
             .await
-            .map_err(|err| common::aws::failed("ECR GetAuthorizationToken", &err))?;
+            .map_err(|err| EcrError::call("ECR GetAuthorizationToken", &err))?;
         let data = output
             .authorization_data()
             .first()
-            .ok_or_else(|| Error::failed("ECR GetAuthorizationToken answered no token"))?;
-        let token = data
-            .authorization_token()
-            .ok_or_else(|| Error::failed("ECR GetAuthorizationToken answered no token"))?;
+            .ok_or(EcrError::NoToken)?;
+        let token = data.authorization_token().ok_or(EcrError::NoToken)?;
         ui.mask(token);
-        let (username, password) = crate::auth::decode_auth(token).ok_or_else(|| {
-            Error::failed(
-                "ECR GetAuthorizationToken answered a token that is not base64 user:password",
-            )
-        })?;
+        let (username, password) = crate::auth::decode_auth(token).ok_or(EcrError::BadToken)?;
         let credentials = Credentials::Basic { username, password };
         credentials.mask(ui);
         if let Some(endpoint) = data.proxy_endpoint() {
@@ -106,8 +101,8 @@ impl Ecr {
             {
                 Ok(None)
             }
-            Err(err) => Err(common::aws::failed(
-                &format!("ECR DescribeRepositories {name}"),
+            Err(err) => Err(EcrError::call(
+                format!("ECR DescribeRepositories {name}"),
                 &err,
             )),
         }
@@ -149,10 +144,7 @@ impl Ecr {
                     .await?
                     .unwrap_or(RepositoryInfo { immutable }))
             }
-            Err(err) => Err(common::aws::failed(
-                &format!("ECR CreateRepository {name}"),
-                &err,
-            )),
+            Err(err) => Err(EcrError::call(format!("ECR CreateRepository {name}"), &err)),
         }
     }
 }

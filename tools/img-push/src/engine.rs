@@ -5,6 +5,7 @@
 //! Its stream tells the manifest digest in the last status line (`TAG: digest: sha256:…`).
 
 use crate::auth::Credentials;
+use crate::error::EngineError;
 use crate::plan::{self, LayerEvent, LayerOutcome};
 use crate::reference::Repository;
 use bollard::Docker;
@@ -67,7 +68,7 @@ impl Engine {
     }
 
     /// The local image named by `reference` (a tag or an id), or `None`.
-    pub async fn inspect(&self, reference: &str) -> common::Result<Option<LocalImage>> {
+    pub async fn inspect(&self, reference: &str) -> Result<Option<LocalImage>, EngineError> {
         match self.docker.inspect_image(reference).await {
             Ok(image) => Ok(Some(LocalImage {
                 id: image.id.unwrap_or_default(),
@@ -76,9 +77,10 @@ impl Engine {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(None),
-            Err(err) => Err(common::Error::failed(format!(
-                "inspecting the local image {reference}: {err}"
-            ))),
+            Err(err) => Err(EngineError::Inspect {
+                reference: reference.to_owned(),
+                why: err.to_string(),
+            }),
         }
     }
 
@@ -88,7 +90,7 @@ impl Engine {
         source: &str,
         repository: &Repository,
         tag: &str,
-    ) -> common::Result<()> {
+    ) -> Result<(), EngineError> {
         let options = TagImageOptions {
             repo: Some(repository.to_string()),
             tag: Some(tag.to_owned()),
@@ -96,11 +98,10 @@ impl Engine {
         self.docker
             .tag_image(source, Some(options))
             .await
-            .map_err(|err| {
-                common::Error::failed(format!(
-                    "tagging {source} as {}: {err}",
-                    repository.with_tag(tag)
-                ))
+            .map_err(|err| EngineError::Tag {
+                image: source.to_owned(),
+                target: repository.with_tag(tag),
+                why: err.to_string(),
             })
     }
 

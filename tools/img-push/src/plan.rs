@@ -1,8 +1,6 @@
 //! Deciding what to do with each tag from what the registry and the local Engine say
 //! (pure: observations in, decisions out; no I/O here).
 
-use std::time::Duration;
-
 /// What the registry has under one tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remote {
@@ -103,14 +101,6 @@ pub fn tags_to_push(local_tags: &[String], extra: &[String]) -> Vec<String> {
         }
     }
     tags
-}
-
-/// How long to wait before retry number `attempt` (1-based): `first`, doubling, at most 30 s,
-/// with up to a quarter of jitter added (`jitter` in `0.0..1.0`) so parallel jobs spread out.
-pub fn backoff(attempt: u32, first: Duration, jitter: f64) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-    let base = first.saturating_mul(factor).min(Duration::from_secs(30));
-    base + base.mul_f64(jitter.clamp(0.0, 1.0) / 4.0)
 }
 
 /// Whether an error message from the Engine or a registry describes a passing condition
@@ -308,15 +298,6 @@ mod tests {
             &["main".into(), "latest".into()],
         );
         assert_eq!(tags, ["git-1", "main", "latest"]);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_a_cap() {
-        let first = Duration::from_millis(500);
-        assert_eq!(backoff(1, first, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff(3, first, 0.0), Duration::from_secs(2));
-        assert_eq!(backoff(20, first, 0.0), Duration::from_secs(30));
-        assert_eq!(backoff(1, first, 1.0), Duration::from_millis(625));
     }
 
     #[test]

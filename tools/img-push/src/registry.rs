@@ -8,11 +8,16 @@
 //! verified against the system trust store. Network errors, 5xx, 408 and 429 are retried
 //! with backoff (see [`Retry`]); any other answer is final.
 
+type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
 use crate::auth::Credentials;
+use crate::challenge::{Challenge, parse_challenge};
+use crate::error::RegistryError;
 use crate::plan::{self, Remote};
 use crate::reference::is_loopback;
+use crate::retry::Retry;
 use base64::Engine as _;
-use common::{Error, Result, Ui};
+use common::Ui;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use sha2::Digest as _;
@@ -25,28 +30,6 @@ pub const MANIFEST_TYPES: &str = "application/vnd.docker.distribution.manifest.v
 application/vnd.docker.distribution.manifest.list.v2+json, \
 application/vnd.oci.image.manifest.v1+json, \
 application/vnd.oci.image.index.v1+json";
-
-/// How often and how patiently to retry transient failures.
-#[derive(Debug, Clone, Copy)]
-pub struct Retry {
-    /// Retries after the first attempt.
-    pub retries: u32,
-    /// The first wait; it doubles after each retry (capped at 30 s).
-    pub first_delay: Duration,
-}
-
-impl Retry {
-    /// Waits before retry `attempt` (1-based), logging why.
-    pub async fn wait(&self, attempt: u32, what: &str, why: &str) {
-        let delay = plan::backoff(attempt, self.first_delay, rand::random::<f64>());
-        tracing::warn!(
-            "{what}: {why}; retry {attempt}/{} in {:.1}s",
-            self.retries,
-            delay.as_secs_f64()
-        );
-        tokio::time::sleep(delay).await;
-    }
-}
 
 /// A manifest as stored: its exact bytes, media type and digest.
 #[derive(Debug, Clone)]
@@ -70,62 +53,6 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     let hash = sha2::Sha256::digest(bytes);
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
-}
-
-/// How the registry asked to be authenticated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
-}
-
-/// Parses a `WWW-Authenticate` header.
-pub fn parse_challenge(header: &str) -> Option<Challenge> {
-    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-    match scheme.to_ascii_lowercase().as_str() {
-        "basic" => Some(Challenge::Basic),
-        "bearer" => {
-            let params = parse_params(params);
-            Some(Challenge::Bearer {
-                realm: params.get("realm")?.clone(),
-                service: params.get("service").cloned(),
-            })
-        }
-        _ => None,
-    }
-}
-
-/// `key="value",key2=value2` → map (quotes removed; commas inside quotes kept).
-fn parse_params(text: &str) -> HashMap<String, String> {
-    let mut params = HashMap::new();
-    let mut rest = text.trim();
-    while !rest.is_empty() {
-        let Some((key, after)) = rest.split_once('=') else {
-            break;
-        };
-        let key = key
-            .trim()
-            .trim_start_matches(',')
-            .trim()
-            .to_ascii_lowercase();
-        let after = after.trim_start();
-        let (value, remaining) = match after.strip_prefix('"') {
-            Some(quoted) => match quoted.find('"') {
-                Some(end) => (&quoted[..end], &quoted[end + 1..]),
-                None => (quoted, ""),
-            },
-            None => match after.find(',') {
-                Some(end) => (&after[..end], &after[end..]),
-                None => (after, ""),
-            },
-        };
-        params.insert(key, value.to_owned());
-        rest = remaining.trim_start().trim_start_matches(',').trim_start();
-    }
-    params
 }
 
 /// One registry host, with its scheme, credentials and tokens.
@@ -236,10 +163,11 @@ impl Registry {
                 Err(err) => error_chain(&err),
             };
             if attempt >= self.retry.retries {
-                return Err(Error::failed(format!(
-                    "GET {url}: {why} (gave up after {} attempts)",
-                    attempt + 1
-                )));
+                return Err(RegistryError::GaveUp {
+                    what: format!("GET {url}"),
+                    why,
+                    attempts: attempt + 1,
+                });
             }
             attempt += 1;
             self.retry.wait(attempt, &format!("GET {url}"), &why).await;
@@ -261,10 +189,7 @@ impl Registry {
                 *self.challenge.lock().expect("lock") = challenge;
                 Ok(())
             }
-            StatusCode::NOT_FOUND => Err(Error::failed(format!(
-                "{} does not serve the registry API (GET /v2/ answered 404)",
-                self.host
-            ))),
+            StatusCode::NOT_FOUND => Err(RegistryError::NotARegistry(self.host.clone())),
             status => Err(self.refusal(status, &registry_error(ping).await)),
         }
     }
@@ -331,12 +256,9 @@ impl Registry {
         let bytes = response
             .bytes()
             .await
-            .map_err(|err| {
-                Error::failed(format!(
-                    "reading the manifest {}/{path}:{reference}: {}",
-                    self.host,
-                    error_chain(&err)
-                ))
+            .map_err(|err| RegistryError::ReadingManifest {
+                location: format!("{}/{path}:{reference}", self.host),
+                why: error_chain(&err),
             })?
             .to_vec();
         let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -358,9 +280,10 @@ impl Registry {
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
-            manifest.media_type.parse().map_err(|_| {
-                Error::failed(format!("odd manifest type {:?}", manifest.media_type))
-            })?,
+            manifest
+                .media_type
+                .parse()
+                .map_err(|_| RegistryError::OddManifestType(manifest.media_type.clone()))?,
         );
         let response = self
             .send(
@@ -379,37 +302,43 @@ impl Registry {
         let digest = header(response.headers(), "docker-content-digest")
             .unwrap_or_else(|| manifest.digest.clone());
         if digest != manifest.digest {
-            return Err(Error::failed(format!(
-                "{}/{path}:{tag}: the registry stored the manifest as {digest}, expected {}",
-                self.host, manifest.digest
-            )));
+            return Err(RegistryError::StoredAsAnotherDigest {
+                location: format!("{}/{path}:{tag}", self.host),
+                stored: digest,
+                expected: manifest.digest.clone(),
+            });
         }
         Ok(digest)
     }
 
     /// A refusal as a job failure naming the host, with advice for 401/403.
-    fn refusal(&self, status: StatusCode, detail: &str) -> Error {
+    fn refusal(&self, status: StatusCode, detail: &str) -> RegistryError {
+        let host = self.host.clone();
         let who = match &self.credentials {
             Some(credentials) => format!("as {}", credentials.username()),
             None => "without credentials".to_owned(),
         };
         match status {
-            StatusCode::UNAUTHORIZED => Error::failed(format!(
-                "{} refused the login {who} (401 Unauthorized){}",
-                self.host,
-                match &self.credentials {
+            StatusCode::UNAUTHORIZED => RegistryError::LoginRefused {
+                advice: match &self.credentials {
                     Some(_) => String::new(),
                     None => format!(
-                        ": log in with `docker login {}`, or pass --username and --password-stdin",
-                        self.host
+                        ": log in with `docker login {host}`, or pass --username and --password-stdin"
                     ),
-                }
-            )),
-            StatusCode::FORBIDDEN => Error::failed(format!(
-                "{}: access denied {who} (403 Forbidden): {detail}",
-                self.host
-            )),
-            status => Error::failed(format!("{}: {detail} ({status})", self.host)),
+                },
+                host,
+                who,
+            },
+            StatusCode::FORBIDDEN => RegistryError::Denied {
+                host,
+                who,
+                detail: detail.to_owned(),
+            },
+            status => RegistryError::Refused {
+                host,
+                detail: detail.to_owned(),
+                status,
+            },
         }
     }
 
@@ -432,10 +361,11 @@ impl Registry {
                     self.retry.wait(attempt, &what, &why).await;
                 }
                 Attempt::Transient(why) => {
-                    return Err(Error::failed(format!(
-                        "{what}: {why} (gave up after {} attempts)",
-                        attempt + 1
-                    )));
+                    return Err(RegistryError::GaveUp {
+                        what,
+                        why,
+                        attempts: attempt + 1,
+                    });
                 }
             }
         }
@@ -515,11 +445,9 @@ impl Registry {
                     base64::engine::general_purpose::STANDARD
                         .encode(format!("{username}:{password}"))
                 ))),
-                Credentials::IdentityToken(_) => Err(Error::failed(format!(
-                    "{} asks for a user name and password, but the Docker configuration holds \
-                     an identity token for it",
-                    self.host
-                ))),
+                Credentials::IdentityToken(_) => {
+                    Err(RegistryError::NeedsPassword(self.host.clone()))
+                }
             },
             Some(Challenge::Bearer { realm, service }) => {
                 let scope = scope.unwrap_or("registry:catalog:*");
@@ -568,28 +496,35 @@ impl Registry {
                     .body(query.finish())
             }
         };
-        let response = request.send().await.map_err(|err| {
-            Error::failed(format!(
-                "asking {realm} for a token for {}: {}",
-                self.host,
-                error_chain(&err)
-            ))
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|err| RegistryError::TokenUnreachable {
+                realm: realm.to_owned(),
+                host: self.host.clone(),
+                why: error_chain(&err),
+            })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(Error::failed(format!(
-                "{realm} refused a token for {scope} as {} ({status})",
-                credentials.username()
-            )));
+            return Err(RegistryError::TokenRefused {
+                realm: realm.to_owned(),
+                scope: scope.to_owned(),
+                user: credentials.username().to_owned(),
+                status,
+            });
         }
+        let no_token = |what| RegistryError::NoToken {
+            realm: realm.to_owned(),
+            what,
+        };
         let body = response.bytes().await.unwrap_or_default();
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| Error::failed(format!("{realm} answered something other than a token")))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| no_token("something other than a token"))?;
         value["token"]
             .as_str()
             .or(value["access_token"].as_str())
             .map(str::to_owned)
-            .ok_or_else(|| Error::failed(format!("{realm} answered without a token")))
+            .ok_or_else(|| no_token("without a token"))
     }
 }
 
@@ -602,7 +537,8 @@ pub fn https_client() -> Result<reqwest::Client> {
 
 /// The HTTP client: with the system trust store for HTTPS, or without any (plain HTTP).
 fn http_client(tls: bool) -> Result<reqwest::Client> {
-    let mut builder = common::http::client_builder("img-push", &Default::default())?
+    let mut builder = common::http::client_builder("img-push", &Default::default())
+        .map_err(|err| RegistryError::Client(err.to_string()))?
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(120));
     if !tls {
@@ -610,7 +546,7 @@ fn http_client(tls: bool) -> Result<reqwest::Client> {
     }
     builder
         .build()
-        .map_err(|err| Error::failed(format!("cannot set up the HTTP client: {err}")))
+        .map_err(|err| RegistryError::Client(err.to_string()))
 }
 
 fn pull_scope(path: &str) -> String {
@@ -668,31 +604,6 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenges_are_parsed() {
-        assert_eq!(
-            parse_challenge(r#"Basic realm="shipkit-registry""#),
-            Some(Challenge::Basic)
-        );
-        assert_eq!(
-            parse_challenge(
-                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#
-            ),
-            Some(Challenge::Bearer {
-                realm: "https://auth.docker.io/token".into(),
-                service: Some("registry.docker.io".into()),
-            })
-        );
-        assert_eq!(
-            parse_challenge("Bearer realm=https://ghcr.io/token, service=ghcr.io"),
-            Some(Challenge::Bearer {
-                realm: "https://ghcr.io/token".into(),
-                service: Some("ghcr.io".into()),
-            })
-        );
-        assert_eq!(parse_challenge("Negotiate"), None);
-    }
 
     #[test]
     fn manifests_know_their_config_and_digest() {
