@@ -51,14 +51,15 @@
 //! - [`config`]: the flags as a [`config::Config`] that knows nothing of clap;
 //! - [`sources`]: which images to push, with which tags (pure);
 //! - [`plan`]: skip / push / conflict decisions, push stream lines (pure);
-//! - [`reference`]: destinations, repositories, ECR hosts (pure; image references are
+//! - [`reference`](mod@reference): destinations, repositories, ECR hosts (pure; image references are
 //!   [`common::reference`]);
 //! - [`push`] and [`upload`]: the push job; [`promote`]: the promote job;
 //! - [`target`]: connecting to the destination (host, login, ECR repositories);
 //! - [`auth`] and [`challenge`]: credentials from flags, the Docker configuration, the
 //!   registry's challenge;
-//! - [`registry`]: the registry HTTP API; [`ecr`]: the ECR and STS calls; [`engine`]: the
-//!   Docker Engine calls; [`error`]: what each can fail with, and the exit code;
+//! - [`registry`]: the registry HTTP API, and [`manifest`]s as it stores them; [`ecr`]: the
+//!   ECR and STS calls; [`engine`]: the Docker Engine calls; [`error`]: what each of them
+//!   can fail with, and the exit code;
 //! - [`record`]: the envelope's `pushed[]` entries; [`report`]: Actions outputs, the step
 //!   summary and the closing line; [`display`], [`retry`]: short digests, backoff.
 
@@ -69,6 +70,7 @@ pub mod display;
 pub mod ecr;
 pub mod engine;
 pub mod error;
+pub mod manifest;
 pub mod plan;
 pub mod promote;
 pub mod push;

@@ -1,3 +1,5 @@
+//! `img-push`: see the crate documentation in `lib.rs`.
+
 fn main() -> std::process::ExitCode {
     common::main::<img_push::ImgPush>()
 }

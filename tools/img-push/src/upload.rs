@@ -5,11 +5,12 @@
 use crate::display::short_digest;
 use crate::engine::{self, Engine, LocalImage, PushError, PushProgress};
 use crate::error::{EngineError, RegistryError};
+use crate::manifest::Manifest;
 use crate::plan::{LayerOutcome, TagAction};
 use crate::push::Job;
 use crate::record::{JobResult, entry};
 use crate::reference::Repository;
-use crate::registry::{Manifest, Registry};
+use crate::registry::Registry;
 use crate::retry::Retry;
 use crate::sources::Source;
 use common::envelope::Pushed;
