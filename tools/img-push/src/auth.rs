@@ -5,6 +5,7 @@
 //! Every secret is handed to [`Ui::mask`] the moment it is read, so it is masked under
 //! Actions and redacted from every byte this process writes; `Debug` never shows one.
 
+use crate::error::HelperError;
 use base64::Engine as _;
 use common::{Error, Result, Ui};
 use serde::Deserialize;
@@ -288,30 +289,34 @@ pub fn run_helper(helper: &str, server: &str, ui: &Ui) -> Result<Option<Credenti
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|err| {
-            Error::failed(format!(
-                "the Docker configuration names the credential helper {program}, which cannot be run: {err}"
-            ))
+        .map_err(|err| HelperError::CannotRun {
+            program: program.clone(),
+            why: err.to_string(),
         })?;
     if let Some(mut stdin) = child.stdin.take() {
         // The helper reads the server name; a helper that exits early must not hang us.
         let _ = stdin.write_all(server.as_bytes());
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|err| Error::failed(format!("{program} get: {err}")))?;
+    let output = child.wait_with_output().map_err(|err| HelperError::Wait {
+        program: program.clone(),
+        why: err.to_string(),
+    })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         if stdout.contains("credentials not found") {
             return Ok(None);
         }
-        return Err(Error::failed(format!(
-            "{program} get {server} failed ({})",
-            output.status
-        )));
+        return Err(HelperError::Failed {
+            program,
+            server: server.to_owned(),
+            status: output.status,
+        }
+        .into());
     }
-    let answer: HelperAnswer = serde_json::from_str(&stdout)
-        .map_err(|_| Error::failed(format!("{program} get {server} did not answer JSON")))?;
+    let answer: HelperAnswer = serde_json::from_str(&stdout).map_err(|_| HelperError::NotJson {
+        program,
+        server: server.to_owned(),
+    })?;
     if answer.secret.is_empty() {
         return Ok(None);
     }

@@ -1,5 +1,6 @@
 //! What can go wrong with each outside system img-push talks to — a registry, ECR (and
-//! STS), the Docker Engine — one enum each, and the one place they become exit codes.
+//! STS), the Docker Engine, a Docker credential helper — one enum each, and the one place
+//! they become exit codes.
 //!
 //! Bad usage and bad input are found before any of these are asked, and are
 //! [`common::Error::usage`] where they are found (exit 2). Everything here happened while
@@ -160,6 +161,31 @@ pub enum EngineError {
     NotInRegistry { target: String },
 }
 
+/// A Docker credential helper (`docker-credential-<name>`) could not be run or failed. Its
+/// output is never shown: it may hold a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    /// The program is missing or cannot be started.
+    #[error(
+        "the Docker configuration names the credential helper {program}, which cannot be run: \
+         {why}"
+    )]
+    CannotRun { program: String, why: String },
+    /// Waiting for it failed.
+    #[error("{program} get: {why}")]
+    Wait { program: String, why: String },
+    /// It exited with a failure (other than "credentials not found").
+    #[error("{program} get {server} failed ({status})")]
+    Failed {
+        program: String,
+        server: String,
+        status: std::process::ExitStatus,
+    },
+    /// It answered something other than its JSON.
+    #[error("{program} get {server} did not answer JSON")]
+    NotJson { program: String, server: String },
+}
+
 fn gave_up(attempts: u32) -> String {
     match attempts {
         0 | 1 => String::new(),
@@ -187,15 +213,26 @@ impl From<EngineError> for Error {
     }
 }
 
+impl From<HelperError> for Error {
+    fn from(err: HelperError) -> Error {
+        Error::Failed(err.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn outside_failures_exit_1_with_their_message() {
-        let errors: [Error; 3] = [
+        let errors: [Error; 4] = [
             RegistryError::NotARegistry("r.example.com".into()).into(),
             EcrError::NoAccount.into(),
+            HelperError::NotJson {
+                program: "docker-credential-x".into(),
+                server: "r.example.com".into(),
+            }
+            .into(),
             EngineError::Push {
                 target: "r/api:1".into(),
                 why: "EOF".into(),
@@ -207,7 +244,7 @@ mod tests {
             assert_eq!(err.exit().code(), 1, "{err}");
         }
         assert_eq!(
-            errors[2].to_string(),
+            errors[3].to_string(),
             "pushing r/api:1: EOF (gave up after 3 attempts)"
         );
         let once = EngineError::Push {
