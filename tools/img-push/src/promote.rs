@@ -361,4 +361,32 @@ mod tests {
         let no_release = serde_json::json!({"images": [{"name": "api"}], "git": {"commit": "abc"}});
         assert!(usage(&["--ecr", "--promote"], no_release).contains("needs --to-tag"));
     }
+
+    #[test]
+    fn an_immutable_destination_elsewhere_stops_the_promotion() {
+        let promotion = |action| Promotion {
+            name: "api".into(),
+            repository: Repository {
+                host: "r.example.com".into(),
+                path: "api".into(),
+            },
+            manifest: Manifest {
+                digest: "sha256:src".into(),
+                media_type: "x".into(),
+                bytes: Vec::new(),
+            },
+            actions: vec![("v1".into(), action)],
+        };
+        assert!(check_conflicts(&[promotion(PromoteAction::Put)], "git-1").is_ok());
+        let conflict = PromoteAction::Conflict {
+            registry_digest: "sha256:old".into(),
+        };
+        let err = check_conflicts(&[promotion(conflict)], "git-1").unwrap_err();
+        assert_eq!(err.exit().code(), 1);
+        assert_eq!(
+            err.to_string(),
+            "r.example.com/api:v1 is immutable and points at sha256:old, not at sha256:src \
+             (r.example.com/api:git-1)"
+        );
+    }
 }

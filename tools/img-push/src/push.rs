@@ -305,3 +305,95 @@ async fn run_all(
         None => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str, id: Option<&str>, tags: &[&str]) -> Source {
+        Source {
+            index: None,
+            name: name.into(),
+            local: format!("{name}:{}", tags[0]),
+            id: id.map(str::to_owned),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    fn at(digest: &str, config: Option<&str>) -> Remote {
+        Remote::At {
+            digest: digest.into(),
+            config: config.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn only_images_the_registry_does_not_hold_at_every_tag_need_the_engine() {
+        let images = Images {
+            sources: vec![
+                source("settled", Some("sha256:i1"), &["1", "2"]),
+                source("half", Some("sha256:i2"), &["1", "2"]),
+                source("looked-up", None, &["1"]),
+            ],
+            locals: vec![None, None, Some(LocalImage::default())],
+            engine: None,
+        };
+        let remotes = vec![
+            vec![
+                ("1".into(), at("sha256:m1", Some("sha256:i1"))),
+                ("2".into(), at("sha256:m1", Some("sha256:i1"))),
+            ],
+            vec![
+                ("1".into(), at("sha256:m2", Some("sha256:i2"))),
+                ("2".into(), Remote::Absent),
+            ],
+            vec![("1".into(), Remote::Absent)],
+        ];
+        assert_eq!(unsettled(&images, &remotes), [1]);
+    }
+
+    #[test]
+    fn an_immutable_tag_at_another_image_is_a_conflict_naming_both() {
+        let repository = Repository {
+            host: "r.example.com".into(),
+            path: "api".into(),
+        };
+        let local = LocalImage {
+            id: "sha256:local".into(),
+            repo_digests: vec!["r.example.com/api@sha256:mine".into()],
+        };
+        let decide_with = |immutable: bool| {
+            decide(
+                vec![source("api", Some("sha256:local"), &["1", "2"])],
+                std::slice::from_ref(&repository),
+                vec![Some(local.clone())],
+                vec![vec![
+                    ("1".into(), at("sha256:mine", None)),
+                    ("2".into(), at("sha256:other", None)),
+                ]],
+                &BTreeMap::from([(repository.clone(), immutable)]),
+            )
+        };
+        let mutable = decide_with(false);
+        assert_eq!(
+            mutable[0].tags,
+            [
+                (
+                    "1".to_owned(),
+                    TagAction::Skip {
+                        digest: "sha256:mine".into()
+                    }
+                ),
+                ("2".to_owned(), TagAction::Push)
+            ]
+        );
+        assert!(check_conflicts(&mutable).is_ok());
+        let err = check_conflicts(&decide_with(true)).unwrap_err();
+        assert_eq!(err.exit().code(), 1);
+        assert_eq!(
+            err.to_string(),
+            "r.example.com/api:2 is immutable and points at sha256:other, not at the local \
+             image api (sha256:mine)"
+        );
+    }
+}
