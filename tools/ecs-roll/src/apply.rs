@@ -4,18 +4,18 @@
 use crate::ecs::{self, Ecs, StoppedTask};
 use crate::follow::{self, Ending, EventLog, FollowReport, Pace};
 use crate::plan::{Action, ServicePlan};
-use crate::record::{Record, now};
+use crate::record::{self, now};
 use crate::rollout::{Followed, Verdict};
 use crate::{Args, taskdef};
+use common::envelope::{Deployment, DeploymentFailure, Outcome};
 use common::{Error, Result, Ui};
-use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// How one service's deployment ended, for the exit code and the summary.
 #[derive(Debug)]
 pub(crate) struct ServiceResult {
     pub(crate) label: String,
-    pub(crate) record: Record,
+    pub(crate) record: Deployment,
     pub(crate) error: Option<Error>,
 }
 
@@ -25,7 +25,8 @@ pub(crate) async fn apply(
     plan: &ServicePlan,
     args: &Args,
     ui: &Ui,
-    publish: impl Fn(&Record),
+    endpoints: Vec<String>,
+    publish: impl Fn(&Deployment),
 ) -> ServiceResult {
     let mut events = EventLog::default();
     if let Some(existing) = &plan.existing {
@@ -38,7 +39,7 @@ pub(crate) async fn apply(
         ui,
         publish,
         label: format!("{}/{}", ecs.cluster, plan.service),
-        record: Record::new(ecs, plan, args),
+        record: record::start(&ecs.cluster, plan, endpoints, false),
         events,
     };
     let error = deploying.run().await.err();
@@ -51,7 +52,7 @@ pub(crate) async fn apply(
 
 /// One service's deployment being carried out: what it needs, and the record it keeps
 /// current (published after every step, so an interrupt writes what is known).
-struct Deploying<'a, P: Fn(&Record)> {
+struct Deploying<'a, P: Fn(&Deployment)> {
     ecs: &'a Ecs,
     plan: &'a ServicePlan,
     args: &'a Args,
@@ -59,20 +60,20 @@ struct Deploying<'a, P: Fn(&Record)> {
     publish: P,
     /// `cluster/service`, the prefix of every line.
     label: String,
-    record: Record,
+    record: Deployment,
     events: EventLog,
 }
 
-impl<P: Fn(&Record)> Deploying<'_, P> {
+impl<P: Fn(&Deployment)> Deploying<'_, P> {
     /// Deploys, then records how it ended.
     async fn run(&mut self) -> Result<()> {
         let result = self.deploy().await;
         if let Err(err) = &result {
             if self.record.failure.is_none() {
-                self.record.failure = Some(json!({ "reason": err.to_string() }));
+                self.record.failure = Some(DeploymentFailure::because(err.to_string()));
             }
-            if self.record.outcome == "in_progress" {
-                self.record.outcome = "failed";
+            if self.record.outcome == Outcome::InProgress {
+                self.record.outcome = Outcome::Failed;
             }
         }
         self.record.finished_at = Some(now());
@@ -84,20 +85,21 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
         let Some((arn, service)) = self.start().await? else {
             return Ok(());
         };
-        self.record.task_definition = Some(arn.clone());
+        self.record.ecs.task_definition = Some(arn.clone());
         let deployment = ecs::primary_deployment(&service).filter(|d| d.task_definition == arn);
-        self.record.deployment_id = deployment.as_ref().map(|d| d.id.clone());
+        self.record.ecs.deployment_id = deployment.as_ref().map(|d| d.id.clone());
         (self.publish)(&self.record);
         if self.args.no_wait {
             // Not following, so a deployment ECS has not shown yet is no reason to fail.
             self.line(&format!(
                 "deployment {} started (not waiting: --no-wait)",
                 self.record
+                    .ecs
                     .deployment_id
                     .as_deref()
                     .unwrap_or("(not shown by ECS yet)")
             ));
-            self.record.outcome = "started";
+            self.record.outcome = Outcome::Started;
             return Ok(());
         }
         let deployment = deployment.ok_or_else(|| {
@@ -127,13 +129,13 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
         let (ecs, plan, args) = (self.ecs, self.plan, self.args);
         match &plan.action {
             Action::Unchanged => {
-                self.record.outcome = "unchanged";
+                self.record.outcome = Outcome::Unchanged;
                 Ok(None)
             }
             Action::Scale(n) => {
                 ecs.scale_service(&plan.service, *n).await?;
                 self.line(&format!("desired count set to {n}"));
-                self.record.outcome = "scaled";
+                self.record.outcome = Outcome::Scaled;
                 Ok(None)
             }
             Action::Redeploy => {
@@ -173,7 +175,7 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
             .register(&self.plan.next, &self.plan.next_tags)
             .await?;
         self.line(&format!("registered {}", taskdef::short_name(&arn)));
-        self.record.task_definition = Some(arn.clone());
+        self.record.ecs.task_definition = Some(arn.clone());
         (self.publish)(&self.record);
         Ok(arn)
     }
@@ -199,7 +201,7 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
             self.ui,
         )
         .await;
-        self.record.events = self.events.recorded.clone();
+        self.record.events = Some(self.events.recorded.clone());
         report
     }
 
@@ -219,14 +221,14 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
                     humantime::format_duration(round_seconds(begun.elapsed())),
                     taskdef::short_name(arn)
                 ));
-                self.record.outcome = "completed";
-                self.record.live_task_definition = Some(arn.to_owned());
+                self.record.outcome = Outcome::Completed;
+                self.record.ecs.live_task_definition = Some(arn.to_owned());
                 Ok(Ok(()))
             }
             Ending::Decided(Verdict::RolledBackByEcs { live, reason }) => {
-                self.record.outcome = "rolled_back_by_ecs";
-                self.record.live_task_definition = Some(live.clone());
-                self.record.failure = Some(failure_json(reason, report));
+                self.record.outcome = Outcome::RolledBackByEcs;
+                self.record.ecs.live_task_definition = Some(live.clone());
+                self.record.failure = Some(record::failure(reason, report));
                 Ok(Err(Error::failed(format!(
                     "{label}: ECS rolled the deployment back to {}: {reason}",
                     taskdef::short_name(live)
@@ -237,9 +239,9 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
                     "deployment {by} of {} replaced ours; not rolling back",
                     taskdef::short_name(live)
                 );
-                self.record.outcome = "superseded";
-                self.record.live_task_definition = Some(live.clone());
-                self.record.failure = Some(failure_json(&reason, report));
+                self.record.outcome = Outcome::Superseded;
+                self.record.ecs.live_task_definition = Some(live.clone());
+                self.record.failure = Some(record::failure(&reason, report));
                 Ok(Err(Error::failed(format!("{label}: {reason}"))))
             }
             Ending::Decided(Verdict::Waiting) => unreachable!("follow returns only decisions"),
@@ -270,27 +272,27 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
     /// Records `failure`, rolls back when that is possible and wanted, and returns the
     /// error to exit with (124 for a timeout, 1 otherwise).
     async fn recover(&mut self, arn: &str, failure: Failure, report: &FollowReport) -> Error {
-        self.record.failure = Some(failure_json(&failure.reason, report));
+        self.record.failure = Some(record::failure(&failure.reason, report));
         self.line(&format!("failed: {}", failure.reason));
         let left_as_is = if failure.timed_out {
-            "timed_out"
+            Outcome::TimedOut
         } else {
-            "failed"
+            Outcome::Failed
         };
         let note = match (self.plan.current_arn.clone(), self.args.no_rollback) {
             (Some(previous), false) => {
-                self.record.outcome = "rolling_back";
+                self.record.outcome = Outcome::RollingBack;
                 (self.publish)(&self.record);
                 self.roll_back(&previous).await
             }
             (Some(_), true) => {
                 self.record.outcome = left_as_is;
-                self.record.live_task_definition = Some(arn.to_owned());
+                self.record.ecs.live_task_definition = Some(arn.to_owned());
                 format!("left on {} (--no-rollback)", taskdef::short_name(arn))
             }
             (None, _) => {
                 self.record.outcome = left_as_is;
-                self.record.live_task_definition = Some(arn.to_owned());
+                self.record.ecs.live_task_definition = Some(arn.to_owned());
                 "a new service has no previous task definition to roll back to".to_owned()
             }
         };
@@ -323,22 +325,22 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
         let deployment = match deployment {
             Ok(deployment) => deployment,
             Err(why) => {
-                self.record.outcome = "rollback_failed";
+                self.record.outcome = Outcome::RollbackFailed;
                 return format!("rollback to {short} failed: {why}");
             }
         };
-        self.record.rollback_deployment_id = Some(deployment.id.clone());
+        self.record.ecs.rollback_deployment_id = Some(deployment.id.clone());
         (self.publish)(&self.record);
         let report = self.follow(&deployment.id, previous).await;
         match report.ending {
             Ending::Decided(Verdict::Completed) => {
                 self.line(&format!("rolled back: {short} runs"));
-                self.record.outcome = "rolled_back";
-                self.record.live_task_definition = Some(previous.to_owned());
+                self.record.outcome = Outcome::RolledBack;
+                self.record.ecs.live_task_definition = Some(previous.to_owned());
                 format!("rolled back to {short}")
             }
             other => {
-                self.record.outcome = "rollback_failed";
+                self.record.outcome = Outcome::RollbackFailed;
                 format!("rollback to {short} did not complete: {other:?}")
             }
         }
@@ -364,21 +366,6 @@ impl Failure {
     }
 }
 
-fn failure_json(reason: &str, report: &FollowReport) -> Value {
-    json!({
-        "reason": reason,
-        "polls": report.polls,
-        "polls_after_first_stopped_task": report.polls_after_first_stop,
-        "stopped_tasks": report.stopped_tasks.iter().map(|t| json!({
-            "task_arn": t.task_arn,
-            "stopped_reason": t.stopped_reason,
-            "containers": t.containers.iter().map(|(name, code, reason)| json!({
-                "name": name, "exit_code": code, "reason": reason,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
 fn round_seconds(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
@@ -387,15 +374,26 @@ fn round_seconds(d: Duration) -> Duration {
 /// `task_definition` of the last service, and `<service>_outcome` /
 /// `<service>_task_definition` (`-` `.` `/` as `_`) of each when there are several.
 pub(crate) fn summarize(results: &[ServiceResult], ui: &Ui) {
-    let live = |r: &ServiceResult| r.record.live_task_definition.clone().unwrap_or_default();
+    let live = |r: &ServiceResult| {
+        r.record
+            .ecs
+            .live_task_definition
+            .clone()
+            .unwrap_or_default()
+    };
     if let Some(last) = results.last() {
-        ui.set_output("outcome", last.record.outcome);
+        ui.set_output("outcome", last.record.outcome.as_str());
         ui.set_output("task_definition", &live(last));
     }
     if results.len() > 1 {
         for r in results {
-            let key = r.record.service.replace(['/', '.', '-'], "_");
-            ui.set_output(&format!("{key}_outcome"), r.record.outcome);
+            let key = r
+                .record
+                .service
+                .as_deref()
+                .unwrap_or_default()
+                .replace(['/', '.', '-'], "_");
+            ui.set_output(&format!("{key}_outcome"), r.record.outcome.as_str());
             ui.set_output(&format!("{key}_task_definition"), &live(r));
         }
     }
@@ -404,6 +402,7 @@ pub(crate) fn summarize(results: &[ServiceResult], ui: &Ui) {
     for r in results {
         let live = r
             .record
+            .ecs
             .live_task_definition
             .as_deref()
             .map(taskdef::short_name)
@@ -445,23 +444,9 @@ mod tests {
     fn one_timeout_among_failures_is_a_failure_and_only_timeouts_are_124() {
         let result = |error: Option<Error>| ServiceResult {
             label: "dev/api".into(),
-            record: Record {
-                cluster: "dev".into(),
-                service: "api".into(),
-                outcome: "failed",
-                images: vec![],
-                endpoints: vec![],
-                dry_run: false,
-                task_definition: None,
-                previous_task_definition: None,
-                live_task_definition: None,
-                deployment_id: None,
-                rollback_deployment_id: None,
-                started_at: now(),
-                finished_at: None,
-                events: vec![],
-                failure: None,
-                diff: None,
+            record: Deployment {
+                outcome: Outcome::Failed,
+                ..Deployment::default()
             },
             error,
         };

@@ -5,8 +5,8 @@ use crate::ecs::{Ecs, StoppedTask};
 use crate::rollout::{Followed, Observation, Settling, Verdict, judge, progress_lines};
 use aws_sdk_ecs::types::ServiceEvent;
 use common::Ui;
+use common::envelope::DeploymentEvent;
 use rand::Rng;
-use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -46,7 +46,7 @@ pub struct FollowReport {
 pub struct EventLog {
     seen: BTreeSet<String>,
     /// New events in the order they happened: `{created_at, message}`.
-    pub recorded: Vec<Value>,
+    pub recorded: Vec<DeploymentEvent>,
 }
 
 impl EventLog {
@@ -67,8 +67,11 @@ impl EventLog {
                     .map(|t| t.to_string())
                     .unwrap_or_default();
                 let message = event.message().unwrap_or_default().to_owned();
-                self.recorded
-                    .push(json!({ "created_at": at, "message": message }));
+                self.recorded.push(DeploymentEvent {
+                    created_at: at.clone(),
+                    message: message.clone(),
+                    extra: serde_json::Map::new(),
+                });
                 new.push((at, message));
             }
         }

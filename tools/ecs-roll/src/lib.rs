@@ -41,12 +41,12 @@ pub mod taskdef;
 
 use apply::{apply, overall, summarize};
 use clap::Parser;
+use common::envelope::Deployment;
 use common::ui::Verbosity;
 use common::{CommonArgs, Envelope, Result, Ui};
 use ecs::Ecs;
 use images::EnvOverride;
-use plan::{Action, Inputs, plan_all, report_plan};
-use record::Record;
+use plan::{Inputs, ServicePlan, plan_all, report_plan};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -250,31 +250,35 @@ impl common::Tool for EcsRoll {
             report_plan(&ecs, plan, args.dry_run, ui);
         }
         let first = envelope.deployments.len();
-        envelope.deployments.extend(plans.iter().map(|p| {
-            let mut record = Record::new(&ecs, p, &args);
-            if args.dry_run {
-                record.outcome = match p.action {
-                    Action::Unchanged => "unchanged",
-                    _ => "planned",
-                };
-            }
-            record.to_deployment()
-        }));
+        envelope.deployments.extend(
+            plans
+                .iter()
+                .map(|p| record::start(&ecs.cluster, p, endpoints_of(&args, p), args.dry_run)),
+        );
         if args.dry_run {
             return Ok(());
         }
         let slots = Mutex::new(&mut envelope.deployments[first..]);
         let results = futures_util::future::join_all(plans.iter().enumerate().map(|(i, plan)| {
             let slots = &slots;
-            let publish = move |record: &Record| {
+            let publish = move |record: &Deployment| {
                 if let Ok(mut slots) = slots.lock() {
-                    slots[i] = record.to_deployment();
+                    slots[i] = record.clone();
                 }
             };
-            apply(&ecs, plan, &args, ui, publish)
+            apply(&ecs, plan, &args, ui, endpoints_of(&args, plan), publish)
         }))
         .await;
         summarize(&results, ui);
         overall(results)
     }
+}
+
+/// The `--endpoint`s given for the plan's service.
+fn endpoints_of(args: &Args, plan: &ServicePlan) -> Vec<String> {
+    args.endpoints
+        .iter()
+        .filter(|(s, _)| s == &plan.service)
+        .map(|(_, url)| url.clone())
+        .collect()
 }

@@ -27,7 +27,7 @@ pub mod plan;
 pub mod repo;
 
 use clap::Parser;
-use common::envelope::{Change, Release};
+use common::envelope::{Bump, Change, Release};
 use common::{CommonArgs, Envelope, Error, Result, Ui};
 use conventional::Level;
 use plan::{Commit, Decision, Facts, Request, VersionTag};
@@ -401,8 +401,8 @@ fn release(args: &Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
     });
     if let Some(carried) = carried {
         let bump = match &decision {
-            Decision::Release { version, bump } if *version == carried.version => *bump,
-            _ => "explicit",
+            Decision::Release { version, bump } if *version == carried.version => bump.clone(),
+            _ => Bump::Explicit,
         };
         tracing::info!(
             "HEAD is already released as {}: nothing to tag",
@@ -438,7 +438,7 @@ fn nothing_to_release(
 ) -> Result<()> {
     envelope.release = Some(Release {
         previous_tag: history.previous_tag(),
-        bump: Level::None.name().to_owned(),
+        bump: Bump::None,
         commit: head.to_owned(),
         changes: changes(&history.since_previous),
         dry_run: args.dry_run,
@@ -531,7 +531,7 @@ fn publish(
     envelope.release = Some(release.clone());
     ui.set_output("version", &release.version);
     ui.set_output("tag", &release.tag);
-    ui.set_output("bump", &release.bump);
+    ui.set_output("bump", release.bump.as_str());
     ui.summary(&section);
     if args.dry_run {
         if args.push {
@@ -582,12 +582,12 @@ fn write_changelog(file: &Path, tag: &str, section: &str) -> Result<()> {
 }
 
 /// The envelope's `release` for `tag`.
-fn release_entry(tag: &VersionTag, history: &History, bump: &str, args: &Args) -> Release {
+fn release_entry(tag: &VersionTag, history: &History, bump: Bump, args: &Args) -> Release {
     Release {
         version: tag.version.to_string(),
         tag: tag.name.clone(),
         previous_tag: history.previous_tag(),
-        bump: bump.to_owned(),
+        bump,
         commit: tag.commit.clone(),
         pushed: false,
         changes: changes(&history.since_previous),
