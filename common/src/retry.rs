@@ -7,41 +7,38 @@ use std::time::Duration;
 /// retry (or poll) in step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Jitter {
-    /// The smallest multiplier (at `unit` 0).
-    pub low: f64,
-    /// The largest multiplier (at `unit` 1).
-    pub high: f64,
+    /// The multiplier at `unit` 0.
+    pub from: f64,
+    /// The multiplier at `unit` 1.
+    pub to: f64,
 }
 
 impl Jitter {
     /// No jitter: every delay exactly as scheduled.
-    pub const NONE: Jitter = Jitter {
-        low: 1.0,
-        high: 1.0,
-    };
+    pub const NONE: Jitter = Jitter { from: 1.0, to: 1.0 };
 
     /// Up to `fraction` longer, never shorter (retrying a registry: never sooner than asked).
-    pub fn longer_by(fraction: f64) -> Jitter {
+    pub const fn longer_by(fraction: f64) -> Jitter {
         Jitter {
-            low: 1.0,
-            high: 1.0 + fraction,
+            from: 1.0,
+            to: 1.0 + fraction,
         }
     }
 
     /// Up to `fraction` shorter, never longer (health checks: the time to notice a recovery
     /// stays bounded by the delay).
-    pub fn shorter_by(fraction: f64) -> Jitter {
+    pub const fn shorter_by(fraction: f64) -> Jitter {
         Jitter {
-            low: 1.0 - fraction,
-            high: 1.0,
+            from: 1.0,
+            to: 1.0 - fraction,
         }
     }
 
     /// Up to `fraction` either way (polling: the average pace is the one asked for).
-    pub fn around(fraction: f64) -> Jitter {
+    pub const fn around(fraction: f64) -> Jitter {
         Jitter {
-            low: 1.0 - fraction,
-            high: 1.0 + fraction,
+            from: 1.0 - fraction,
+            to: 1.0 + fraction,
         }
     }
 
@@ -52,7 +49,7 @@ impl Jitter {
         } else {
             unit.clamp(0.0, 1.0)
         };
-        self.low + (self.high - self.low) * unit
+        self.from + (self.to - self.from) * unit
     }
 }
 
@@ -132,8 +129,8 @@ mod tests {
             jitter: Jitter::shorter_by(0.2),
             ..longer
         };
-        assert_eq!(shorter.delay(1, 0.0), ms(400));
-        assert_eq!(shorter.delay(1, 1.0), ms(500));
+        assert_eq!(shorter.delay(1, 0.0), ms(500));
+        assert_eq!(shorter.delay(1, 1.0), ms(400));
         let steady = Backoff::steady(Duration::from_secs(5), Jitter::around(0.2));
         assert_eq!(steady.delay(9, 0.0), Duration::from_secs(4));
         assert_eq!(steady.delay(9, 1.0), Duration::from_secs(6));

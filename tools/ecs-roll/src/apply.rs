@@ -7,6 +7,7 @@ use crate::plan::{Action, ServicePlan};
 use crate::record::{self, now};
 use crate::rollout::{Followed, Verdict};
 use crate::{Args, taskdef};
+use common::actions::{ItemOutputs, SummaryTable, item_outputs};
 use common::envelope::{Deployment, DeploymentFailure, Outcome};
 use common::{Error, Result, Ui};
 use std::time::{Duration, Instant};
@@ -372,47 +373,31 @@ fn round_seconds(d: Duration) -> Duration {
 
 /// The step summary table and step outputs under GitHub Actions: `outcome` and
 /// `task_definition` of the last service, and `<service>_outcome` /
-/// `<service>_task_definition` (`-` `.` `/` as `_`) of each when there are several.
+/// `<service>_task_definition` of each when there are several.
 pub(crate) fn summarize(results: &[ServiceResult], ui: &Ui) {
-    let live = |r: &ServiceResult| {
-        r.record
-            .ecs
-            .live_task_definition
-            .clone()
-            .unwrap_or_default()
-    };
-    if let Some(last) = results.last() {
-        ui.set_output("outcome", last.record.outcome.as_str());
-        ui.set_output("task_definition", &live(last));
-    }
-    if results.len() > 1 {
-        for r in results {
-            let key = r
-                .record
-                .service
-                .as_deref()
-                .unwrap_or_default()
-                .replace(['/', '.', '-'], "_");
-            ui.set_output(&format!("{key}_outcome"), r.record.outcome.as_str());
-            ui.set_output(&format!("{key}_task_definition"), &live(r));
-        }
-    }
-    let mut markdown =
-        String::from("### ecs-roll\n\n| service | outcome | task definition |\n|---|---|---|\n");
+    let live = |r: &ServiceResult| r.record.ecs.live_task_definition.clone();
+    let outputs: Vec<ItemOutputs> = results
+        .iter()
+        .map(|r| ItemOutputs {
+            name: r.record.service.clone().unwrap_or_default(),
+            values: vec![
+                ("outcome", r.record.outcome.to_string()),
+                ("task_definition", live(r).unwrap_or_default()),
+            ],
+        })
+        .collect();
+    ui.set_outputs(&item_outputs(&outputs));
+    let mut table =
+        SummaryTable::new(&["service", "outcome", "task definition"]).titled("ecs-roll");
     for r in results {
-        let live = r
-            .record
-            .ecs
-            .live_task_definition
-            .as_deref()
-            .map(taskdef::short_name)
-            .unwrap_or("-");
-        markdown.push_str(&format!(
-            "| {} | {} | {live} |\n",
-            r.label, r.record.outcome
-        ));
+        let live = live(r);
+        table.row([
+            r.label.as_str(),
+            r.record.outcome.as_str(),
+            live.as_deref().map(taskdef::short_name).unwrap_or("-"),
+        ]);
     }
-    ui.summary(&markdown);
+    ui.summary(&table.to_markdown());
 }
 
 /// One error for the run: every failed service named; 124 only when every failure was a

@@ -6,7 +6,7 @@ use crate::rollout::{Followed, Observation, Settling, Verdict, judge, progress_l
 use aws_sdk_ecs::types::ServiceEvent;
 use common::Ui;
 use common::envelope::DeploymentEvent;
-use rand::Rng;
+use common::retry::{Backoff, Jitter};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,13 @@ pub struct Pace {
     pub timeout: Duration,
     /// How long success must hold before it counts ([`Settling`]).
     pub stable_for: Duration,
+}
+
+impl Pace {
+    /// The wait before the next poll: `poll` ±20 %, so that parallel jobs do not poll in step.
+    fn next_poll(&self) -> Duration {
+        Backoff::steady(self.poll, Jitter::around(0.2)).next(1)
+    }
 }
 
 /// How following a deployment ended.
@@ -136,7 +143,7 @@ pub async fn follow(
         if now >= deadline {
             break Ending::TimedOut;
         }
-        tokio::time::sleep(jittered(pace.poll).min(deadline - now)).await;
+        tokio::time::sleep(pace.next_poll().min(deadline - now)).await;
     };
     FollowReport {
         ending,
@@ -164,9 +171,4 @@ fn report_new_stops(
                 .unwrap_or_default()
         ));
     }
-}
-
-fn jittered(poll: Duration) -> Duration {
-    let factor = rand::rng().random_range(0.8..=1.2);
-    poll.mul_f64(factor)
 }

@@ -28,6 +28,7 @@ pub mod repo;
 
 use clap::Parser;
 use common::envelope::{Bump, Change, Release};
+use common::short::short_commit;
 use common::{CommonArgs, Envelope, Error, Result, Ui};
 use conventional::Level;
 use plan::{Commit, Decision, Facts, Request, VersionTag};
@@ -358,7 +359,7 @@ fn release(args: &Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
             let Some(current) = plan::latest(&tags.at_head, true) else {
                 return Err(Error::failed(format!(
                     "HEAD ({}) carries no release tag matching {prefix}X.Y.Z",
-                    short(head)
+                    short_commit(head)
                 )));
             };
             // Recompute as the release run would have, to report the same bump and changes.
@@ -477,8 +478,8 @@ fn check_new_tag(args: &Args, tags: &Tags, tag: &VersionTag, dirty: bool) -> Res
         return Err(Error::failed(format!(
             "tag {} already exists on commit {}, not on HEAD ({})",
             tag.name,
-            short(&existing.commit),
-            short(&tag.commit)
+            short_commit(&existing.commit),
+            short_commit(&tag.commit)
         )));
     }
     if dirty && !args.allow_dirty {
@@ -509,7 +510,7 @@ fn create(args: &Args, release: &Release, history: &History) -> Result<()> {
     tracing::info!(
         "tagged {} on {} ({}, {} commit(s) since {since})",
         release.tag,
-        short(&release.commit),
+        short_commit(&release.commit),
         release.bump,
         history.since_previous.len()
     );
@@ -609,8 +610,4 @@ fn changes(commits: &[Commit]) -> Vec<Change> {
             extra: Default::default(),
         })
         .collect()
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..7).unwrap_or(commit)
 }
