@@ -2,11 +2,12 @@
 //! back when it fails.
 
 use crate::ecs::{self, Ecs, StoppedTask};
-use crate::follow::{self, Ending, EventLog, FollowReport, Pace};
+use crate::follow::{self, Ending, EventLog, FollowReport};
 use crate::plan::{Action, ServicePlan};
 use crate::record::{self, now};
+use crate::request::Request;
 use crate::rollout::{Followed, Verdict};
-use crate::{Args, taskdef};
+use crate::taskdef;
 use common::actions::{ItemOutputs, SummaryTable, item_outputs};
 use common::envelope::{Deployment, DeploymentFailure, Outcome};
 use common::{Error, Result, Ui};
@@ -24,9 +25,8 @@ pub(crate) struct ServiceResult {
 pub(crate) async fn apply(
     ecs: &Ecs,
     plan: &ServicePlan,
-    args: &Args,
+    request: &Request,
     ui: &Ui,
-    endpoints: Vec<String>,
     publish: impl Fn(&Deployment),
 ) -> ServiceResult {
     let mut events = EventLog::default();
@@ -36,11 +36,16 @@ pub(crate) async fn apply(
     let mut deploying = Deploying {
         ecs,
         plan,
-        args,
+        request,
         ui,
         publish,
         label: format!("{}/{}", ecs.cluster, plan.service),
-        record: record::start(&ecs.cluster, plan, endpoints, false),
+        record: record::start(
+            &ecs.cluster,
+            plan,
+            request.endpoints_of(&plan.service),
+            false,
+        ),
         events,
     };
     let error = deploying.run().await.err();
@@ -56,7 +61,7 @@ pub(crate) async fn apply(
 struct Deploying<'a, P: Fn(&Deployment)> {
     ecs: &'a Ecs,
     plan: &'a ServicePlan,
-    args: &'a Args,
+    request: &'a Request,
     ui: &'a Ui,
     publish: P,
     /// `cluster/service`, the prefix of every line.
@@ -90,7 +95,7 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
         let deployment = ecs::primary_deployment(&service).filter(|d| d.task_definition == arn);
         self.record.ecs.deployment_id = deployment.as_ref().map(|d| d.id.clone());
         (self.publish)(&self.record);
-        if self.args.no_wait {
+        if !self.request.waiting.follow {
             // Not following, so a deployment ECS has not shown yet is no reason to fail.
             self.line(&format!(
                 "deployment {} started (not waiting: --no-wait)",
@@ -114,8 +119,8 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
             "following deployment {} of {} (poll {}, timeout {})",
             deployment.id,
             taskdef::short_name(&arn),
-            humantime::format_duration(self.args.poll),
-            humantime::format_duration(self.args.timeout)
+            humantime::format_duration(self.request.waiting.pace.poll),
+            humantime::format_duration(self.request.waiting.pace.timeout)
         ));
         let begun = Instant::now();
         let report = self.follow(&deployment.id, &arn).await;
@@ -127,7 +132,7 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
 
     /// Starts the deployment the plan calls for; `None` when there is nothing to follow.
     async fn start(&mut self) -> Result<Option<(String, aws_sdk_ecs::types::Service)>> {
-        let (ecs, plan, args) = (self.ecs, self.plan, self.args);
+        let (ecs, plan, changes) = (self.ecs, self.plan, &self.request.changes);
         match &plan.action {
             Action::Unchanged => {
                 self.record.outcome = Outcome::Unchanged;
@@ -142,7 +147,7 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
             Action::Redeploy => {
                 let arn = plan.current_arn.clone().unwrap_or_default();
                 let service = ecs
-                    .update_service(&plan.service, &arn, args.desired_count, true)
+                    .update_service(&plan.service, &arn, changes.desired_count, true)
                     .await?;
                 Ok(Some((arn, service)))
             }
@@ -152,8 +157,8 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
                     .update_service(
                         &plan.service,
                         &arn,
-                        args.desired_count,
-                        args.force_new_deployment,
+                        changes.desired_count,
+                        changes.force_new_deployment,
                     )
                     .await?;
                 Ok(Some((arn, service)))
@@ -162,7 +167,7 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
                 let arn = self.register().await?;
                 let definition = plan.definition.as_ref().expect("planned with a definition");
                 let service = ecs
-                    .create_service(definition, &arn, args.desired_count)
+                    .create_service(definition, &arn, changes.desired_count)
                     .await?;
                 self.line("created the service");
                 Ok(Some((arn, service)))
@@ -186,18 +191,13 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
         let followed = Followed {
             deployment_id: id.to_owned(),
             task_definition: task_definition.to_owned(),
-            max_task_failures: self.args.max_task_failures,
-        };
-        let pace = Pace {
-            poll: self.args.poll,
-            timeout: self.args.timeout,
-            stable_for: self.args.stable_for,
+            max_task_failures: self.request.waiting.max_task_failures,
         };
         let report = follow::follow(
             self.ecs,
             &self.plan.service,
             &followed,
-            pace,
+            self.request.waiting.pace,
             &mut self.events,
             self.ui,
         )
@@ -260,7 +260,7 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
             Ending::TimedOut => Err(Failure {
                 reason: format!(
                     "not rolled out after {}",
-                    humantime::format_duration(self.args.timeout)
+                    humantime::format_duration(self.request.waiting.pace.timeout)
                 ),
                 timed_out: true,
             }),
@@ -280,13 +280,16 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
         } else {
             Outcome::Failed
         };
-        let note = match (self.plan.current_arn.clone(), self.args.no_rollback) {
-            (Some(previous), false) => {
+        let note = match (
+            self.plan.current_arn.clone(),
+            self.request.waiting.roll_back,
+        ) {
+            (Some(previous), true) => {
                 self.record.outcome = Outcome::RollingBack;
                 (self.publish)(&self.record);
                 self.roll_back(&previous).await
             }
-            (Some(_), true) => {
+            (Some(_), false) => {
                 self.record.outcome = left_as_is;
                 self.record.ecs.live_task_definition = Some(arn.to_owned());
                 format!("left on {} (--no-rollback)", taskdef::short_name(arn))

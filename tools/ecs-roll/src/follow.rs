@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 const MAX_POLL_ERRORS: u32 = 5;
 
 /// How to wait.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Pace {
     pub poll: Duration,
     pub timeout: Duration,
