@@ -2,7 +2,7 @@
 //! content digest, or stream the context to the Engine's classic builder.
 
 use crate::context::{self, HashingWriter};
-use crate::engine::{BuildRequest, CachedImage, Engine};
+use crate::engine::{BuildRequest, CachedImage, Engine, EngineError};
 use crate::plan::{self, DigestInputs, LabelInputs};
 use crate::prepare::{
     ImagePlan, Provenance, add_hidden_dockerfile, hidden_dockerfile_name,
@@ -210,7 +210,7 @@ impl<'a> Builder<'a> {
             pull: self.request.pull,
         };
         let id = match engine.build(request(), ui).await {
-            Err(err) if is_cache_lookup_race(&err.to_string()) => {
+            Err(EngineError::Step(message)) if is_cache_lookup_race(&message) => {
                 ui.line(&format!(
                     "{name}: the Engine lost an image while looking through its build cache \
                      (removed by someone else meanwhile); building again"
