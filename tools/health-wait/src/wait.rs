@@ -70,16 +70,29 @@ pub(crate) async fn wait(plan: Plan, envelope: &mut Envelope, ui: &Ui) -> Result
         }
     }
     write_actions_report(ui, envelope, &slots);
+    verdict(envelope, &slots, started.elapsed(), plan.timeout, ui)
+}
+
+/// Ok when every target is healthy; otherwise the timeout, naming each unhealthy target
+/// and why. Target loops end only when healthy or at the deadline, so an unhealthy target
+/// here always means the deadline passed.
+fn verdict(
+    envelope: &Envelope,
+    slots: &[usize],
+    elapsed: Duration,
+    timeout: Duration,
+    ui: &Ui,
+) -> Result<()> {
+    let total = slots.len();
     let unhealthy: Vec<&HealthResult> = slots
         .iter()
         .map(|&slot| &envelope.health[slot])
         .filter(|h| !h.healthy)
         .collect();
-
     if unhealthy.is_empty() {
         ui.line(&format!(
             "all {total} target(s) healthy after {}",
-            humanize(started.elapsed())
+            humanize(elapsed)
         ));
         return Ok(());
     }
@@ -95,14 +108,11 @@ pub(crate) async fn wait(plan: Plan, envelope: &mut Envelope, ui: &Ui) -> Result
         })
         .collect::<Vec<_>>()
         .join("; ");
-    let message = format!(
+    Err(Error::timed_out(format!(
         "{} of {total} target(s) still unhealthy after {}: {list}",
         unhealthy.len(),
-        humanize(plan.timeout)
-    );
-    // Target loops end only when healthy or at the deadline, so an unhealthy target here
-    // always means the deadline passed.
-    Err(Error::timed_out(message))
+        humanize(timeout)
+    )))
 }
 
 /// One target's loop: attempt, decide, report, sleep; ends when healthy or at the deadline.

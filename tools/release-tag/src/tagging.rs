@@ -26,24 +26,7 @@ pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()>
     let group = ui.group("Reading the release history");
     let tags = Tags::read(dir, prefix, head)?;
     let current = match job.current {
-        true => {
-            let Some(current) = plan::latest(&tags.at_head, true) else {
-                return Err(Error::failed(format!(
-                    "HEAD ({}) carries no release tag matching {prefix}X.Y.Z",
-                    short_commit(head)
-                )));
-            };
-            // Recompute as the release run would have, to report the same bump and changes.
-            request.pre = current
-                .version
-                .pre
-                .as_str()
-                .split('.')
-                .next()
-                .filter(|ident| !ident.is_empty())
-                .map(str::to_owned);
-            Some(current.clone())
-        }
+        true => Some(current_release(&tags, prefix, head, &mut request)?),
         false => None,
     };
     let pre_mode =
@@ -58,19 +41,7 @@ pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()>
     drop(group);
 
     // A release HEAD already carries (`--current`, or a rerun) is reported, not made.
-    let carried = current.or_else(|| {
-        let on_head: Vec<VersionTag> = tags
-            .at_head
-            .iter()
-            .filter(|t| pre_mode || t.version.pre.is_empty())
-            .cloned()
-            .collect();
-        let carried = plan::latest(&on_head, true)?;
-        match &decision {
-            Decision::Release { version, .. } if *version > carried.version => None,
-            _ => Some(carried.clone()),
-        }
-    });
+    let carried = current.or_else(|| carried_release(&tags, pre_mode, &decision));
     if let Some(carried) = carried {
         let bump = match &decision {
             Decision::Release { version, bump } if *version == carried.version => bump.clone(),
@@ -96,6 +67,46 @@ pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()>
             create(job, &release, &history)?;
             publish(job, envelope, ui, release, &history)
         }
+    }
+}
+
+/// `--current`: the release tag on HEAD; `request.pre` is set to its pre-release kind, so
+/// that the same bump and changes are recomputed as the release run made them.
+fn current_release(
+    tags: &Tags,
+    prefix: &str,
+    head: &str,
+    request: &mut plan::Request,
+) -> Result<VersionTag> {
+    let Some(current) = plan::latest(&tags.at_head, true) else {
+        return Err(Error::failed(format!(
+            "HEAD ({}) carries no release tag matching {prefix}X.Y.Z",
+            short_commit(head)
+        )));
+    };
+    request.pre = current
+        .version
+        .pre
+        .as_str()
+        .split('.')
+        .next()
+        .filter(|ident| !ident.is_empty())
+        .map(str::to_owned);
+    Ok(current.clone())
+}
+
+/// The release HEAD already carries (a rerun), unless the decision is a newer one.
+fn carried_release(tags: &Tags, pre_mode: bool, decision: &Decision) -> Option<VersionTag> {
+    let on_head: Vec<VersionTag> = tags
+        .at_head
+        .iter()
+        .filter(|t| pre_mode || t.version.pre.is_empty())
+        .cloned()
+        .collect();
+    let carried = plan::latest(&on_head, true)?;
+    match decision {
+        Decision::Release { version, .. } if *version > carried.version => None,
+        _ => Some(carried.clone()),
     }
 }
 
