@@ -224,7 +224,7 @@ async fn new_service_base(
     let family = named.map(files::family_of);
     match (family.and_then(|f| inputs.task_definition_file(f)), named) {
         (Some(file), _) => Ok((file.task_definition.clone(), file.tags.clone())),
-        (None, Some(named)) => ecs.describe_task_definition(named).await,
+        (None, Some(named)) => Ok(ecs.describe_task_definition(named).await?),
         (None, None) if inputs.task_definition_files.len() == 1 => {
             let file = &inputs.task_definition_files[0];
             Ok((file.task_definition.clone(), file.tags.clone()))
