@@ -9,8 +9,7 @@
 //! the time is git walking history (`--merged` and `log`), so gix was not tried.
 
 use crate::plan::{Commit, VersionTag, release_tag};
-use common::git::git;
-use common::{Error, Result};
+use common::git::{GitError, git};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -19,7 +18,10 @@ const FIELD: char = '\u{1f}';
 
 /// Every tag named `prefix` + a semantic version, with the commit it points at, and
 /// whether that commit is reachable from HEAD.
-pub fn release_tags(dir: &Path, prefix: &str) -> Result<(Vec<VersionTag>, HashSet<String>)> {
+pub fn release_tags(
+    dir: &Path,
+    prefix: &str,
+) -> Result<(Vec<VersionTag>, HashSet<String>), GitError> {
     let pattern = format!("refs/tags/{prefix}*");
     let listing = git(
         dir,
@@ -54,7 +56,11 @@ pub fn release_tags(dir: &Path, prefix: &str) -> Result<(Vec<VersionTag>, HashSe
 
 /// The commits reachable from HEAD and not from `since` (all of history when `None`),
 /// newest first, merges included; only those touching `path` when given.
-pub fn commits_since(dir: &Path, since: Option<&str>, path: Option<&Path>) -> Result<Vec<Commit>> {
+pub fn commits_since(
+    dir: &Path,
+    since: Option<&str>,
+    path: Option<&Path>,
+) -> Result<Vec<Commit>, GitError> {
     let range = match since {
         Some(tag) => format!("refs/tags/{tag}..HEAD"),
         None => "HEAD".to_owned(),
@@ -79,17 +85,17 @@ pub fn commits_since(dir: &Path, since: Option<&str>, path: Option<&Path>) -> Re
 }
 
 /// Whether the repository is a shallow clone (history cut below some depth).
-pub fn is_shallow(dir: &Path) -> Result<bool> {
+pub fn is_shallow(dir: &Path) -> Result<bool, GitError> {
     Ok(git(dir, &["rev-parse", "--is-shallow-repository"])? == "true")
 }
 
 /// HEAD's commit date, `YYYY-MM-DD` (the date shown in the changelog).
-pub fn head_date(dir: &Path) -> Result<String> {
+pub fn head_date(dir: &Path) -> Result<String, GitError> {
     git(dir, &["log", "-1", "--format=%cs", "HEAD"])
 }
 
 /// Creates the annotated (or, with `sign`, signed) tag `name` on HEAD.
-pub fn create_tag(dir: &Path, name: &str, message: &str, sign: bool) -> Result<()> {
+pub fn create_tag(dir: &Path, name: &str, message: &str, sign: bool) -> Result<(), GitError> {
     let kind = if sign { "--sign" } else { "--annotate" };
     // `verbatim`: the default cleanup would drop the `### Features` lines as comments.
     git(
@@ -108,9 +114,12 @@ pub fn create_tag(dir: &Path, name: &str, message: &str, sign: bool) -> Result<(
 }
 
 /// Pushes only the tag `name` to `remote`; nothing else moves.
-pub fn push_tag(dir: &Path, remote: &str, name: &str) -> Result<()> {
+pub fn push_tag(dir: &Path, remote: &str, name: &str) -> Result<(), GitError> {
     let refspec = format!("refs/tags/{name}:refs/tags/{name}");
-    git(dir, &["push", "--porcelain", remote, &refspec])
-        .map_err(|err| Error::failed(format!("pushing {name} to {remote}: {err}")))?;
+    git(dir, &["push", "--porcelain", remote, &refspec]).map_err(|err| GitError::Push {
+        name: name.to_owned(),
+        remote: remote.to_owned(),
+        cause: Box::new(err),
+    })?;
     Ok(())
 }
