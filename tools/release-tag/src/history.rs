@@ -3,9 +3,8 @@
 
 use crate::job::Job;
 use crate::plan::{self, Commit, Facts, VersionTag};
-use crate::repo;
+use crate::repo::Repo;
 use common::{Error, Result};
-use std::path::Path;
 
 /// The release tags of one prefix, split by where they sit relative to HEAD.
 pub(crate) struct Tags {
@@ -21,8 +20,8 @@ pub(crate) struct Tags {
 }
 
 impl Tags {
-    pub(crate) fn read(dir: &Path, prefix: &str, head: &str) -> Result<Tags> {
-        let (all, reachable_names) = repo::release_tags(dir, prefix)?;
+    pub(crate) fn read(repo: &Repo, prefix: &str, head: &str) -> Result<Tags> {
+        let (all, reachable_names) = repo.release_tags(prefix)?;
         let (at_head, others): (Vec<VersionTag>, Vec<VersionTag>) =
             all.iter().cloned().partition(|t| t.commit == head);
         let existing = others.iter().map(|t| t.version.clone()).collect();
@@ -55,8 +54,7 @@ pub(crate) struct History {
 }
 
 impl History {
-    pub(crate) fn read(job: &Job, tags: &Tags, pre_mode: bool) -> Result<History> {
-        let dir = job.repo.as_path();
+    pub(crate) fn read(job: &Job, repo: &Repo, tags: &Tags, pre_mode: bool) -> Result<History> {
         let stable = plan::latest(&tags.reachable, false).cloned();
         // When making a stable release, HEAD's own pre-release tags count as the candidate
         // too (graduating `v2.0.0-rc.1` on the commit it tags gives `v2.0.0`).
@@ -76,7 +74,7 @@ impl History {
         };
         // A shallow clone (actions/checkout's default) may lack the release tags and the
         // commits since them: with no previous release in sight, any answer is a guess.
-        if stable.is_none() && repo::is_shallow(dir)? {
+        if stable.is_none() && repo.is_shallow()? {
             return Err(Error::usage(format!(
                 "the repository is a shallow clone and no {}X.Y.Z tag is reachable: fetch \
                  the full history and tags (actions/checkout with fetch-depth: 0, or \
@@ -86,10 +84,10 @@ impl History {
         }
         let path = job.path.as_deref();
         let name = |tag: &Option<VersionTag>| tag.as_ref().map(|t| t.name.clone());
-        let since_stable = repo::commits_since(dir, name(&stable).as_deref(), path)?;
+        let since_stable = repo.commits_since(name(&stable).as_deref(), path)?;
         let since_previous = match name(&previous) == name(&stable) {
             true => since_stable.clone(),
-            false => repo::commits_since(dir, name(&previous).as_deref(), path)?,
+            false => repo.commits_since(name(&previous).as_deref(), path)?,
         };
         Ok(History {
             stable,

@@ -1,11 +1,12 @@
 //! The whole job (doing): read the history, decide, then (unless `--dry-run`) tag, push and
 //! write the changelog; the envelope gets the release before anything can fail.
 
+use crate::changelog;
 use crate::history::{History, Tags};
 use crate::job::Job;
 use crate::plan::{self, Decision, VersionTag};
 use crate::record::{changes, release_entry};
-use crate::{changelog, repo};
+use crate::repo::Repo;
 use common::envelope::{Bump, Release};
 use common::short::short_commit;
 use common::{Envelope, Error, Result, Ui};
@@ -14,9 +15,8 @@ use std::path::Path;
 /// The whole job: read, decide, then (unless `--dry-run`) tag, push and write.
 pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
     let mut request = job.request.clone();
-    let dir = job.repo.as_path();
-    common::git::work_tree_root(dir)?;
-    let info = common::git::describe(dir)?;
+    let repo = Repo::open(&job.repo)?;
+    let info = repo.describe()?;
     if envelope.git.is_none() {
         envelope.git = Some(info.clone());
     }
@@ -24,14 +24,14 @@ pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()>
     let prefix = job.tag_prefix.as_str();
 
     let group = ui.group("Reading the release history");
-    let tags = Tags::read(dir, prefix, head)?;
+    let tags = Tags::read(&repo, prefix, head)?;
     let current = match job.current {
         true => Some(current_release(&tags, prefix, head, &mut request)?),
         false => None,
     };
     let pre_mode =
         request.pre.is_some() || request.version.as_ref().is_some_and(|v| !v.pre.is_empty());
-    let history = History::read(job, &tags, pre_mode)?;
+    let history = History::read(job, &repo, &tags, pre_mode)?;
     let decision = plan::decide(&request, &history.facts(&tags));
     tracing::debug!(
         "previous release {}, {} commit(s) since; decision {decision:?}",
@@ -52,7 +52,7 @@ pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()>
             carried.name
         );
         let release = release_entry(&carried, &history, bump, job);
-        return publish(job, envelope, ui, release, &history);
+        return publish(job, &repo, envelope, ui, release, &history);
     }
     match decision {
         Decision::Nothing => nothing_to_release(job, envelope, ui, &history, head),
@@ -64,8 +64,8 @@ pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()>
             };
             check_new_tag(job, &tags, &tag, info.dirty)?;
             let release = release_entry(&tag, &history, bump, job);
-            create(job, &release, &history)?;
-            publish(job, envelope, ui, release, &history)
+            create(job, &repo, &release, &history)?;
+            publish(job, &repo, envelope, ui, release, &history)
         }
     }
 }
@@ -175,7 +175,7 @@ fn check_new_tag(job: &Job, tags: &Tags, tag: &VersionTag, dirty: bool) -> Resul
 }
 
 /// Creates the annotated tag (nothing under `--dry-run`).
-fn create(job: &Job, release: &Release, history: &History) -> Result<()> {
+fn create(job: &Job, repo: &Repo, release: &Release, history: &History) -> Result<()> {
     let since = history
         .previous_tag()
         .unwrap_or_else(|| "the first commit".to_owned());
@@ -188,7 +188,7 @@ fn create(job: &Job, release: &Release, history: &History) -> Result<()> {
         return Ok(());
     }
     let message = changelog::tag_message(&release.tag, &history.since_previous);
-    repo::create_tag(&job.repo, &release.tag, &message, job.sign)?;
+    repo.create_tag(&release.tag, &message, job.sign)?;
     tracing::info!(
         "tagged {} on {} ({}, {} commit(s) since {since})",
         release.tag,
@@ -204,12 +204,13 @@ fn create(job: &Job, release: &Release, history: &History) -> Result<()> {
 /// failed push still reports the tag that was made.
 fn publish(
     job: &Job,
+    repo: &Repo,
     envelope: &mut Envelope,
     ui: &Ui,
     mut release: Release,
     history: &History,
 ) -> Result<()> {
-    let date = repo::head_date(&job.repo)?;
+    let date = repo.head_date()?;
     let section = changelog::section(&release.tag, &date, &history.since_previous);
     envelope.release = Some(release.clone());
     ui.set_output("version", &release.version);
@@ -230,7 +231,7 @@ fn publish(
         return Ok(());
     }
     if job.push {
-        repo::push_tag(&job.repo, &job.remote, &release.tag)?;
+        repo.push_tag(&job.remote, &release.tag)?;
         release.pushed = true;
         envelope.release = Some(release.clone());
         tracing::info!("pushed {} to {}", release.tag, job.remote);
