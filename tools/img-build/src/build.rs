@@ -105,14 +105,13 @@ impl<'a> Builder<'a> {
             return Ok(image);
         }
         let started = Instant::now();
-        let id = self.build_new(&plan, &labels, ui).await?;
+        let (name, tags) = (plan.name.clone(), plan.tags.join(", "));
+        let id = self.build_new(plan, &labels, ui).await?;
         let build_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         ui.line(&format!(
-            "{}: built {} in {:.1}s as {}",
-            plan.name,
+            "{name}: built {} in {:.1}s as {tags}",
             short_digest(&id),
             build_ms as f64 / 1000.0,
-            plan.tags.join(", ")
         ));
         image.id = Some(id);
         image.build_ms = Some(build_ms);
@@ -185,7 +184,7 @@ impl<'a> Builder<'a> {
     /// Streams the context to the classic builder and tags the image; returns its id.
     async fn build_new(
         &self,
-        plan: &ImagePlan,
+        mut plan: ImagePlan,
         labels: &BTreeMap<String, String>,
         ui: &Ui,
     ) -> Result<String> {
@@ -193,9 +192,9 @@ impl<'a> Builder<'a> {
             .engine
             .as_ref()
             .ok_or_else(|| Error::failed("no Docker Engine connection"))?;
-        let name = &plan.name;
         let (entries, dockerfile, label_param) =
-            with_labels_in_dockerfile(plan, labels, self.request.target.as_deref())?;
+            with_labels_in_dockerfile(&mut plan, labels, self.request.target.as_deref())?;
+        let name = &plan.name;
         let entries = std::sync::Arc::new(entries);
         let request = || BuildRequest {
             name,
@@ -228,13 +227,14 @@ impl<'a> Builder<'a> {
 
 /// The classic builder commits one step per label passed as a build parameter; one LABEL
 /// instruction appended to (a hidden copy of) the Dockerfile sets them all in one step.
-/// Returns the entries to send, the Dockerfile to build and the labels still to pass.
+/// Returns the entries to send (taken from the plan, not copied), the Dockerfile to build
+/// and the labels still to pass.
 fn with_labels_in_dockerfile(
-    plan: &ImagePlan,
+    plan: &mut ImagePlan,
     labels: &BTreeMap<String, String>,
     target: Option<&str>,
 ) -> Result<(Vec<context::Entry>, String, BTreeMap<String, String>)> {
-    let mut entries = plan.entries.clone();
+    let mut entries = std::mem::take(&mut plan.entries);
     let text = String::from_utf8_lossy(&plan.dockerfile_text);
     let Some(labelled) = plan::dockerfile_with_labels(&text, labels, target) else {
         return Ok((entries, plan.dockerfile_in_tar.clone(), labels.clone()));
