@@ -10,9 +10,40 @@ use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::types::{
     DesiredStatus, Service, ServiceEvent, Tag, Task, TaskDefinition, TaskDefinitionField,
 };
-use common::{Error, Result};
+use common::Error;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// What can go wrong talking to ECS. Every variant is a job failure (exit 1), mapped in
+/// one place (`From<EcsError> for common::Error`).
+#[derive(Debug, thiserror::Error)]
+pub enum EcsError {
+    /// A call failed (after the SDK's retries): what was being done, and the SDK's cause
+    /// chain on one line.
+    #[error("cannot {doing}: {cause}")]
+    Call { doing: String, cause: String },
+    /// ECS answered without what the call is for.
+    #[error("{0}")]
+    Answer(String),
+    /// The service went away while its deployment was followed.
+    #[error("service {cluster}/{service} disappeared during the deployment")]
+    Disappeared { cluster: String, service: String },
+}
+
+impl EcsError {
+    fn call(doing: String, err: &(dyn std::error::Error + 'static)) -> EcsError {
+        EcsError::Call {
+            doing,
+            cause: common::aws::error_line(err),
+        }
+    }
+}
+
+impl From<EcsError> for Error {
+    fn from(err: EcsError) -> Error {
+        Error::failed(err)
+    }
+}
 
 /// Attempts per call, throttling included.
 const MAX_ATTEMPTS: u32 = 8;
@@ -100,7 +131,7 @@ impl Ecs {
     }
 
     /// The service, or `None` when it does not exist (or was deleted: INACTIVE).
-    pub async fn describe_service(&self, name: &str) -> Result<Option<Service>> {
+    pub async fn describe_service(&self, name: &str) -> Result<Option<Service>, EcsError> {
         let output = self
             .client
             .describe_services()
@@ -108,12 +139,7 @@ impl Ecs {
             .services(name)
             .send()
             .await
-            .map_err(|e| {
-                common::aws::failed(
-                    &format!("cannot describe service {}/{name}", self.cluster),
-                    &e,
-                )
-            })?;
+            .map_err(|e| EcsError::call(format!("describe service {}/{name}", self.cluster), &e))?;
         let service = output
             .services
             .unwrap_or_default()
@@ -123,7 +149,10 @@ impl Ecs {
     }
 
     /// The task definition with its tags.
-    pub async fn describe_task_definition(&self, arn: &str) -> Result<(TaskDefinition, Vec<Tag>)> {
+    pub async fn describe_task_definition(
+        &self,
+        arn: &str,
+    ) -> Result<(TaskDefinition, Vec<Tag>), EcsError> {
         let output = self
             .client
             .describe_task_definition()
@@ -131,28 +160,26 @@ impl Ecs {
             .include(TaskDefinitionField::Tags)
             .send()
             .await
-            .map_err(|e| {
-                common::aws::failed(&format!("cannot describe task definition {arn}"), &e)
-            })?;
+            .map_err(|e| EcsError::call(format!("describe task definition {arn}"), &e))?;
         let td = output
             .task_definition
-            .ok_or_else(|| Error::failed(format!("ECS described no task definition {arn}")))?;
+            .ok_or_else(|| EcsError::Answer(format!("ECS described no task definition {arn}")))?;
         Ok((td, output.tags.unwrap_or_default()))
     }
 
     /// Registers `td` as a new revision; returns its ARN.
-    pub async fn register(&self, td: &TaskDefinition, tags: &[Tag]) -> Result<String> {
+    pub async fn register(&self, td: &TaskDefinition, tags: &[Tag]) -> Result<String, EcsError> {
         let family = td.family().unwrap_or_default();
         let output = crate::taskdef::registration(&self.client, td, tags)
             .send()
             .await
-            .map_err(|e| {
-                common::aws::failed(&format!("cannot register task definition {family}"), &e)
-            })?;
+            .map_err(|e| EcsError::call(format!("register task definition {family}"), &e))?;
         output
             .task_definition
             .and_then(|td| td.task_definition_arn)
-            .ok_or_else(|| Error::failed("RegisterTaskDefinition answered without an ARN"))
+            .ok_or_else(|| {
+                EcsError::Answer("RegisterTaskDefinition answered without an ARN".to_owned())
+            })
     }
 
     /// Points the service at `task_definition`; returns the service as updated.
@@ -162,7 +189,7 @@ impl Ecs {
         task_definition: &str,
         desired_count: Option<i32>,
         force_new_deployment: bool,
-    ) -> Result<Service> {
+    ) -> Result<Service, EcsError> {
         let output = self
             .client
             .update_service()
@@ -174,18 +201,15 @@ impl Ecs {
             .send()
             .await
             .map_err(|e| {
-                common::aws::failed(
-                    &format!("cannot update service {}/{service}", self.cluster),
-                    &e,
-                )
+                EcsError::call(format!("update service {}/{service}", self.cluster), &e)
             })?;
-        output
-            .service
-            .ok_or_else(|| Error::failed("UpdateService answered without the service"))
+        output.service.ok_or_else(|| {
+            EcsError::Answer("UpdateService answered without the service".to_owned())
+        })
     }
 
     /// Changes only the desired count.
-    pub async fn scale_service(&self, service: &str, desired_count: i32) -> Result<()> {
+    pub async fn scale_service(&self, service: &str, desired_count: i32) -> Result<(), EcsError> {
         self.client
             .update_service()
             .cluster(&self.cluster)
@@ -193,12 +217,7 @@ impl Ecs {
             .desired_count(desired_count)
             .send()
             .await
-            .map_err(|e| {
-                common::aws::failed(
-                    &format!("cannot scale service {}/{service}", self.cluster),
-                    &e,
-                )
-            })?;
+            .map_err(|e| EcsError::call(format!("scale service {}/{service}", self.cluster), &e))?;
         Ok(())
     }
 
@@ -208,7 +227,7 @@ impl Ecs {
         definition: &Service,
         task_definition: &str,
         desired_count: Option<i32>,
-    ) -> Result<Service> {
+    ) -> Result<Service, EcsError> {
         let d = definition.clone();
         let name = d.service_name.clone().unwrap_or_default();
         let output = self
@@ -238,15 +257,10 @@ impl Ecs {
             .set_availability_zone_rebalancing(d.availability_zone_rebalancing)
             .send()
             .await
-            .map_err(|e| {
-                common::aws::failed(
-                    &format!("cannot create service {}/{name}", self.cluster),
-                    &e,
-                )
-            })?;
-        output
-            .service
-            .ok_or_else(|| Error::failed("CreateService answered without the service"))
+            .map_err(|e| EcsError::call(format!("create service {}/{name}", self.cluster), &e))?;
+        output.service.ok_or_else(|| {
+            EcsError::Answer("CreateService answered without the service".to_owned())
+        })
     }
 
     /// One look at the service and at the stopped tasks of `deployment_id`. Tasks already
@@ -256,13 +270,14 @@ impl Ecs {
         service: &str,
         deployment_id: &str,
         stopped: &mut BTreeMap<String, StoppedTask>,
-    ) -> Result<(Observation, Vec<ServiceEvent>)> {
-        let described = self.describe_service(service).await?.ok_or_else(|| {
-            Error::failed(format!(
-                "service {}/{service} disappeared during the deployment",
-                self.cluster
-            ))
-        })?;
+    ) -> Result<(Observation, Vec<ServiceEvent>), EcsError> {
+        let described =
+            self.describe_service(service)
+                .await?
+                .ok_or_else(|| EcsError::Disappeared {
+                    cluster: self.cluster.clone(),
+                    service: service.to_owned(),
+                })?;
         self.collect_stopped_tasks(deployment_id, stopped).await?;
         let observation = Observation {
             deployments: described.deployments().iter().map(view).collect(),
@@ -275,7 +290,7 @@ impl Ecs {
         &self,
         deployment_id: &str,
         stopped: &mut BTreeMap<String, StoppedTask>,
-    ) -> Result<()> {
+    ) -> Result<(), EcsError> {
         let listed = self
             .client
             .list_tasks()
@@ -284,7 +299,7 @@ impl Ecs {
             .desired_status(DesiredStatus::Stopped)
             .send()
             .await
-            .map_err(|e| common::aws::failed("cannot list stopped tasks", &e))?;
+            .map_err(|e| EcsError::call("list stopped tasks".to_owned(), &e))?;
         let new: Vec<String> = listed
             .task_arns()
             .iter()
@@ -300,7 +315,7 @@ impl Ecs {
                 .set_tasks(Some(chunk.to_vec()))
                 .send()
                 .await
-                .map_err(|e| common::aws::failed("cannot describe stopped tasks", &e))?;
+                .map_err(|e| EcsError::call("describe stopped tasks".to_owned(), &e))?;
             for task in described.tasks() {
                 // A task asked to stop may still be stopping; count it once it has.
                 if task.last_status() == Some("STOPPED") {
