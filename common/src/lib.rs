@@ -1,7 +1,9 @@
 //! The contract shared by the shipkit tools (DESIGN.md), implemented once.
 //!
 //! # What is here
-//! - [`envelope`]: the JSON document that flows down a pipeline, unknown fields kept;
+//! - [`envelope`]: the JSON document that flows down a pipeline, unknown fields kept; its
+//!   vocabularies (deployment outcome and platform, release bump, change type) are enums that
+//!   keep unknown values too;
 //! - [`input`] and [`output`]: reading it (rules 1–3) and writing it (rule 5);
 //! - [`error`]: errors that know their exit code (rule 6);
 //! - [`runner`]: the `main` every tool shares (rule 4, SIGINT, broken pipes);
@@ -14,7 +16,7 @@
 //! - `aws` (feature `aws`): the AWS configuration through the ordinary chain, SDK errors on
 //!   one line;
 //! - `docker` (feature `docker`): connecting to the Docker Engine with version negotiation;
-//! - `git` (feature `git`): the state of a working tree, through the git CLI;
+//! - `git` (feature `git`): the state of a working tree, through the git CLI, and `GitError`;
 //! - `http` (feature `http`): an HTTP client with the user's TLS choices.
 
 pub mod actions;
