@@ -61,12 +61,12 @@
 //!   ECR and STS calls; [`engine`]: the Docker Engine calls; [`error`]: what each of them
 //!   can fail with, and the exit code;
 //! - [`record`]: the envelope's `pushed[]` entries; [`report`]: Actions outputs, the step
-//!   summary and the closing line; [`display`], [`retry`]: short digests, backoff.
+//!   summary and the closing line; [`retry`]: the retry budget (the schedule is
+//!   `common::retry`'s).
 
 pub mod auth;
 pub mod challenge;
 pub mod config;
-pub mod display;
 pub mod ecr;
 pub mod engine;
 pub mod error;

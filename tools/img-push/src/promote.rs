@@ -3,7 +3,6 @@
 
 use crate::auth::Credentials;
 use crate::config::{Config, PromoteRequest};
-use crate::display::short_digest;
 use crate::error::RegistryError;
 use crate::manifest::Manifest;
 use crate::plan::{self, PromoteAction};
@@ -15,6 +14,7 @@ use crate::sources::Source;
 use crate::target::{Target, connect, ready_repositories};
 use common::envelope::Envelope;
 use common::reference::{check_path, check_tag};
+use common::short::short_digest;
 use common::{Error, Result, Ui};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;

@@ -1,11 +1,11 @@
-//! The closing report: GitHub Actions step outputs and step summary, and a line on stderr
-//! (kept apart so that shared Actions helpers can replace the first two in one place).
+//! The closing report: GitHub Actions step outputs and step summary (through `common`'s
+//! helpers, shared with the other tools), and a line on stderr.
 
-use crate::display::short_digest;
 use crate::record::JobResult;
 use common::Ui;
+use common::actions::{ItemOutputs, SummaryTable, item_outputs};
 use common::envelope::Pushed;
-use std::collections::BTreeSet;
+use common::short::short_digest;
 use std::time::Instant;
 
 /// Step outputs and the step summary under GitHub Actions; a closing line on stderr.
@@ -15,7 +15,7 @@ pub fn report(results: &[JobResult], started: Instant, dry_run: bool, verb: &str
         .iter()
         .flat_map(|r| r.pushed.iter().map(move |p| (r.source.name.as_str(), p)))
         .collect();
-    set_outputs(&entries, ui);
+    ui.set_outputs(&item_outputs(&outputs(&entries)));
     ui.summary(&summary(&entries, verb));
     let skipped = entries.iter().filter(|(_, p)| p.skipped).count();
     ui.line(&format!(
@@ -26,70 +26,88 @@ pub fn report(results: &[JobResult], started: Instant, dry_run: bool, verb: &str
     ));
 }
 
-/// `digest` and `reference` of the last entry; with several images, `<name>_digest` and
-/// `<name>_reference` of each image's first.
-fn set_outputs(entries: &[(&str, &Pushed)], ui: &Ui) {
-    if let Some((_, last)) = entries.last() {
-        ui.set_output("digest", &last.digest);
-        ui.set_output("reference", &last.reference);
-    }
-    let names: BTreeSet<&str> = entries.iter().map(|(name, _)| *name).collect();
-    if names.len() > 1 {
-        for name in &names {
-            if let Some((_, first)) = entries.iter().find(|(n, _)| n == name) {
-                let key = output_key(name);
-                ui.set_output(&format!("{key}_digest"), &first.digest);
-                ui.set_output(&format!("{key}_reference"), &first.reference);
-            }
-        }
-    }
-}
-
-/// An image name as a step output key (`team/api-v2` → `team_api_v2`).
-fn output_key(name: &str) -> String {
-    name.replace(['/', '.', '-'], "_")
+/// Each tag's `digest` and `reference`, under its image's name (`common` decides the keys:
+/// the last tag's as they are, and `<name>_digest` per image when there are several).
+fn outputs(entries: &[(&str, &Pushed)]) -> Vec<ItemOutputs> {
+    entries
+        .iter()
+        .map(|(name, pushed)| ItemOutputs {
+            name: (*name).to_owned(),
+            values: vec![
+                ("digest", pushed.digest.clone()),
+                ("reference", pushed.reference.clone()),
+            ],
+        })
+        .collect()
 }
 
 /// The step summary: a Markdown table, one row per tag.
 fn summary(entries: &[(&str, &Pushed)], verb: &str) -> String {
-    let mut summary = String::from("| image | pushed to | digest | result |\n|---|---|---|---|\n");
+    let mut table = SummaryTable::new(&["image", "pushed to", "digest", "result"]);
     for (name, entry) in entries {
-        summary.push_str(&format!(
-            "| {name} | {}:{} | `{}` | {} |\n",
-            entry.repository,
-            entry.tag,
-            short_digest(&entry.digest),
-            match (entry.dry_run, entry.skipped) {
-                (true, _) => "dry run",
-                (_, true) => "already there",
-                _ => verb,
-            }
-        ));
+        let digest = match short_digest(&entry.digest) {
+            "" => "(unknown)".to_owned(),
+            short => format!("`{short}`"),
+        };
+        let result = match (entry.dry_run, entry.skipped) {
+            (true, _) => "dry run",
+            (_, true) => "already there",
+            _ => verb,
+        };
+        table.row([
+            (*name).to_owned(),
+            format!("{}:{}", entry.repository, entry.tag),
+            digest,
+            result.to_owned(),
+        ]);
     }
-    summary
+    table.to_markdown()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_summary_has_a_row_per_tag() {
-        let pushed = |tag: &str, skipped: bool| Pushed {
+    fn pushed(tag: &str, skipped: bool) -> Pushed {
+        Pushed {
             repository: "r.example.com/api".into(),
             tag: tag.into(),
             digest: format!("sha256:{}", "a".repeat(64)),
+            reference: format!("r.example.com/api@sha256:{}", "a".repeat(64)),
             skipped,
             ..Pushed::default()
-        };
+        }
+    }
+
+    #[test]
+    fn the_summary_has_a_row_per_tag() {
         let (one, two) = (pushed("1", false), pushed("2", true));
         let table = summary(&[("api", &one), ("api", &two)], "promoted");
         assert_eq!(
             table,
             "| image | pushed to | digest | result |\n|---|---|---|---|\n\
-             | api | r.example.com/api:1 | `sha256:aaaaaaaaaaaa` | promoted |\n\
-             | api | r.example.com/api:2 | `sha256:aaaaaaaaaaaa` | already there |\n"
+             | api | r.example.com/api:1 | `aaaaaaaaaaaa` | promoted |\n\
+             | api | r.example.com/api:2 | `aaaaaaaaaaaa` | already there |\n"
         );
-        assert_eq!(output_key("team/api-v2.1"), "team_api_v2_1");
+    }
+
+    #[test]
+    fn outputs_name_each_image_when_there_are_several() {
+        let (api, auth) = (pushed("1", false), pushed("2", false));
+        let keys: Vec<String> = item_outputs(&outputs(&[("api", &api), ("auth-server", &auth)]))
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "digest",
+                "reference",
+                "api_digest",
+                "api_reference",
+                "auth_server_digest",
+                "auth_server_reference"
+            ]
+        );
     }
 }

@@ -1,7 +1,7 @@
-//! When to try again: the retry budget and the backoff schedule (pure but for the wait).
-//!
-//! Kept apart so that one shared schedule can replace it in one place.
+//! When to try again: the retry budget; the schedule is `common::retry`'s, shared by every
+//! tool.
 
+use common::retry::{Backoff, Jitter};
 use std::time::Duration;
 
 /// How often and how patiently to retry transient failures.
@@ -14,9 +14,19 @@ pub struct Retry {
 }
 
 impl Retry {
+    /// The schedule: `first_delay`, doubling, at most 30 s, with up to a quarter of jitter
+    /// added so parallel jobs spread out.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::doubling(
+            self.first_delay,
+            Duration::from_secs(30),
+            Jitter::longer_by(0.25),
+        )
+    }
+
     /// Waits before retry `attempt` (1-based), logging why.
     pub async fn wait(&self, attempt: u32, what: &str, why: &str) {
-        let delay = backoff(attempt, self.first_delay, rand::random::<f64>());
+        let delay = self.backoff().next(attempt);
         tracing::warn!(
             "{what}: {why}; retry {attempt}/{} in {:.1}s",
             self.retries,
@@ -26,24 +36,20 @@ impl Retry {
     }
 }
 
-/// How long to wait before retry number `attempt` (1-based): `first`, doubling, at most 30 s,
-/// with up to a quarter of jitter added (`jitter` in `0.0..1.0`) so parallel jobs spread out.
-pub fn backoff(attempt: u32, first: Duration, jitter: f64) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-    let base = first.saturating_mul(factor).min(Duration::from_secs(30));
-    base + base.mul_f64(jitter.clamp(0.0, 1.0) / 4.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn backoff_doubles_up_to_a_cap() {
-        let first = Duration::from_millis(500);
-        assert_eq!(backoff(1, first, 0.0), Duration::from_millis(500));
-        assert_eq!(backoff(3, first, 0.0), Duration::from_secs(2));
-        assert_eq!(backoff(20, first, 0.0), Duration::from_secs(30));
-        assert_eq!(backoff(1, first, 1.0), Duration::from_millis(625));
+        let retry = Retry {
+            retries: 5,
+            first_delay: Duration::from_millis(500),
+        };
+        let delay = |attempt, unit| retry.backoff().delay(attempt, unit);
+        assert_eq!(delay(1, 0.0), Duration::from_millis(500));
+        assert_eq!(delay(3, 0.0), Duration::from_secs(2));
+        assert_eq!(delay(20, 0.0), Duration::from_secs(30));
+        assert_eq!(delay(1, 1.0), Duration::from_millis(625));
     }
 }

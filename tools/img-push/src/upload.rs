@@ -2,7 +2,6 @@
 //! nothing, when the registry holds the manifest already), write the other tags by
 //! manifest `PUT`, and check the digest with the registry.
 
-use crate::display::short_digest;
 use crate::engine::{self, Engine, LocalImage, PushError, PushProgress};
 use crate::error::{EngineError, RegistryError};
 use crate::manifest::Manifest;
@@ -14,6 +13,7 @@ use crate::registry::Registry;
 use crate::retry::Retry;
 use crate::sources::Source;
 use common::envelope::Pushed;
+use common::short::short_digest;
 use common::{Error, Result, Ui};
 use std::collections::BTreeMap;
 use std::time::Instant;
