@@ -122,12 +122,12 @@ mod tests {
         }
     }
 
-    /// Asserts what parsing `flags` gives with the variables `env` set (and no other
-    /// SHIPKIT_ variable). clap reads the process environment, which a test may not change
+    /// Parses `flags` with the variables `env` set (and no other SHIPKIT_ variable) and
+    /// expects `expected`. clap reads the process environment, which a test may not change
     /// (`set_var` is unsafe while other tests run in threads): the case runs in this test
-    /// binary started again as a child, which runs only [`parse_in_child`].
-    #[track_caller]
-    fn assert_parses(env: &[(&str, &str)], flags: &[&str], expected: &str) {
+    /// binary started again as a child, which runs only [`parse_in_child`]. Returns whether
+    /// the child's test passed, and what it printed.
+    fn run_child(env: &[(&str, &str)], flags: &[&str], expected: &str) -> (bool, String) {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "cli::tests::parse_in_child", "--test-threads=1"])
             .env_remove("SHIPKIT_PRETTY")
@@ -138,21 +138,39 @@ mod tests {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
-        assert!(
+        (
             out.status.success() && text.contains("1 passed"),
-            "env {env:?}, flags {flags:?}:\n{text}"
-        );
+            text.into_owned(),
+        )
     }
 
-    /// The child's side of [`assert_parses`]; passes trivially when run as a normal test.
+    /// Asserts what parsing `flags` gives with the variables `env` set: [`run_child`].
+    #[track_caller]
+    fn assert_parses(env: &[(&str, &str)], flags: &[&str], expected: &str) {
+        let (passed, text) = run_child(env, flags, expected);
+        assert!(passed, "env {env:?}, flags {flags:?}:\n{text}");
+    }
+
+    /// Both sides of [`assert_parses`]. In the child (the variables set) it parses and
+    /// asserts. Run as an ordinary test it checks the round trip itself: the child sees the
+    /// environment it is given, a right expectation passes there and a wrong one fails, so
+    /// the tests built on [`assert_parses`] can fail.
     #[test]
     fn parse_in_child() {
-        let (Ok(flags), Ok(expected)) = (std::env::var(CHILD_FLAGS), std::env::var(CHILD_EXPECT))
-        else {
+        if let (Ok(flags), Ok(expected)) = (std::env::var(CHILD_FLAGS), std::env::var(CHILD_EXPECT))
+        {
+            let flags: Vec<&str> = flags.split('\n').filter(|f| !f.is_empty()).collect();
+            assert_eq!(outcome(&flags), expected);
             return;
-        };
-        let flags: Vec<&str> = flags.split('\n').filter(|f| !f.is_empty()).collect();
-        assert_eq!(outcome(&flags), expected);
+        }
+        let pretty = [("SHIPKIT_PRETTY", "1")];
+        assert_parses(&pretty, &["-vv"], "pretty=true quiet=false verbose=2");
+        let (passed, text) = run_child(&pretty, &["-vv"], "pretty=false quiet=false verbose=2");
+        assert!(!passed, "a wrong expectation passed in the child:\n{text}");
+        assert!(
+            text.contains("pretty=true quiet=false verbose=2"),
+            "the child says what it parsed:\n{text}"
+        );
     }
 
     #[test]

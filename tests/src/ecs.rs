@@ -32,24 +32,19 @@
 //! removes what it built and pulled on drop.
 #![allow(clippy::print_stderr)] // a failing test explains itself on stderr
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::services_env;
-
-/// The ECR host of the local services when `target/services.env` does not name one.
-pub const DEFAULT_ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
-
-/// Where Debian's busybox-static installs the static busybox the images are made of.
-const BUSYBOX: &str = "/bin/busybox";
+use crate::docker::{Docker, busybox, docker, docker_ok};
+use crate::ecr::{create_ecr_repository, ecr_host, ecr_password};
+use crate::http_server::unused_port;
+use crate::{services_env, unique};
 
 /// The port the images' httpd listens on (the examples' `containerPort`).
 pub const HTTP_PORT: u16 = 8080;
@@ -104,14 +99,6 @@ fn emulator_bin() -> PathBuf {
     path
 }
 
-/// A free loopback port (free when asked; the emulator binds it right after).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 /// An `ecs-emulator` process of a test's own, on a free loopback port; SIGTERM on drop.
 pub struct EcsEmulator {
     child: Child,
@@ -136,7 +123,7 @@ impl EcsEmulator {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("tempdir for the emulator's log");
             let log = dir.path().join("ecs-emulator.log");
-            let port = free_port();
+            let port = unused_port();
             let listen = format!("127.0.0.1:{port}");
             let lb = format!("{}-{}", lb_ports.0, lb_ports.1);
             let mut command = Command::new(&bin);
@@ -366,82 +353,12 @@ pub fn web_load_balancer(service: &str) -> aws_sdk_ecs::types::LoadBalancer {
         .build()
 }
 
-/// The ECR host of the local services (`SHIPKIT_ECR_HOST`).
-pub fn ecr_host() -> String {
-    services_env()
-        .and_then(|env| env.get("SHIPKIT_ECR_HOST").cloned())
-        .unwrap_or_else(|| DEFAULT_ECR_HOST.to_owned())
-}
-
-/// A name unique to this process and call, for repositories, tags, clusters and services
-/// (lower case, digits and `-`, so valid for all of them).
-pub fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{}-{}-{nanos:x}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn docker(args: &[&str]) -> std::process::Output {
-    docker_with(args, &[], None)
-}
-
-fn docker_with(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> std::process::Output {
-    let mut command = Command::new("docker");
-    command
-        .args(args)
-        // The Engine is 20.10 without BuildKit's front end: the legacy builder.
-        .env("DOCKER_BUILDKIT", "0")
-        .envs(env.iter().copied())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(host) = services_env().and_then(|env| env.get("DOCKER_HOST").cloned()) {
-        command.env("DOCKER_HOST", host);
-    }
-    let mut child = command
-        .spawn()
-        .expect("run docker (is docker.io installed?)");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        pipe.write_all(input.as_bytes())
-            .expect("write docker's stdin");
-    }
-    child.wait_with_output().expect("wait for docker")
-}
-
-#[track_caller]
-fn docker_ok(args: &[&str]) -> String {
-    let out = docker(args);
-    assert!(
-        out.status.success(),
-        "docker {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// Builds `reference` from a Dockerfile and files (path relative to the context, contents)
 /// plus the static busybox at `busybox`; returns the image id. No build cache: a cached
 /// intermediate image shared with a parallel test could be removed under it.
 pub fn build_image(reference: &str, dockerfile: &str, files: &[(&str, &str)]) -> String {
-    assert!(
-        Path::new(BUSYBOX).is_file(),
-        "{BUSYBOX} is missing: apt-get install busybox-static (scripts/services up installs it)"
-    );
     let dir = tempfile::tempdir().expect("tempdir for the build context");
-    std::fs::copy(BUSYBOX, dir.path().join("busybox")).expect("copy busybox");
+    std::fs::copy(busybox(), dir.path().join("busybox")).expect("copy busybox");
     std::fs::write(dir.path().join("Dockerfile"), dockerfile).expect("write the Dockerfile");
     for (path, contents) in files {
         let path = dir.path().join(path.trim_start_matches('/'));
@@ -487,66 +404,6 @@ pub fn crashing_image(reference: &str) -> String {
     )
 }
 
-/// A JSON 1.1 call to moto's ECR API (`AWS_ENDPOINT_URL_ECR`); moto checks no signature.
-fn moto_ecr(operation: &str, body: &Value) -> Result<Value, String> {
-    let env = services_env()
-        .ok_or("target/services.env is missing: run `scripts/services up` (make test does)")?;
-    let endpoint = env
-        .get("AWS_ENDPOINT_URL_ECR")
-        .ok_or("AWS_ENDPOINT_URL_ECR is not in target/services.env: moto is not up")?;
-    let port: u16 = endpoint
-        .strip_prefix("http://127.0.0.1:")
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .ok_or_else(|| {
-            format!("AWS_ENDPOINT_URL_ECR={endpoint}: expected http://127.0.0.1:PORT")
-        })?;
-    let target = format!("X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.{operation}");
-    let (status, answer) = http_request(
-        port,
-        "POST",
-        "/",
-        &[
-            &target,
-            "Content-Type: application/x-amz-json-1.1",
-            "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
-        ],
-        &body.to_string(),
-    )?;
-    let value: Value = serde_json::from_str(&answer)
-        .map_err(|err| format!("moto answered {status} {answer:?}: {err}"))?;
-    if status == 200 {
-        Ok(value)
-    } else {
-        Err(format!("moto's ECR {operation} answered {status}: {value}"))
-    }
-}
-
-/// The password of the local ECR host: moto's ECR token is `base64("AWS:<password>")`.
-pub fn ecr_password() -> String {
-    let answer =
-        moto_ecr("GetAuthorizationToken", &json!({})).unwrap_or_else(|err| panic!("{err}"));
-    let token = answer["authorizationData"][0]["authorizationToken"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no authorizationToken in {answer}"));
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .expect("the ECR token is base64");
-    let decoded = String::from_utf8(decoded).expect("the ECR token is text");
-    decoded
-        .split_once(':')
-        .map(|(_, password)| password.to_owned())
-        .expect("the ECR token is AWS:<password>")
-}
-
-/// Creates an ECR repository in moto, as a real push to ECR needs (an existing one is fine).
-pub fn create_ecr_repository(name: &str) {
-    match moto_ecr("CreateRepository", &json!({"repositoryName": name})) {
-        Ok(_) => {}
-        Err(err) if err.contains("RepositoryAlreadyExistsException") => {}
-        Err(err) => panic!("{err}"),
-    }
-}
-
 /// Pushes a local image tagged `<ecr host>/<repository>:<tag>` to the local ECR host (creating
 /// the repository in moto, logging in with moto's token in a Docker config of its own) and
 /// returns its digest reference, `<ecr host>/<repository>@sha256:…`.
@@ -560,31 +417,9 @@ pub fn push_to_ecr(reference: &str) -> String {
         .map_or(repository_path, |(name, _)| name);
     create_ecr_repository(repository_name);
     let config = tempfile::tempdir().expect("tempdir for a Docker config");
-    let config_dir = config.path().to_str().expect("a UTF-8 temporary path");
-    let login = docker_with(
-        &[
-            "--config",
-            config_dir,
-            "login",
-            "--username",
-            "AWS",
-            "--password-stdin",
-            &host,
-        ],
-        &[],
-        Some(&ecr_password()),
-    );
-    assert!(
-        login.status.success(),
-        "docker login {host}: {}",
-        String::from_utf8_lossy(&login.stderr)
-    );
-    let push = docker_with(&["--config", config_dir, "push", reference], &[], None);
-    assert!(
-        push.status.success(),
-        "docker push {reference}: {}",
-        String::from_utf8_lossy(&push.stderr)
-    );
+    let client = Docker::with_config(config.path());
+    client.login(&host, "AWS", &ecr_password());
+    client.ok(&["push", reference]);
     let repository = format!("{host}/{repository_name}");
     let digests: Vec<String> = serde_json::from_str(&docker_ok(&[
         "image",
@@ -662,25 +497,6 @@ impl Drop for TestImages {
     }
 }
 
-/// Polls `check` every 250 ms until it returns `Some`, or panics naming `what` after `within`.
-pub async fn wait_for<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 /// `GET path` on a loopback port over a fresh connection: `Ok((status, body))`, or `Err` when
 /// nothing answered (connection refused, reset, timed out).
 pub fn http_get(port: u16, path: &str) -> Result<(u16, String), String> {
@@ -721,13 +537,6 @@ fn http_request(
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| format!("127.0.0.1:{port} answered no status: {head:?}"))?;
     Ok((status, body.to_owned()))
-}
-
-/// The settings of `target/services.env`, or a panic saying how to get them.
-pub fn services() -> BTreeMap<String, String> {
-    services_env().unwrap_or_else(|| {
-        panic!("the local services are not up: run `scripts/services up` (no target/services.env)")
-    })
 }
 
 #[cfg(test)]

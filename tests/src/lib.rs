@@ -9,15 +9,29 @@
 //!     .run();
 //! out.assert_code(124);
 //! ```
+//!
+//! The rest of the support, one copy each:
+//! - [`unique`]: names that parallel tests never share;
+//! - [`services`]/[`services_env`]: the settings of the local services (`target/services.env`);
+//! - [`docker`]: the `docker` CLI against the local Engine ([`docker::Docker`], [`docker::docker`]);
+//! - [`ecr`]: moto's ECR API through `aws-sdk-ecr` (the login token, repositories);
+//! - [`wait`]: polling until something is true ([`wait::wait_for`]);
+//! - [`http_server`]: scripted HTTP(S) servers on loopback, [`http_server::unused_port`];
+//! - [`ecs`]: an ECS emulator per test, an `aws-sdk-ecs` client, busybox images in ECR.
 
+pub mod docker;
+pub mod ecr;
 pub mod ecs;
 pub mod http_server;
+pub mod wait;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A tool invocation being built.
 #[derive(Debug, Clone)]
@@ -156,6 +170,17 @@ impl Output {
         })
     }
 
+    /// stdout decoded into the contract's own type, [`common::Envelope`]: a field of the
+    /// wrong type or shape fails here, as it would for the next tool of a pipeline.
+    pub fn envelope(&self) -> common::Envelope {
+        serde_json::from_value(self.json()).unwrap_or_else(|err| {
+            panic!(
+                "stdout is not a shipkit envelope ({err}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
     /// Asserts the exit code, showing stderr when it differs.
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Output {
@@ -208,17 +233,56 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
-/// Reads `target/services.env` (written by `scripts/services up`) into key/value pairs, or
-/// `None` when the services are not up.
+/// The settings of the local services: `target/services.env` (written by `scripts/services up`)
+/// as key/value pairs; in a checkout without one (a git worktree), those of a services.env the
+/// test's environment has sourced (`SHIPKIT_SERVICES_DIR` is set); `None` when neither.
 pub fn services_env() -> Option<BTreeMap<String, String>> {
     let path = repo_root().join("target/services.env");
-    let text = std::fs::read_to_string(path).ok()?;
-    Some(
-        text.lines()
-            .filter_map(|line| line.trim().strip_prefix("export "))
-            .filter_map(|line| line.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.trim_matches(['"', '\'']).to_owned()))
-            .collect(),
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(parse_services_env(&text)),
+        Err(_) => sourced_services_env(),
+    }
+}
+
+/// The `export KEY=value` lines of a services.env.
+fn parse_services_env(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.trim().strip_prefix("export "))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches(['"', '\'']).to_owned()))
+        .collect()
+}
+
+/// The services.env the process environment has sourced, read again from its file (so the
+/// test sees exactly its keys, not whatever else the environment holds).
+fn sourced_services_env() -> Option<BTreeMap<String, String>> {
+    let dir = std::env::var_os("SHIPKIT_SERVICES_DIR")?;
+    let file = Path::new(&dir).parent()?.join("services.env");
+    std::fs::read_to_string(file)
+        .ok()
+        .map(|text| parse_services_env(&text))
+}
+
+/// The settings of the local services, or a panic saying how to get them: a test that needs
+/// the services fails, loudly, when they are not up.
+pub fn services() -> BTreeMap<String, String> {
+    services_env().unwrap_or_else(|| {
+        panic!("the local services are not up: run `scripts/services up` (no target/services.env)")
+    })
+}
+
+/// A name unique to this process and call, for images, repositories, tags, clusters and
+/// services (lower case, digits and `-`, so valid for all of them): `<prefix>-<pid>-<n>-<hex>`.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
 
@@ -228,4 +292,56 @@ pub fn repo_root() -> PathBuf {
         .parent()
         .expect("tests/ sits in the repository root")
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_differ_and_are_valid_docker_and_ecs_names() {
+        let names: Vec<String> = (0..100).map(|_| unique("Pre")).collect();
+        let mut distinct = names.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), names.len());
+        for name in &names {
+            let rest = name.strip_prefix("Pre-").expect("the prefix first");
+            assert!(
+                rest.chars()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == '-'),
+                "{name}"
+            );
+        }
+    }
+
+    fn output(stdout: &str) -> Output {
+        Output {
+            code: 0,
+            stdout: stdout.to_owned(),
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn stdout_decodes_into_the_envelope_with_unknown_fields_kept() {
+        let envelope = output("{\"schema\":\"shipkit/v1\",\"future\":1}\n").envelope();
+        assert_eq!(envelope.schema, "shipkit/v1");
+        assert_eq!(envelope.extra["future"], 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "stdout is not a shipkit envelope")]
+    fn stdout_of_the_wrong_shape_is_not_an_envelope() {
+        output("{\"images\":\"not a list\"}\n").envelope();
+    }
+
+    #[test]
+    fn services_env_lines_are_exports_with_quotes_removed() {
+        let env = parse_services_env(
+            "# comment\nexport A=1\nexport B=\"two words\"\nexport C='x=y'\nPATH=no\n",
+        );
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(pairs, [("A", "1"), ("B", "two words"), ("C", "x=y")]);
+    }
 }

@@ -9,9 +9,10 @@
 use std::time::Duration;
 
 use shipkit_tests::ecs::{
-    CRASH_EXIT_CODE, EcsEmulator, TestImages, ecs_client, http_get, register_web, services, unique,
-    wait_for, web_load_balancer,
+    CRASH_EXIT_CODE, EcsEmulator, TestImages, ecs_client, http_get, register_web, web_load_balancer,
 };
+use shipkit_tests::wait::wait_for;
+use shipkit_tests::{services, unique};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pushed_image_serves_on_the_services_load_balancer_port() {

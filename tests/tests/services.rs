@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use serde_json::Value;
+use shipkit_tests::ecr::ecr_login;
 use shipkit_tests::{Cmd, services_env};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -43,38 +44,6 @@ fn docker_engine_answers_on_docker_host() {
     assert_eq!(body["ApiVersion"], "1.41", "{body}");
 }
 
-/// Asks the ECR stand-in (moto) for a registry token, as `aws ecr get-authorization-token`
-/// does; moto does not check signatures, so a plain JSON 1.1 call is enough here.
-fn ecr_authorization(env: &BTreeMap<String, String>) -> (String, String) {
-    let endpoint = var(env, "AWS_ENDPOINT_URL_ECR");
-    let address = endpoint
-        .strip_prefix("http://")
-        .expect("moto speaks plain HTTP");
-    let stream = std::net::TcpStream::connect(address).expect("connect to moto");
-    let body = "{}";
-    let request = format!(
-        "POST / HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/x-amz-json-1.1\r\n\
-         X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken\r\n\
-         Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let response = exchange(stream, &request);
-    let json: Value = serde_json::from_str(response.split("\r\n\r\n").nth(1).unwrap())
-        .unwrap_or_else(|e| panic!("moto answered {response}: {e}"));
-    let data = &json["authorizationData"][0];
-    let token = base64::engine::general_purpose::STANDARD
-        .decode(data["authorizationToken"].as_str().unwrap())
-        .unwrap();
-    let token = String::from_utf8(token).unwrap();
-    let (user, password) = token.split_once(':').unwrap();
-    assert_eq!(user, "AWS");
-    (
-        data["proxyEndpoint"].as_str().unwrap().to_owned(),
-        password.to_owned(),
-    )
-}
-
 fn basic_auth(user: &str, password: &str) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Authorization: Basic {encoded}")
@@ -83,11 +52,14 @@ fn basic_auth(user: &str, password: &str) -> String {
 #[test]
 fn the_ecr_registry_is_served_over_trusted_tls_with_the_token_from_moto() {
     let env = env();
-    let (endpoint, password) = ecr_authorization(&env);
+    // The registry token, as `aws ecr get-authorization-token` gets it.
+    let login = ecr_login();
+    assert_eq!(login.user, "AWS");
     assert_eq!(
-        endpoint,
+        login.proxy_endpoint,
         format!("https://{}", var(&env, "SHIPKIT_ECR_HOST"))
     );
+    let (endpoint, password) = (login.proxy_endpoint, login.password);
     let v2 = format!("{endpoint}/v2/");
     // No --cacert: the system trust store must already trust the local CA.
     let anonymous = Cmd::tool("health-wait")

@@ -15,10 +15,11 @@ use aws_sdk_ecs::types::{
 };
 use serde_json::{Value, json};
 use shipkit_tests::ecs::{
-    CRASH_EXIT_CODE, EcsEmulator, TestImages, ecs_client, http_get, register_web, services, unique,
-    wait_for, web_load_balancer,
+    CRASH_EXIT_CODE, EcsEmulator, TestImages, ecs_client, http_get, register_web, web_load_balancer,
 };
+use shipkit_tests::wait::wait_for;
 use shipkit_tests::{Cmd, Output};
+use shipkit_tests::{services, unique};
 use std::time::Duration;
 
 const CLUSTER: &str = "dev";
@@ -220,7 +221,7 @@ async fn the_dev_pipeline_rolls_out_a_service_that_answers_and_a_rerun_changes_n
     let mut images = TestImages::new();
     images.track(&format!("{name}:v1"));
     let files = tempfile::tempdir().unwrap();
-    let ecr = shipkit_tests::ecs::ecr_host();
+    let ecr = shipkit_tests::ecr::ecr_host();
     let td_file = files.path().join("task.json");
     std::fs::write(
         &td_file,
@@ -541,10 +542,10 @@ fn rich_task_definition(family: &str, image: &str) -> TaskDefinition {
 /// for the image.
 async fn rich_task_definition_survives_a_roll(endpoint: &str, client: &Client) {
     let family = unique("rich");
-    let old_image = format!("{}/{family}:old", shipkit_tests::ecs::ecr_host());
+    let old_image = format!("{}/{family}:old", shipkit_tests::ecr::ecr_host());
     let new_image = format!(
         "{}/{family}@sha256:{}",
-        shipkit_tests::ecs::ecr_host(),
+        shipkit_tests::ecr::ecr_host(),
         "a".repeat(64)
     );
     let td = rich_task_definition(&family, &old_image);
@@ -631,7 +632,7 @@ async fn dry_run_shows_the_change_and_registers_nothing() {
     let emulator = EcsEmulator::start(&[]);
     let client = ecs_client(&emulator.url()).await;
     let service = unique("web");
-    let ecr = shipkit_tests::ecs::ecr_host();
+    let ecr = shipkit_tests::ecr::ecr_host();
     let old = format!("{ecr}/{service}:old");
     let new = format!("{ecr}/{service}@sha256:{}", "b".repeat(64));
     let first = create_service(&client, &service, &old, 0, Breaker::Off).await;
@@ -660,7 +661,7 @@ async fn bad_input_is_refused_before_anything_changes() {
     let emulator = EcsEmulator::start(&[]);
     let client = ecs_client(&emulator.url()).await;
     let service = unique("web");
-    let ecr = shipkit_tests::ecs::ecr_host();
+    let ecr = shipkit_tests::ecr::ecr_host();
     let first = create_service(
         &client,
         &service,
@@ -769,7 +770,7 @@ async fn under_actions_the_step_summary_gets_a_table_and_the_step_outputs_are_se
     let emulator = EcsEmulator::start(&[]);
     let client = ecs_client(&emulator.url()).await;
     let service = unique("web");
-    let image = format!("{}/{service}:v1", shipkit_tests::ecs::ecr_host());
+    let image = format!("{}/{service}:v1", shipkit_tests::ecr::ecr_host());
     let first = create_service(&client, &service, &image, 0, Breaker::Off).await;
     let summary = tempfile::NamedTempFile::new().unwrap();
     let outputs = tempfile::NamedTempFile::new().unwrap();

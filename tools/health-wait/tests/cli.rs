@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 use shipkit_tests::Cmd;
-use shipkit_tests::http_server::{HttpServer, Reply, TestCert};
+use shipkit_tests::http_server::{HttpServer, Reply, TestCert, unused_port};
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -193,10 +193,7 @@ fn tls_with_a_self_signed_certificate_needs_cacert_or_insecure() {
 fn tcp_targets_need_a_listener() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let open = listener.local_addr().unwrap().to_string();
-    let closed = {
-        let spare = TcpListener::bind("127.0.0.1:0").unwrap();
-        spare.local_addr().unwrap().to_string()
-    };
+    let closed = format!("127.0.0.1:{}", unused_port());
     let out = health_wait().args(fast()).args(["--tcp", &open]).run();
     out.assert_code(0);
     assert_eq!(health(&out.json())[0]["target"], format!("tcp://{open}"));

@@ -6,13 +6,11 @@
 //! Engine cannot be reached.
 
 use serde_json::{Value, json};
-use shipkit_tests::{Cmd, Output};
+use shipkit_tests::docker::{busybox, docker, require_engine};
+use shipkit_tests::{Cmd, Output, unique};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
-
-const BUSYBOX: &str = "/bin/busybox";
 
 fn img_build() -> Cmd {
     Cmd::new(env!("CARGO_BIN_EXE_img-build"))
@@ -21,42 +19,8 @@ fn img_build() -> Cmd {
 /// Panics with a clear message when dockerd is not reachable: these tests must not pass
 /// without it.
 fn require_docker() {
-    let out = Command::new("docker")
-        .args(["version", "--format", "{{.Server.APIVersion}}"])
-        .output();
-    match out {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "the Docker Engine is not reachable (run `scripts/services up docker`): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(err) => panic!("cannot run the docker client: {err}"),
-    }
-    assert!(
-        Path::new(BUSYBOX).is_file(),
-        "{BUSYBOX} is missing (Debian package busybox-static, installed by scripts/services)"
-    );
-}
-
-fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker")
-}
-
-/// A unique image name for this test run.
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "imgb-{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    require_engine();
+    busybox();
 }
 
 /// Removes the images named by these references when dropped (best effort).
@@ -98,10 +62,10 @@ struct Context {
 impl Context {
     fn new(dockerfile: &str) -> Context {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(BUSYBOX, dir.path().join("busybox")).unwrap();
+        std::fs::copy(busybox(), dir.path().join("busybox")).unwrap();
         std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
         // Unique content, so that no test reuses another test's image by its digest.
-        std::fs::write(dir.path().join("id.txt"), unique("context")).unwrap();
+        std::fs::write(dir.path().join("id.txt"), unique("imgb-context")).unwrap();
         Context { dir }
     }
 
@@ -235,7 +199,7 @@ fn dockerignore_decides_what_reaches_the_image() {
     .write("nested/a/b/cache/c.bin", "c")
     .write("nested/a/kept.txt", "kept");
     std::os::unix::fs::symlink("a.txt", ctx.path().join("link")).unwrap();
-    let name = unique("ignore");
+    let name = unique("imgb-ignore");
     let tag = format!("{name}:t");
     let _cleanup = Cleanup(vec![tag.clone()]);
 
@@ -278,7 +242,7 @@ fn build_args_reach_run_steps_from_flags_and_the_environment() {
          ARG GREETING\nARG FROM_ENV\nARG UNSET=default\n\
          RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo $GREETING $FROM_ENV $UNSET > /args\"]\n",
     );
-    let name = unique("args");
+    let name = unique("imgb-args");
     let _cleanup = Cleanup(vec![format!("{name}:t")]);
     let out = img_build()
         .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
@@ -302,7 +266,7 @@ fn build_args_reach_run_steps_from_flags_and_the_environment() {
 #[test]
 fn a_failing_run_step_fails_with_the_step_and_its_output() {
     require_docker();
-    let name = unique("fail");
+    let name = unique("imgb-fail");
     let ctx = Context::new(&format!(
         "FROM scratch\nLABEL dev.shipkit.test={name}\nCOPY busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo preparing; echo boom >&2; exit 3\"]\n",
@@ -337,7 +301,7 @@ fn an_unchanged_context_is_reused_and_a_one_byte_change_rebuilds() {
     require_docker();
     let ctx = Context::new(SIMPLE);
     ctx.write("app.txt", "version 1\n");
-    let name = unique("cache");
+    let name = unique("imgb-cache");
     let _cleanup = Cleanup(vec![
         format!("{name}:first"),
         format!("{name}:second"),
@@ -386,7 +350,7 @@ fn an_unchanged_context_is_reused_and_a_one_byte_change_rebuilds() {
 fn no_cache_builds_even_when_nothing_changed() {
     require_docker();
     let ctx = Context::new(SIMPLE);
-    let name = unique("nocache");
+    let name = unique("imgb-nocache");
     let _cleanup = Cleanup(vec![format!("{name}:a"), format!("{name}:b")]);
     let args = ["--context", &ctx.arg(), "--name", &name];
     only_image(&img_build().args(args).args(["--tag", "a"]).run());
@@ -406,7 +370,7 @@ fn two_contexts_in_one_call_and_chained_calls_append() {
     api.write("who", "api");
     let auth = Context::new(SIMPLE);
     auth.write("who", "auth");
-    let (api_name, auth_name) = (unique("api"), unique("auth"));
+    let (api_name, auth_name) = (unique("imgb-api"), unique("imgb-auth"));
     let _cleanup = Cleanup(vec![format!("{api_name}:t"), format!("{auth_name}:t")]);
     let upstream = json!({
         "schema": "shipkit/v1",
@@ -468,7 +432,7 @@ fn default_tags_follow_git_and_a_dirty_tree_says_so() {
     git(ctx.path(), &["commit", "-q", "-m", "first"]);
     let sha = git(ctx.path(), &["rev-parse", "HEAD"]);
     let short = &sha[..7];
-    let name = unique("git");
+    let name = unique("imgb-git");
     let clean_tags = [
         format!("{name}:git-{short}"),
         format!("{name}:feature-login"),
@@ -530,7 +494,7 @@ fn default_tags_follow_git_and_a_dirty_tree_says_so() {
 fn templates_use_the_upstream_git_and_release() {
     require_docker();
     let ctx = Context::new(SIMPLE);
-    let name = unique("tpl");
+    let name = unique("imgb-tpl");
     let expected = [format!("{name}:v1.4.0"), format!("{name}:abcdef1-main")];
     let _cleanup = Cleanup(expected.to_vec());
     let upstream = json!({
@@ -570,7 +534,7 @@ fn a_dockerfile_outside_the_context_is_sent_but_not_copied() {
     let elsewhere = tempfile::tempdir().unwrap();
     let dockerfile: PathBuf = elsewhere.path().join("Build.dockerfile");
     std::fs::write(&dockerfile, SIMPLE).unwrap();
-    let name = unique("outside");
+    let name = unique("imgb-outside");
     let tag = format!("{name}:t");
     let _cleanup = Cleanup(vec![tag.clone()]);
     let out = img_build()
@@ -592,7 +556,7 @@ fn a_dockerfile_outside_the_context_is_sent_but_not_copied() {
 fn dry_run_computes_everything_and_builds_nothing() {
     require_docker();
     let ctx = Context::new(SIMPLE);
-    let name = unique("dry");
+    let name = unique("imgb-dry");
     let tag = format!("{name}:t");
     let _cleanup = Cleanup(vec![tag.clone()]);
     let out = img_build()
@@ -623,7 +587,7 @@ fn dry_run_computes_everything_and_builds_nothing() {
 #[test]
 fn bad_input_exits_2_before_anything_is_built() {
     let ctx = Context::new(SIMPLE);
-    let name = unique("bad");
+    let name = unique("imgb-bad");
     let tag = format!("{name}:t");
     let base = ["--context", &ctx.arg(), "--name", &name, "--tag", "t"];
     let cases: Vec<(Vec<String>, &str)> = vec![
@@ -669,11 +633,7 @@ fn bad_input_exits_2_before_anything_is_built() {
     ctx.write(".dockerignore", "[\n");
     let out = img_build().args(base).run();
     out.assert_usage_error("bad pattern");
-    if Command::new("docker")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
+    if docker(&["version"]).status.success() {
         assert!(!image_exists(&tag));
     }
 }
@@ -707,7 +667,7 @@ fn upstream_failure_is_passed_through() {
 fn under_github_actions_each_image_is_a_group_with_outputs() {
     require_docker();
     let ctx = Context::new(SIMPLE);
-    let name = unique("actions");
+    let name = unique("imgb-actions");
     let _cleanup = Cleanup(vec![format!("{name}:t")]);
     let files = tempfile::tempdir().unwrap();
     let output = files.path().join("output");
@@ -739,7 +699,7 @@ fn under_github_actions_each_image_is_a_group_with_outputs() {
 fn a_dockerfile_the_engine_cannot_parse_is_a_job_failure() {
     require_docker();
     let ctx = Context::new("FROM scratch\nBOGUS instruction\n");
-    let name = unique("parse");
+    let name = unique("imgb-parse");
     let out = img_build()
         .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
         .run();
@@ -756,13 +716,11 @@ fn files_docker_sends(ctx: &Context, reference: &str) -> BTreeSet<String> {
 }
 
 fn files_docker_sends_with(ctx: &Context, reference: &str, extra: &[&str]) -> BTreeSet<String> {
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", reference])
-        .args(extra)
-        .arg(ctx.path())
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap();
+    let context = ctx.arg();
+    let mut args = vec!["build", "-q", "-t", reference];
+    args.extend(extra);
+    args.push(&context);
+    let out = docker(&args); // the legacy builder (DOCKER_BUILDKIT=0)
     assert!(
         out.status.success(),
         "docker build: {}",
@@ -813,7 +771,7 @@ fn dockerignore_agrees_with_docker_build_itself() {
             ctx.write(file, file);
         }
         ctx.write(".dockerignore", ignore);
-        let name = unique("agree");
+        let name = unique("imgb-agree");
         let (ours, theirs) = (format!("{name}:ours"), format!("{name}:docker"));
         let _cleanup = Cleanup(vec![ours.clone(), theirs.clone()]);
         let out = img_build()
@@ -831,7 +789,7 @@ fn dockerignore_agrees_with_docker_build_itself() {
 #[test]
 fn an_interrupted_build_exits_130_and_leaves_no_image() {
     require_docker();
-    let name = unique("interrupt");
+    let name = unique("imgb-interrupt");
     let ctx = Context::new(&format!(
         "FROM scratch\nLABEL dev.shipkit.test={name}\nCOPY busybox /bin/busybox\n\
          RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo started; sleep 60\"]\n",
@@ -880,7 +838,7 @@ fn a_target_stage_is_built_and_labelled() {
         "FROM scratch AS base\nCOPY id.txt /stage-base\nCOPY busybox /bin/busybox\n\
          FROM base AS final\nCOPY id.txt /stage-final\n",
     );
-    let name = unique("target");
+    let name = unique("imgb-target");
     let tag = format!("{name}:t");
     let _cleanup = Cleanup(vec![tag.clone()]);
     let out = img_build()
@@ -905,7 +863,7 @@ fn a_target_stage_is_built_and_labelled() {
     assert!(!files.contains("stage-final"), "{files:?}");
 
     // Without --target the labels are one appended instruction; quoting survives it.
-    let whole = unique("whole");
+    let whole = unique("imgb-whole");
     let _cleanup_whole = Cleanup(vec![format!("{whole}:t")]);
     let out = img_build()
         .args(["--context", &ctx.arg(), "--name", &whole, "--tag", "t"])
@@ -927,7 +885,7 @@ fn an_ignored_dockerfile_in_a_subfolder_agrees_with_docker_build() {
         .write("build/notes.txt", "n")
         .write("app.txt", "a")
         .write(".dockerignore", "build\nid.txt.tmp\n");
-    let name = unique("subdf");
+    let name = unique("imgb-subdf");
     let (ours, theirs) = (format!("{name}:ours"), format!("{name}:docker"));
     let _cleanup = Cleanup(vec![ours.clone(), theirs.clone()]);
     let dockerfile = ctx.path().join("build/Dockerfile").display().to_string();

@@ -8,23 +8,21 @@
 //! fails mid-push, one that must never be reached) are small HTTP servers started here.
 
 use serde_json::{Value, json};
-use shipkit_tests::{Cmd, Output};
+use shipkit_tests::docker::{busybox, docker, repo_digests, require_engine};
+use shipkit_tests::ecr::{ecr_password, ecr_repository};
+use shipkit_tests::http_server::{HttpServer, Reply, Request, unused_port};
+use shipkit_tests::{Cmd, Output, unique};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-const BUSYBOX: &str = "/bin/busybox";
-
 /// The settings of the local services; panics (the test fails) when they are not up.
 fn services() -> BTreeMap<String, String> {
-    let env = shipkit_tests::services_env().unwrap_or_else(|| {
-        panic!("the local services are not up: run `scripts/services up` (no target/services.env)")
-    });
+    let env = shipkit_tests::services();
     for key in [
         "SHIPKIT_ECR_HOST",
         "SHIPKIT_REGISTRY",
@@ -45,37 +43,9 @@ fn services() -> BTreeMap<String, String> {
             |err| panic!("{what} is not listening on {addr} ({err}): run `scripts/services up`"),
         );
     }
-    let docker = docker(&["version", "--format", "{{.Server.APIVersion}}"]);
-    assert!(
-        docker.status.success(),
-        "the Docker Engine is not reachable: run `scripts/services up docker`: {}",
-        String::from_utf8_lossy(&docker.stderr)
-    );
-    assert!(
-        Path::new(BUSYBOX).is_file(),
-        "{BUSYBOX} is missing (busybox-static)"
-    );
+    require_engine();
+    busybox();
     env
-}
-
-fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker")
-}
-
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "imgp-{prefix}-{}-{}-{nanos}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// A test's world: the services' settings, an empty Docker config, images to clean up.
@@ -140,8 +110,8 @@ impl World {
     /// Builds a tiny unique image tagged `name:tag`; returns its id.
     fn build(&self, name: &str, tag: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(BUSYBOX, dir.path().join("busybox")).unwrap();
-        std::fs::write(dir.path().join("id.txt"), unique("content")).unwrap();
+        std::fs::copy(busybox(), dir.path().join("busybox")).unwrap();
+        std::fs::write(dir.path().join("id.txt"), unique("imgp-content")).unwrap();
         std::fs::write(
             dir.path().join("Dockerfile"),
             "FROM scratch\nCOPY busybox /bin/busybox\nCOPY id.txt /id.txt\n",
@@ -168,64 +138,11 @@ impl World {
         self.cleanup.lock().unwrap().push(reference);
     }
 
-    /// moto's ECR login (`AWS`, token) for checking the ECR registry directly.
-    fn ecr_password(&self) -> String {
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "-X",
-                "POST",
-                &self.env["AWS_ENDPOINT_URL_ECR"],
-                "-H",
-                "X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
-                "-H",
-                "Content-Type: application/x-amz-json-1.1",
-                "-H",
-                "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
-                "-d",
-                "{}",
-            ])
-            .output()
-            .expect("run curl");
-        let answer: Value = serde_json::from_slice(&out.stdout).expect("moto answers JSON");
-        let token = answer["authorizationData"][0]["authorizationToken"]
-            .as_str()
-            .unwrap();
-        use base64::Engine as _;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(token)
-            .unwrap();
-        let text = String::from_utf8(decoded).unwrap();
-        text.split_once(':').unwrap().1.to_owned()
-    }
-
-    /// moto's DescribeRepositories for one repository.
-    fn ecr_repository(&self, name: &str) -> Value {
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "-X",
-                "POST",
-                &self.env["AWS_ENDPOINT_URL_ECR"],
-                "-H",
-                "X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.DescribeRepositories",
-                "-H",
-                "Content-Type: application/x-amz-json-1.1",
-                "-H",
-                "Authorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0",
-                "-d",
-                &json!({"repositoryNames": [name]}).to_string(),
-            ])
-            .output()
-            .expect("run curl");
-        serde_json::from_slice(&out.stdout).expect("moto answers JSON")
-    }
-
     /// The registry's digest for `repository:tag` (`HEAD` of the manifest), `None` if absent.
     fn registry_digest(&self, repository: &str, tag: &str) -> Option<String> {
         let (host, path) = repository.split_once('/').unwrap();
         let (scheme, user, password) = if host == self.ecr_host() {
-            ("https", "AWS".to_owned(), self.ecr_password())
+            ("https", "AWS".to_owned(), ecr_password())
         } else {
             ("http", "shipkit".to_owned(), self.registry_password())
         };
@@ -264,20 +181,8 @@ impl Drop for World {
 }
 
 fn image_id(reference: &str) -> String {
-    let out = docker(&["image", "inspect", "--format", "{{.Id}}", reference]);
-    assert!(out.status.success(), "{reference} does not exist");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn repo_digests(reference: &str) -> Vec<String> {
-    let out = docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{json .RepoDigests}}",
-        reference,
-    ]);
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
+    shipkit_tests::docker::image_id(reference)
+        .unwrap_or_else(|| panic!("{reference} does not exist"))
 }
 
 /// Seconds since the epoch, as `docker events --since` takes them.
@@ -327,7 +232,7 @@ fn envelope_file(dir: &Path, envelope: &Value) -> PathBuf {
 #[test]
 fn pushes_to_ecr_with_the_token_from_moto_and_reports_the_digest_everyone_agrees_on() {
     let world = World::new();
-    let name = unique("ecr");
+    let name = unique("imgp-ecr");
     let id = world.build(&name, "git-abc1234");
     let envelope = json!({
         "schema": "shipkit/v1",
@@ -381,20 +286,16 @@ fn pushes_to_ecr_with_the_token_from_moto_and_reports_the_digest_everyone_agrees
     assert_eq!(output["future_field"], json!({"kept": true}));
     assert_eq!(output["images"][0]["labels"], json!({"keep": "me"}));
     // The repository was created through the ECR API, as asked.
-    let described = world.ecr_repository(&name);
-    let repo = &described["repositories"][0];
-    assert_eq!(repo["repositoryName"], json!(name), "{described}");
-    assert_eq!(
-        repo["imageScanningConfiguration"]["scanOnPush"],
-        json!(true)
-    );
-    assert_eq!(repo["imageTagMutability"], json!("MUTABLE"));
+    let repository = ecr_repository(&name).expect("the repository was created");
+    assert_eq!(repository.name, name, "{repository:?}");
+    assert!(repository.scan_on_push, "{repository:?}");
+    assert_eq!(repository.tag_mutability, "MUTABLE");
 }
 
 #[test]
 fn a_missing_ecr_repository_is_an_error_naming_it_and_nothing_is_pushed() {
     let world = World::new();
-    let name = unique("missing");
+    let name = unique("imgp-missing");
     world.build(&name, "v1");
     let since = now();
     let out = world
@@ -422,7 +323,7 @@ fn a_missing_ecr_repository_is_an_error_naming_it_and_nothing_is_pushed() {
 fn a_second_push_is_skipped_and_uploads_nothing() {
     let world = World::new();
     world.login_in_docker_config();
-    let name = unique("skip");
+    let name = unique("imgp-skip");
     let id = world.build(&name, "v1");
     let registry = format!("{}/team", world.registry());
     let args = [
@@ -464,7 +365,7 @@ fn a_second_push_is_skipped_and_uploads_nothing() {
 fn a_re_push_of_img_builds_envelope_needs_no_engine_and_a_push_still_does() {
     let world = World::new();
     world.login_in_docker_config();
-    let name = unique("noengine");
+    let name = unique("imgp-noengine");
     let id = world.build(&name, "v1");
     let other_id = world.build(&format!("{name}-other"), "v1");
     let registry = world.registry();
@@ -541,7 +442,7 @@ fn a_re_push_of_img_builds_envelope_needs_no_engine_and_a_push_still_does() {
 #[test]
 fn credentials_come_from_a_credential_helper_named_in_the_docker_config() {
     let world = World::new();
-    let name = unique("helper");
+    let name = unique("imgp-helper");
     world.build(&name, "v1");
     // A helper as `docker login` would use: `get` reads the server, answers JSON.
     let bin = tempfile::tempdir().unwrap();
@@ -589,7 +490,7 @@ fn credentials_come_from_a_credential_helper_named_in_the_docker_config() {
 #[test]
 fn promote_retags_in_the_registry_without_the_docker_engine() {
     let world = World::new();
-    let name = unique("promote");
+    let name = unique("imgp-promote");
     let commit = "3f2a1c9d4b5e6f708192a3b4c5d6e7f801234567";
     let id = world.build(&name, "git-3f2a1c9");
     let dir = tempfile::tempdir().unwrap();
@@ -674,7 +575,7 @@ fn promote_retags_in_the_registry_without_the_docker_engine() {
 fn promote_of_a_tag_that_does_not_exist_fails_naming_it() {
     let world = World::new();
     world.login_in_docker_config();
-    let name = unique("nosource");
+    let name = unique("imgp-nosource");
     let out = world
         .img_push()
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
@@ -701,7 +602,7 @@ fn promote_of_a_tag_that_does_not_exist_fails_naming_it() {
 #[test]
 fn an_immutable_tag_at_another_image_stops_the_push_naming_both_digests() {
     let world = World::new();
-    let name = unique("immutable");
+    let name = unique("imgp-immutable");
     let first_id = world.build(&name, "v1");
     let repository = format!("{}/{name}", world.ecr_host());
     let out = world
@@ -712,8 +613,8 @@ fn an_immutable_tag_at_another_image_stops_the_push_naming_both_digests() {
     let first_digest = pushed(&out)[0]["digest"].as_str().unwrap().to_owned();
     world.forget(format!("{repository}:v1"));
     assert_eq!(
-        world.ecr_repository(&name)["repositories"][0]["imageTagMutability"],
-        json!("IMMUTABLE")
+        ecr_repository(&name).map(|r| r.tag_mutability).as_deref(),
+        Ok("IMMUTABLE")
     );
     // The same image again, naming the ECR repository itself (account and region from the
     // host name): immutable, same digest = success.
@@ -796,14 +697,14 @@ fn an_immutable_tag_at_another_image_stops_the_push_naming_both_digests() {
 #[test]
 fn a_wrong_password_fails_and_appears_nowhere() {
     let world = World::new();
-    let name = unique("wrongpw");
+    let name = unique("imgp-wrongpw");
     let id = world.build(&name, "v1");
     let dir = tempfile::tempdir().unwrap();
     let input = envelope_file(
         dir.path(),
         &json!({"images": [{"name": name, "id": id, "tags": [format!("{name}:v1")]}]}),
     );
-    let password = format!("wrong-{}-secret", unique("pw"));
+    let password = format!("wrong-{}-secret", unique("imgp-pw"));
     let since = now();
     for extra in [&[][..], &["-vv"][..]] {
         let out = world
@@ -839,7 +740,7 @@ fn a_wrong_password_fails_and_appears_nowhere() {
 #[test]
 fn under_actions_the_password_is_masked_and_the_digest_is_an_output() {
     let world = World::new();
-    let name = unique("actions");
+    let name = unique("imgp-actions");
     let id = world.build(&name, "v1");
     let dir = tempfile::tempdir().unwrap();
     let input = envelope_file(
@@ -886,7 +787,7 @@ fn under_actions_the_password_is_masked_and_the_digest_is_an_output() {
 fn several_images_are_pushed_concurrently_with_their_own_digests() {
     let world = World::new();
     world.login_in_docker_config();
-    let names: Vec<String> = (0..3).map(|i| unique(&format!("multi{i}"))).collect();
+    let names: Vec<String> = (0..3).map(|i| unique(&format!("imgp-multi{i}"))).collect();
     let images: Vec<Value> = names
         .iter()
         .map(|name| {
@@ -917,7 +818,7 @@ fn several_images_are_pushed_concurrently_with_their_own_digests() {
 fn dry_run_resolves_skips_and_pushes_nothing() {
     let world = World::new();
     world.login_in_docker_config();
-    let name = unique("dry");
+    let name = unique("imgp-dry");
     world.build(&name, "v1");
     let registry = world.registry();
     let since = now();
@@ -971,8 +872,8 @@ fn dry_run_resolves_skips_and_pushes_nothing() {
         out.stderr
     );
     assert_eq!(
-        world.ecr_repository(&name)["__type"],
-        json!("RepositoryNotFoundException")
+        ecr_repository(&name),
+        Err("RepositoryNotFoundException".to_owned())
     );
 }
 
@@ -980,9 +881,9 @@ fn dry_run_resolves_skips_and_pushes_nothing() {
 /// registry going down in the middle of a push (the Engine does not retry a manifest, so
 /// retries are img-push's own). Counts manifest attempts.
 struct FailingRegistry {
+    server: HttpServer,
     addr: String,
     manifest_puts: Arc<AtomicU32>,
-    requests: Arc<Mutex<Vec<String>>>,
 }
 
 /// What the failing registry holds: uploads in progress (bytes so far) and blobs by digest.
@@ -994,169 +895,84 @@ struct Blobs {
 
 impl FailingRegistry {
     fn start() -> FailingRegistry {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let manifest_puts = Arc::new(AtomicU32::new(0));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let blobs = Arc::new(Mutex::new(Blobs::default()));
-        let (m, r) = (manifest_puts.clone(), requests.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let (m, r, b) = (m.clone(), r.clone(), blobs.clone());
-                std::thread::spawn(move || serve_failing(stream, &m, &r, &b));
-            }
+        let blobs = Mutex::new(Blobs::default());
+        let puts = manifest_puts.clone();
+        // One request per connection, no Content-Type: as the registry answers.
+        let server = HttpServer::serving(move |request| {
+            let mut blobs = blobs.lock().unwrap();
+            answer_failing(request, &mut blobs, &puts)
+                .header("Docker-Distribution-Api-Version", "registry/2.0")
+                .content_type(None)
+                .close()
         });
         FailingRegistry {
-            addr,
+            addr: server.addr().to_string(),
+            server,
             manifest_puts,
-            requests,
         }
     }
 }
 
-/// Reads a request body: Content-Length or chunked.
-fn read_body(reader: &mut impl BufRead, length: Option<usize>, chunked: bool) -> Option<u64> {
-    if !chunked {
-        let mut body = vec![0; length.unwrap_or(0)];
-        reader.read_exact(&mut body).ok()?;
-        return Some(body.len() as u64);
-    }
-    let mut total = 0u64;
-    loop {
-        let mut size_line = String::new();
-        reader.read_line(&mut size_line).ok()?;
-        let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
-        let mut chunk = vec![0; size + 2];
-        reader.read_exact(&mut chunk).ok()?;
-        total += size as u64;
-        if size == 0 {
-            return Some(total);
-        }
-    }
-}
-
-fn serve_failing(
-    stream: TcpStream,
-    manifest_puts: &AtomicU32,
-    requests: &Mutex<Vec<String>>,
-    blobs: &Mutex<Blobs>,
-) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    // One request per connection (`Connection: close`).
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 || !line.contains("HTTP/1.") {
-        return; // closed, or not HTTP (a TLS hello): hang up
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_owned();
-    let target = parts.next().unwrap_or("").to_owned();
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-    let (mut length, mut chunked) = (None, false);
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).unwrap_or(0) == 0 {
-            return;
-        }
-        if header.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = header.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse().ok();
-            }
-            if k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked") {
-                chunked = true;
-            }
-        }
-    }
-    let Some(received) = read_body(&mut reader, length, chunked) else {
-        return;
-    };
-    requests.lock().unwrap().push(format!("{method} {target}"));
-    let mut headers: Vec<String> = Vec::new();
-    let mut blobs = blobs.lock().unwrap();
-    let (status, body): (&str, String) = match (method.as_str(), path) {
-        (_, "/v2/" | "/v2") => ("200 OK", "{}".into()),
+/// The failing registry's answer to one request of the registry API.
+fn answer_failing(request: &Request, blobs: &mut Blobs, manifest_puts: &AtomicU32) -> Reply {
+    let received = request.body.len() as u64;
+    match (request.method.as_str(), request.path()) {
+        (_, "/v2/" | "/v2") => Reply::ok("{}"),
         ("POST", p) if p.ends_with("/blobs/uploads/") => {
             let uuid = format!("u{}", blobs.uploads.len() + blobs.blobs.len());
             blobs.uploads.insert(uuid.clone(), 0);
-            headers.push(format!("Location: {p}{uuid}"));
-            headers.push(format!("Docker-Upload-UUID: {uuid}"));
-            headers.push("Range: 0-0".into());
-            ("202 Accepted", String::new())
+            Reply::new(202, "")
+                .header("Location", format!("{p}{uuid}"))
+                .header("Docker-Upload-UUID", &uuid)
+                .header("Range", "0-0")
         }
         ("PATCH", p) if p.contains("/blobs/uploads/") => {
             let uuid = p.rsplit('/').next().unwrap().to_owned();
             let size = blobs.uploads.entry(uuid.clone()).or_default();
             *size += received;
-            headers.push(format!("Location: {p}"));
-            headers.push(format!("Docker-Upload-UUID: {uuid}"));
-            headers.push(format!("Range: 0-{}", size.saturating_sub(1)));
-            ("202 Accepted", String::new())
+            Reply::new(202, "")
+                .header("Location", p)
+                .header("Docker-Upload-UUID", &uuid)
+                .header("Range", format!("0-{}", size.saturating_sub(1)))
         }
         ("PUT", p) if p.contains("/blobs/uploads/") => {
             let uuid = p.rsplit('/').next().unwrap().to_owned();
             let size = blobs.uploads.remove(&uuid).unwrap_or(0) + received;
-            let digest = query
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("digest="))
+            let digest = request
+                .query_param("digest")
                 .unwrap_or("")
                 .replace("%3A", ":");
             blobs.blobs.insert(digest.clone(), size);
-            headers.push(format!("Docker-Content-Digest: {digest}"));
-            headers.push(format!("Location: /v2/blobs/{digest}"));
-            ("201 Created", String::new())
+            Reply::new(201, "")
+                .header("Docker-Content-Digest", &digest)
+                .header("Location", format!("/v2/blobs/{digest}"))
         }
         ("HEAD" | "GET", p) if p.contains("/blobs/") => {
             let digest = p.rsplit('/').next().unwrap();
             match blobs.blobs.get(digest) {
-                Some(size) => {
-                    headers.push(format!("Docker-Content-Digest: {digest}"));
-                    headers.push(format!("X-Blob-Size: {size}"));
-                    ("200 OK", String::new())
-                }
-                None => ("404 Not Found", String::new()),
+                // A blob's HEAD carries its size as Content-Length, without a body.
+                Some(size) => Reply::new(200, "")
+                    .header("Docker-Content-Digest", digest)
+                    .content_length(*size),
+                None => Reply::new(404, ""),
             }
         }
         ("PUT", p) if p.contains("/manifests/") => {
             manifest_puts.fetch_add(1, Ordering::SeqCst);
-            ("503 Service Unavailable", "registry is going down".into())
+            Reply::new(503, "registry is going down")
         }
-        _ => (
-            "404 Not Found",
-            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}"#.into(),
+        _ => Reply::new(
+            404,
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}"#,
         ),
-    };
-    drop(blobs);
-    // A blob's HEAD carries its size as Content-Length, without a body.
-    let content_length = headers
-        .iter()
-        .find_map(|h| h.strip_prefix("X-Blob-Size: ").map(str::to_owned))
-        .unwrap_or_else(|| body.len().to_string());
-    headers.retain(|h| !h.starts_with("X-Blob-Size"));
-    let body = if method == "HEAD" {
-        String::new()
-    } else {
-        body
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status}\r\nDocker-Distribution-Api-Version: registry/2.0\r\n\
-         Content-Length: {content_length}\r\nConnection: close\r\n"
-    );
-    for header in headers {
-        response.push_str(&format!("{header}\r\n"));
     }
-    response.push_str("\r\n");
-    response.push_str(&body);
-    let _ = writer.write_all(response.as_bytes());
 }
 
 #[test]
 fn a_registry_failing_mid_push_is_retried_then_reported() {
     let world = World::new();
-    let name = unique("down");
+    let name = unique("imgp-down");
     world.build(&name, "v1");
     let fake = FailingRegistry::start();
     let started = std::time::Instant::now();
@@ -1173,7 +989,7 @@ fn a_registry_failing_mid_push_is_retried_then_reported() {
             && error.contains("503")
             && error.contains("gave up after 3 attempts"),
         "{error}\nrequests: {:?}",
-        fake.requests.lock().unwrap()
+        fake.server.request_log()
     );
     assert_eq!(
         out.stderr.matches("retry ").count(),
@@ -1185,7 +1001,7 @@ fn a_registry_failing_mid_push_is_retried_then_reported() {
         fake.manifest_puts.load(Ordering::SeqCst),
         3,
         "{:?}",
-        fake.requests.lock().unwrap()
+        fake.server.request_log()
     );
     assert!(
         started.elapsed() < Duration::from_secs(30),
@@ -1197,15 +1013,10 @@ fn a_registry_failing_mid_push_is_retried_then_reported() {
 #[test]
 fn a_registry_that_refuses_connections_is_retried_then_reported() {
     let world = World::new();
-    let name = unique("refused");
+    let name = unique("imgp-refused");
     world.build(&name, "v1");
     // A port nobody listens on.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let registry = format!("127.0.0.1:{port}");
+    let registry = format!("127.0.0.1:{}", unused_port());
     let out = world
         .img_push()
         .args(["--registry", &registry, "--image", &format!("{name}:v1")])
@@ -1219,56 +1030,36 @@ fn a_registry_that_refuses_connections_is_retried_then_reported() {
     );
 }
 
-/// A registry that must never be asked anything: counts connections.
-struct Untouchable {
-    addr: String,
-    connections: Arc<AtomicU32>,
-}
-
-impl Untouchable {
-    fn start() -> Untouchable {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let connections = Arc::new(AtomicU32::new(0));
-        let count = connections.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                count.fetch_add(1, Ordering::SeqCst);
-                drop(stream);
-            }
-        });
-        Untouchable { addr, connections }
-    }
-}
-
 #[test]
 fn bad_input_exits_2_before_anything_is_sent() {
     let world = World::new();
-    let name = unique("bad");
+    let name = unique("imgp-bad");
     let id = world.build(&name, "v1");
-    let registry = Untouchable::start();
+    // A registry that must never be asked anything: counts connections.
+    let untouchable = HttpServer::hanging_up();
+    let registry = untouchable.addr().to_string();
     let two_images = json!({"images": [
         {"name": name, "id": id, "tags": [format!("{name}:v1")]},
         {"name": "other", "id": id, "tags": ["other:v1"]}
     ]});
     let dir = tempfile::tempdir().unwrap();
     let input = envelope_file(dir.path(), &json!({}));
-    let repository = format!("{}/team/app", registry.addr);
+    let repository = format!("{registry}/team/app");
     let cases: Vec<(Vec<String>, Option<Value>, &str)> = vec![
         (
-            vec!["--registry".into(), registry.addr.clone()],
+            vec!["--registry".into(), registry.clone()],
             None,
             "no images to push",
         ),
         (
-            vec!["--registry".into(), registry.addr.clone()],
+            vec!["--registry".into(), registry.clone()],
             Some(json!({"images": []})),
             "no images to push",
         ),
         (
             vec![
                 "--registry".into(),
-                registry.addr.clone(),
+                registry.clone(),
                 "--image".into(),
                 "Bad/Ref:x".into(),
             ],
@@ -1278,7 +1069,7 @@ fn bad_input_exits_2_before_anything_is_sent() {
         (
             vec![
                 "--registry".into(),
-                registry.addr.clone(),
+                registry.clone(),
                 "--image".into(),
                 format!("{name}:v1"),
                 "--tag=-bad".into(),
@@ -1294,7 +1085,7 @@ fn bad_input_exits_2_before_anything_is_sent() {
         (
             vec![
                 "--registry".into(),
-                registry.addr.clone(),
+                registry.clone(),
                 "--image".into(),
                 format!("{name}-absent:v1"),
             ],
@@ -1304,7 +1095,7 @@ fn bad_input_exits_2_before_anything_is_sent() {
         (
             vec![
                 "--registry".into(),
-                registry.addr.clone(),
+                registry.clone(),
                 "--username".into(),
                 "u".into(),
                 "--password-stdin".into(),
@@ -1313,7 +1104,7 @@ fn bad_input_exits_2_before_anything_is_sent() {
             "pass it with --input FILE",
         ),
         (
-            vec!["--ecr".into(), "--registry".into(), registry.addr.clone()],
+            vec!["--ecr".into(), "--registry".into(), registry.clone()],
             None,
             "cannot be used with",
         ),
@@ -1325,7 +1116,7 @@ fn bad_input_exits_2_before_anything_is_sent() {
         (
             vec![
                 "--registry".into(),
-                registry.addr.clone(),
+                registry.clone(),
                 "--promote".into(),
                 "--name".into(),
                 "x".into(),
@@ -1338,7 +1129,7 @@ fn bad_input_exits_2_before_anything_is_sent() {
         (
             vec![
                 "--registry".into(),
-                format!("{}/Upper", registry.addr),
+                format!("{registry}/Upper"),
                 "--image".into(),
                 format!("{name}:v1"),
             ],
@@ -1348,7 +1139,7 @@ fn bad_input_exits_2_before_anything_is_sent() {
         (
             vec![
                 "--registry".into(),
-                registry.addr.clone(),
+                registry.clone(),
                 "--username".into(),
                 "u".into(),
                 "--password-stdin".into(),
@@ -1377,5 +1168,5 @@ fn bad_input_exits_2_before_anything_is_sent() {
         .args(["--ecr", "--image", &format!("{name}:v1")])
         .run();
     out.assert_usage_error("no AWS region configured");
-    assert_eq!(registry.connections.load(Ordering::SeqCst), 0);
+    assert_eq!(untouchable.connections(), 0);
 }

@@ -15,7 +15,11 @@ use aws_sdk_ecs::types::{
     LoadBalancer, Service,
 };
 use serde_json::json;
-use support::{EmulatorProcess, TestImages, http_get, httpd_container, wait_for};
+use shipkit_tests::docker::{Docker, docker};
+use shipkit_tests::ecr::{ecr_host, ecr_login};
+use shipkit_tests::unique;
+use shipkit_tests::wait::wait_for;
+use support::{EmulatorProcess, TestImages, http_get, httpd_container};
 
 const TG: &str =
     "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef";
@@ -46,7 +50,7 @@ async fn describe(ecs: &Client, service: &str) -> Service {
 /// Waits until the service runs only `task_definition`, COMPLETED, all desired tasks running.
 async fn wait_stable(ecs: &Client, service: &str, task_definition: &str, secs: u64) -> Service {
     wait_for(
-        secs,
+        Duration::from_secs(secs),
         &format!("{service} stable on {task_definition}"),
         || async {
             let s = describe(ecs, service).await;
@@ -288,13 +292,15 @@ async fn a_rolling_update_keeps_serving_through_the_target_group() {
         .await
         .expect("delete");
     assert_eq!(d.service().and_then(|s| s.status()), Some("DRAINING"));
-    wait_for(30, "the containers to go", || async {
+    wait_for(Duration::from_secs(30), "the containers to go", || async {
         emu.containers().is_empty().then_some(())
     })
     .await;
-    wait_for(10, "the service to be INACTIVE", || async {
-        (describe(&ecs, "web").await.status() == Some("INACTIVE")).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "the service to be INACTIVE",
+        || async { (describe(&ecs, "web").await.status() == Some("INACTIVE")).then_some(()) },
+    )
     .await;
     emu.terminate();
 }
@@ -329,7 +335,7 @@ async fn crashing_tasks_stop_with_exit_codes_and_the_circuit_breaker_rolls_back(
 
     // Our deployment fails (3 tasks, the minimum threshold) and ECS rolls back on its own.
     let saw_failed = Arc::new(AtomicBool::new(false));
-    let s = wait_for(90, "the rollback to complete", || {
+    let s = wait_for(Duration::from_secs(90), "the rollback to complete", || {
         let ecs = ecs.clone();
         let ours = ours.clone();
         let good = good.clone();
@@ -394,7 +400,7 @@ async fn crashing_tasks_stop_with_exit_codes_and_the_circuit_breaker_rolls_back(
             Some("EssentialContainerExited")
         );
         assert_eq!(t.task_definition_arn(), Some(bad.as_str()));
-        wait_for(10, "the task to be STOPPED", || {
+        wait_for(Duration::from_secs(10), "the task to be STOPPED", || {
             let ecs = ecs.clone();
             let arn = t.task_arn().expect("arn").to_owned();
             async move {
@@ -419,7 +425,7 @@ async fn crashing_tasks_stop_with_exit_codes_and_the_circuit_breaker_rolls_back(
         .send()
         .await
         .expect("delete");
-    wait_for(30, "the containers to go", || async {
+    wait_for(Duration::from_secs(30), "the containers to go", || async {
         emu.containers().is_empty().then_some(())
     })
     .await;
@@ -465,7 +471,7 @@ async fn stop_task_and_scaling_are_not_deployments_and_sigterm_removes_every_con
         stopped.task().and_then(|t| t.desired_status()),
         Some("STOPPED")
     );
-    let s = wait_for(60, "a replacement task", || async {
+    let s = wait_for(Duration::from_secs(60), "a replacement task", || async {
         let l = ecs
             .list_tasks()
             .cluster("dev")
@@ -502,7 +508,7 @@ async fn stop_task_and_scaling_are_not_deployments_and_sigterm_removes_every_con
         .send()
         .await
         .expect("scale");
-    let s = wait_for(60, "3 running", || async {
+    let s = wait_for(Duration::from_secs(60), "3 running", || async {
         let s = describe(&ecs, "sig").await;
         (s.running_count() == 3
             && s.events().first().and_then(|e| e.message())
@@ -513,22 +519,19 @@ async fn stop_task_and_scaling_are_not_deployments_and_sigterm_removes_every_con
     assert_eq!(s.deployments().len(), 1);
     assert_eq!(s.deployments()[0].id(), Some(deployment.as_str()));
     assert_eq!(s.deployments()[0].desired_count(), 3);
-    wait_for(30, "3 containers", || async {
+    wait_for(Duration::from_secs(30), "3 containers", || async {
         (emu.containers().len() == 3).then_some(())
     })
     .await;
 
     let port = emu.port;
     emu.terminate();
-    let out = std::process::Command::new("docker")
-        .args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=shipkit.ecs-emulator.listen=127.0.0.1:{port}"),
-        ])
-        .output()
-        .expect("docker ps");
+    let out = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=shipkit.ecs-emulator.listen=127.0.0.1:{port}"),
+    ]);
     assert!(
         out.stdout.is_empty(),
         "containers left: {}",
@@ -540,65 +543,19 @@ async fn stop_task_and_scaling_are_not_deployments_and_sigterm_removes_every_con
 /// API (moto), as the ECS agent does with the task execution role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn images_are_pulled_from_ecr_with_a_token_from_the_ecr_api() {
-    let host = std::env::var("SHIPKIT_ECR_HOST").expect(
-        "SHIPKIT_ECR_HOST is not set: run `scripts/services up` and `source target/services.env`",
-    );
-    let ecr_api = std::env::var("AWS_ENDPOINT_URL_ECR")
-        .expect("AWS_ENDPOINT_URL_ECR is not set (source target/services.env)");
+    shipkit_tests::services();
+    let host = ecr_host();
     let mut images = TestImages::new();
     let local = images.build("httpd", "from-ecr");
-    let remote = format!("{host}/shipkit-ecs-emulator-test:{}", support::unique());
+    let remote = format!("{host}/shipkit-ecs-emulator-test:{}", unique("t"));
     images.tag(&local, &remote);
 
-    // Push with a token from moto's GetAuthorizationToken, in a throwaway Docker config.
-    let port: u16 = ecr_api
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .expect("ECR API port");
-    let (status, _, token) = support::raw_call_target(
-        port,
-        "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
-        "{}",
-    );
-    assert_eq!(status, 200, "{token}");
-    let password = support::decode_ecr_token(
-        token["authorizationData"][0]["authorizationToken"]
-            .as_str()
-            .expect("token"),
-    );
+    // Push with a token from the ECR API's GetAuthorizationToken, in a throwaway Docker config.
+    let login = ecr_login();
     let config = tempfile::tempdir().expect("tempdir");
-    let docker = |args: &[&str], stdin: Option<&str>| {
-        use std::io::Write;
-        let mut child = std::process::Command::new("docker")
-            .env("DOCKER_CONFIG", config.path())
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("docker");
-        if let Some(s) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(s.as_bytes())
-                .expect("write");
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().expect("docker");
-        assert!(
-            out.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    docker(
-        &["login", "-u", "AWS", "--password-stdin", &host],
-        Some(&password),
-    );
-    docker(&["push", &remote], None);
+    let client = Docker::with_config(config.path());
+    client.login(&host, &login.user, &login.password);
+    client.ok(&["push", &remote]);
     images.untag(&remote);
 
     let mut emu = EmulatorProcess::start(&[]);
@@ -644,7 +601,7 @@ async fn images_are_pulled_from_ecr_with_a_token_from_the_ecr_api() {
         .send()
         .await
         .expect("delete");
-    wait_for(30, "the containers to go", || async {
+    wait_for(Duration::from_secs(30), "the containers to go", || async {
         emu.containers().is_empty().then_some(())
     })
     .await;
@@ -790,7 +747,7 @@ async fn the_aws_cli_registers_updates_and_waits_for_a_stable_service() {
         "cli",
         "--force",
     ]);
-    wait_for(30, "the containers to go", || async {
+    wait_for(Duration::from_secs(30), "the containers to go", || async {
         emu.containers().is_empty().then_some(())
     })
     .await;
@@ -869,7 +826,7 @@ async fn health_checks_gate_the_rollout_and_env_and_entry_point_are_honoured() {
         .send()
         .await
         .expect("update");
-    let s = wait_for(120, "the rollback", || async {
+    let s = wait_for(Duration::from_secs(120), "the rollback", || async {
         let s = describe(&ecs, "checked").await;
         let d = s.deployments();
         (d.len() == 1
@@ -924,7 +881,7 @@ async fn health_checks_gate_the_rollout_and_env_and_entry_point_are_honoured() {
         .send()
         .await
         .expect("delete");
-    wait_for(30, "the containers to go", || async {
+    wait_for(Duration::from_secs(30), "the containers to go", || async {
         emu.containers().is_empty().then_some(())
     })
     .await;
@@ -938,7 +895,7 @@ async fn an_image_that_cannot_be_pulled_stops_the_task_with_the_reason() {
     let ecs = emu.client().await;
     let missing = format!(
         "localhost:5000/shipkit-ecs-emulator-test/missing:{}",
-        support::unique()
+        unique("t")
     );
     let td = register(&emu, "nopull", httpd_container(&missing)).await;
     let s = ecs
@@ -954,7 +911,7 @@ async fn an_image_that_cannot_be_pulled_stops_the_task_with_the_reason() {
         .id()
         .expect("id")
         .to_owned();
-    let task = wait_for(60, "a stopped task", || async {
+    let task = wait_for(Duration::from_secs(60), "a stopped task", || async {
         let l = ecs
             .list_tasks()
             .cluster("dev")

@@ -1,15 +1,17 @@
 //! Test support: an emulator process of its own per test, an aws-sdk-ecs client for it, raw
-//! JSON 1.1 calls, and `FROM scratch` busybox images built on the local Docker Engine.
+//! JSON 1.1 calls, and `FROM scratch` busybox images built on the local Docker Engine. Names,
+//! the `docker` CLI, waiting and the ECR token come from `shipkit_tests`.
 #![allow(dead_code, clippy::print_stderr)] // each test binary uses part of it; panics explain via stderr
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ecs::Client;
 use serde_json::Value;
+use shipkit_tests::docker::{busybox, docker};
 use shipkit_tests::ecs::EcsEmulator;
+use shipkit_tests::unique;
 
 /// An `ecs-emulator` process of the test's own: `shipkit_tests::ecs::EcsEmulator` (a free
 /// loopback port, its own load-balancer ports, `--tick 250ms --stop-timeout 1`, SIGTERM on
@@ -94,37 +96,6 @@ impl EmulatorProcess {
     }
 }
 
-/// A JSON 1.1 call with a full `X-Amz-Target` (another service's API, e.g. moto's ECR).
-pub fn raw_call_target(port: u16, target: &str, body: &str) -> (u16, Option<String>, Value) {
-    // moto routes by the service named in the (unchecked) SigV4 credential scope.
-    let service = if target.starts_with("AmazonEC2ContainerRegistry") {
-        "ecr"
-    } else {
-        "ecs"
-    };
-    let headers = format!(
-        "X-Amz-Target: {target}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0\r\n"
-    );
-    raw_request(port, "POST", "/", &headers, body)
-}
-
-/// moto's ECR token (`base64("AWS:password")`) → the password.
-pub fn decode_ecr_token(token: &str) -> String {
-    let out = Command::new("base64")
-        .arg("-d")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().expect("stdin").write_all(token.as_bytes())?;
-            c.wait_with_output()
-        });
-    let text = String::from_utf8(out.expect("base64 -d").stdout).expect("utf-8 token");
-    text.split_once(':')
-        .map(|(_, p)| p.to_owned())
-        .expect("AWS:password")
-}
-
 /// One HTTP/1.1 request over a fresh connection: (status, x-amzn-ErrorType, JSON body).
 pub fn raw_call(
     port: u16,
@@ -195,14 +166,6 @@ pub struct TestImages {
     tags: Vec<String>,
 }
 
-fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .expect("running docker")
-}
-
 impl TestImages {
     /// An empty set.
     pub fn new() -> Self {
@@ -211,14 +174,8 @@ impl TestImages {
 
     /// Builds `shipkit-ecs-emulator-test/<name>:<unique>` whose `/www/index.html` is `page`.
     pub fn build(&mut self, name: &str, page: &str) -> String {
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists());
-        let busybox = busybox.expect(
-            "busybox not found: apt-get install busybox-static (scripts/services up installs it)",
-        );
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::copy(busybox, dir.path().join("busybox")).expect("copy busybox");
+        std::fs::copy(busybox(), dir.path().join("busybox")).expect("copy busybox");
         std::fs::create_dir(dir.path().join("www")).expect("www");
         std::fs::write(dir.path().join("www/index.html"), page).expect("page");
         std::fs::write(
@@ -226,7 +183,7 @@ impl TestImages {
             "FROM scratch\nCOPY busybox /busybox\nCOPY www /www\n",
         )
         .expect("Dockerfile");
-        let tag = format!("shipkit-ecs-emulator-test/{name}:{}", unique());
+        let tag = format!("shipkit-ecs-emulator-test/{name}:{}", unique("t"));
         let out = docker(&[
             "build",
             "-q",
@@ -274,15 +231,6 @@ impl Drop for TestImages {
     }
 }
 
-/// A short unique string for names.
-pub fn unique() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{:x}{:x}", std::process::id(), t % 0xffff_ffff)
-}
-
 /// A container definition for busybox httpd serving /www on 8080.
 pub fn httpd_container(image: &str) -> Value {
     serde_json::json!({
@@ -293,23 +241,4 @@ pub fn httpd_container(image: &str) -> Value {
         "portMappings": [{"containerPort": 8080, "hostPort": 0, "protocol": "tcp"}],
         "memory": 64,
     })
-}
-
-/// Polls `check` every 250 ms until it returns Some or `secs` pass.
-pub async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
