@@ -11,8 +11,9 @@
 
 use common::Envelope;
 use serde_json::Value;
-use shipkit_tests::ecs::{EcsEmulator, ecs_client, register_web, unique};
+use shipkit_tests::ecs::{EcsEmulator, ecs_client, register_web};
 use shipkit_tests::http_server::{HttpServer, Reply};
+use shipkit_tests::unique;
 use shipkit_tests::{Cmd, Output, services_env};
 use std::collections::BTreeMap;
 use std::path::Path;
