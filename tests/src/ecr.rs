@@ -52,18 +52,7 @@ pub async fn ecr_client() -> aws_sdk_ecr::Client {
     let endpoint = env
         .get("AWS_ENDPOINT_URL_ECR")
         .expect("AWS_ENDPOINT_URL_ECR is not in target/services.env: moto is not up");
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecr::config::Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "shipkit-tests",
-        ))
-        .load()
-        .await;
+    let config = crate::aws_config_for(endpoint).await;
     aws_sdk_ecr::Client::new(&config)
 }
 

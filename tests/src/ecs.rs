@@ -297,18 +297,7 @@ impl Drop for EcsEmulator {
 /// An `aws-sdk-ecs` client for `url` (region us-east-1, fake credentials, the SDK's standard
 /// retries), as a tool configured with `AWS_ENDPOINT_URL_ECS=url` would have.
 pub async fn ecs_client(url: &str) -> aws_sdk_ecs::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(url)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "testing",
-            "testing",
-            None,
-            None,
-            "shipkit-tests",
-        ))
-        .load()
-        .await;
+    let config = crate::aws_config_for(url).await;
     aws_sdk_ecs::Client::new(&config)
 }
 

@@ -25,6 +25,23 @@ pub mod ecs;
 pub mod http_server;
 pub mod wait;
 
+/// The AWS settings a tool has with `AWS_ENDPOINT_URL_<SERVICE>=endpoint` and the local
+/// services' fake credentials (region us-east-1, the SDK's standard retries).
+pub async fn aws_config_for(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecr::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "shipkit-tests",
+        ))
+        .load()
+        .await
+}
+
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
