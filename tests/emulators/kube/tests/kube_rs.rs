@@ -80,8 +80,23 @@ async fn server_side_apply_creates_then_is_a_no_op_then_conflicts_until_forced()
         .patch("api", &mine, &Patch::Apply(deployment(2, "app:v1")))
         .await
         .unwrap();
-    let rv = created.metadata.resource_version.clone().unwrap();
     assert_eq!(created.metadata.generation, Some(1));
+    // The controllers write the status once; the object then rests.
+    let mut rv = created.metadata.resource_version.clone().unwrap();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let now = deployments
+            .get("api")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap();
+        if now == rv {
+            break;
+        }
+        rv = now;
+    }
     assert_eq!(
         created.spec.as_ref().unwrap().progress_deadline_seconds,
         Some(600)

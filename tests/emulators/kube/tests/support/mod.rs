@@ -36,8 +36,17 @@ fn write_ca(dir: &Path) -> PathBuf {
 }
 
 impl Emulator {
-    /// Starts the emulator binary on free loopback ports and waits for its kubeconfig.
+    /// Starts the emulator without the Docker Engine (the API alone: pods never run).
     pub fn start() -> Emulator {
+        Self::launch(&["--no-docker"])
+    }
+
+    /// Starts the emulator with its kubelet on the local Docker Engine (`DOCKER_HOST`).
+    pub fn start_with_docker() -> Emulator {
+        Self::launch(&["--tick", "200ms"])
+    }
+
+    fn launch(extra: &[&str]) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let ca = write_ca(dir.path());
         let kubeconfig = dir.path().join("kubeconfig");
@@ -53,6 +62,7 @@ impl Emulator {
             .arg(&ca)
             .arg("--kubeconfig")
             .arg(&kubeconfig)
+            .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("SHIPKIT_CA_FILE")
             .stdout(Stdio::null())
@@ -174,8 +184,26 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        // SIGTERM: the emulator removes the containers it started, then exits.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The pid of the emulator process (its containers carry its instance label).
+impl Emulator {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -1,0 +1,472 @@
+//! The Deployment and ReplicaSet controllers and the garbage collector, run on every tick
+//! against one cluster's store (the decisions are in [`crate::rollout`]).
+
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+
+use crate::resources::{self, ResourceType};
+use crate::rollout::{self, Rs};
+use crate::status::ApiError;
+use crate::store::{Cluster, WriteOptions};
+use crate::time;
+
+const MANAGER: &str = "kube-controller-manager";
+
+fn rt(api_version: &str, kind: &str) -> &'static ResourceType {
+    resources::by_kind(api_version, kind).expect("a built-in kind")
+}
+
+fn opts(subresource: &str) -> WriteOptions {
+    WriteOptions {
+        dry_run: false,
+        manager: MANAGER.into(),
+        subresource: subresource.into(),
+    }
+}
+
+fn uid(o: &Value) -> &str {
+    o["metadata"]["uid"].as_str().unwrap_or("")
+}
+
+fn name(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or("")
+}
+
+fn namespace(o: &Value) -> &str {
+    o["metadata"]["namespace"].as_str().unwrap_or("")
+}
+
+/// The uid of `o`'s controlling owner.
+fn controller_uid(o: &Value) -> Option<&str> {
+    o["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"] == json!(true))?["uid"]
+        .as_str()
+}
+
+fn owner_ref(owner: &Value) -> Value {
+    json!([{
+        "apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": name(owner),
+        "uid": uid(owner), "controller": true, "blockOwnerDeletion": true,
+    }])
+}
+
+fn num(v: &Value) -> i64 {
+    v.as_i64().unwrap_or(0)
+}
+
+/// Writes `change` of the live object (main resource or `status`), ignoring a vanished
+/// object: the next tick sees the new state.
+fn write(c: &Cluster, t: &ResourceType, o: &Value, subresource: &str, change: impl Fn(&mut Value)) {
+    let r = c.modify(t, namespace(o), name(o), &opts(subresource), &|live| {
+        let mut new = live
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&t.qualified(), name(o), t.group, t.plural))?;
+        change(&mut new);
+        Ok(new)
+    });
+    if let Err(e) = r
+        && e.code != 404
+    {
+        tracing::warn!("{}: writing {} {}: {}", c.name, t.kind, name(o), e.message);
+    }
+}
+
+/// Whether a pod is Ready, and since when.
+fn ready_since(pod: &Value) -> Option<SystemTime> {
+    pod["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready" && c["status"] == "True")
+        .and_then(|c| time::parse(c["lastTransitionTime"].as_str().unwrap_or("")))
+}
+
+/// Deletes ReplicaSets and pods whose controlling owner is gone (background propagation).
+pub fn collect_garbage(c: &Cluster) {
+    for (child_kind, child_av, owner_kind, owner_av) in [
+        ("ReplicaSet", "apps/v1", "Deployment", "apps/v1"),
+        ("Pod", "v1", "ReplicaSet", "apps/v1"),
+    ] {
+        let owners = c
+            .list(rt(owner_av, owner_kind), "", &|_| true, None, None)
+            .items;
+        let children = c
+            .list(rt(child_av, child_kind), "", &|_| true, None, None)
+            .items;
+        for child in children {
+            let Some(owner) = controller_uid(&child) else {
+                continue;
+            };
+            let owned_by = |k: &str| {
+                child["metadata"]["ownerReferences"]
+                    .as_array()
+                    .is_some_and(|rs| rs.iter().any(|r| r["kind"] == k))
+            };
+            if owned_by(owner_kind) && !owners.iter().any(|o| uid(o) == owner) {
+                let _ = c.delete(
+                    rt(child_av, child_kind),
+                    namespace(&child),
+                    name(&child),
+                    &opts(""),
+                );
+            }
+        }
+    }
+}
+
+/// One pass of the Deployment controller over every Deployment.
+pub fn reconcile_deployments(c: &Cluster, now: SystemTime) {
+    let deployments = c
+        .list(rt("apps/v1", "Deployment"), "", &|_| true, None, None)
+        .items;
+    for d in deployments {
+        if d["metadata"].get("deletionTimestamp").is_none() {
+            reconcile_deployment(c, &d, now);
+        }
+    }
+}
+
+fn replica_set_view(rs: &Value) -> Rs {
+    Rs {
+        name: name(rs).to_owned(),
+        desired: num(&rs["spec"]["replicas"]),
+        current: num(&rs["status"]["replicas"]),
+        ready: num(&rs["status"]["readyReplicas"]),
+        available: num(&rs["status"]["availableReplicas"]),
+    }
+}
+
+fn revision(rs: &Value) -> i64 {
+    rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+fn reconcile_deployment(c: &Cluster, d: &Value, now: SystemTime) {
+    let ns = namespace(d);
+    let replicas = num(&d["spec"]["replicas"]);
+    let template = &d["spec"]["template"];
+    let hash = rollout::template_hash(template);
+    let rs_type = rt("apps/v1", "ReplicaSet");
+    let owned: Vec<Value> = c
+        .list(
+            rs_type,
+            ns,
+            &|rs| controller_uid(rs) == Some(uid(d)),
+            None,
+            None,
+        )
+        .items;
+    let max_revision = owned.iter().map(revision).max().unwrap_or(0);
+    let mut new = owned
+        .iter()
+        .find(|rs| rs["metadata"]["labels"]["pod-template-hash"] == hash.as_str())
+        .cloned();
+    let mut created = false;
+    if new.is_none() && d["spec"]["paused"] != json!(true) {
+        new = create_replica_set(c, d, &hash, max_revision + 1);
+        created = new.is_some();
+    }
+    // A template rolled back to an older ReplicaSet's takes the next revision.
+    if let Some(n) = &new
+        && revision(n) < max_revision
+    {
+        let next = (max_revision + 1).to_string();
+        write(c, rs_type, n, "", |o| {
+            o["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = json!(next)
+        });
+    }
+    let old: Vec<Value> = owned
+        .iter()
+        .filter(|rs| new.as_ref().is_none_or(|n| uid(n) != uid(rs)))
+        .cloned()
+        .collect();
+    let old_view: Vec<Rs> = old.iter().map(replica_set_view).collect();
+    let new_view = new.as_ref().map(replica_set_view);
+    let strategy = &d["spec"]["strategy"];
+    let (surge, unavailable) = rollout::surge_and_unavailable(strategy, replicas);
+    if let (Some(n), Some(nv)) = (&new, &new_view)
+        && d["spec"]["paused"] != json!(true)
+    {
+        let (new_target, old_targets) = if strategy["type"] == "Recreate" {
+            let old_gone = old_view.iter().all(|r| r.current == 0);
+            (if old_gone { replicas } else { 0 }, vec![0; old_view.len()])
+        } else {
+            (
+                rollout::scale_up_new(replicas, surge, nv, &old_view),
+                rollout::scale_down_old(replicas, unavailable, nv, &old_view),
+            )
+        };
+        if new_target != nv.desired {
+            write(c, rs_type, n, "", |o| {
+                o["spec"]["replicas"] = json!(new_target)
+            });
+        }
+        for (rs, target) in old.iter().zip(old_targets) {
+            if target != num(&rs["spec"]["replicas"]) {
+                write(c, rs_type, rs, "", |o| {
+                    o["spec"]["replicas"] = json!(target)
+                });
+            }
+        }
+    }
+    let counts = rollout::counts(new_view.as_ref(), &old_view);
+    write_deployment_status(
+        c,
+        d,
+        &counts,
+        new.as_ref().map(name).unwrap_or(""),
+        unavailable,
+        created,
+        now,
+    );
+}
+
+fn create_replica_set(c: &Cluster, d: &Value, hash: &str, revision: i64) -> Option<Value> {
+    let mut template = d["spec"]["template"].clone();
+    template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
+    let mut selector = d["spec"]["selector"].clone();
+    selector["matchLabels"]["pod-template-hash"] = json!(hash);
+    let replicas = num(&d["spec"]["replicas"]);
+    let (surge, _) = rollout::surge_and_unavailable(&d["spec"]["strategy"], replicas);
+    let rs = json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {
+            "name": format!("{}-{hash}", name(d)), "namespace": namespace(d),
+            "labels": template["metadata"]["labels"],
+            "annotations": {
+                "deployment.kubernetes.io/revision": revision.to_string(),
+                "deployment.kubernetes.io/desired-replicas": replicas.to_string(),
+                "deployment.kubernetes.io/max-replicas": (replicas + surge).to_string(),
+            },
+            "ownerReferences": owner_ref(d),
+        },
+        "spec": {"replicas": 0, "minReadySeconds": num(&d["spec"]["minReadySeconds"]), "selector": selector, "template": template},
+    });
+    match c.create(rt("apps/v1", "ReplicaSet"), namespace(d), rs, &opts("")) {
+        Ok(rs) => Some(rs),
+        Err(e) => {
+            tracing::warn!(
+                "{}: creating a ReplicaSet for {}: {}",
+                c.name,
+                name(d),
+                e.message
+            );
+            None
+        }
+    }
+}
+
+fn write_deployment_status(
+    c: &Cluster,
+    d: &Value,
+    counts: &rollout::Counts,
+    new_rs: &str,
+    max_unavailable: i64,
+    created: bool,
+    now: SystemTime,
+) {
+    let replicas = num(&d["spec"]["replicas"]);
+    let prev = &d["status"];
+    let now_s = time::rfc3339(now);
+    let find = |t: &str| {
+        prev["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == t))
+            .cloned()
+    };
+    let prev_available = find("Available");
+    let prev_progressing = find("Progressing");
+    let available_ok = counts.available >= replicas - max_unavailable;
+    let available = if available_ok {
+        rollout::condition(
+            "Available",
+            true,
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+            &now_s,
+            prev_available.as_ref(),
+        )
+    } else {
+        rollout::condition(
+            "Available",
+            false,
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+            &now_s,
+            prev_available.as_ref(),
+        )
+    };
+    let moved = created
+        || num(&prev["updatedReplicas"]) != counts.updated
+        || num(&prev["readyReplicas"]) != counts.ready
+        || num(&prev["availableReplicas"]) != counts.available
+        || num(&prev["replicas"]) != counts.replicas
+        || prev["observedGeneration"] != d["metadata"]["generation"];
+    let deadline = Duration::from_secs(num(&d["spec"]["progressDeadlineSeconds"]).max(0) as u64);
+    let last_progress = prev_progressing
+        .as_ref()
+        .and_then(|p| time::parse(p["lastUpdateTime"].as_str().unwrap_or("")));
+    let timed_out = prev_progressing
+        .as_ref()
+        .is_some_and(|p| p["reason"] == "ProgressDeadlineExceeded");
+    let progressing = if rollout::complete(replicas, counts) {
+        rollout::condition(
+            "Progressing",
+            true,
+            "NewReplicaSetAvailable",
+            &format!("ReplicaSet \"{new_rs}\" has successfully progressed."),
+            &now_s,
+            prev_progressing.as_ref(),
+        )
+    } else if created || moved && !timed_out {
+        rollout::condition(
+            "Progressing",
+            true,
+            "ReplicaSetUpdated",
+            &format!("ReplicaSet \"{new_rs}\" is progressing."),
+            &now_s,
+            prev_progressing.as_ref(),
+        )
+    } else if timed_out
+        || last_progress.is_some_and(|t| now.duration_since(t).unwrap_or_default() > deadline)
+    {
+        rollout::condition(
+            "Progressing",
+            false,
+            "ProgressDeadlineExceeded",
+            &format!("ReplicaSet \"{new_rs}\" has timed out progressing."),
+            &now_s,
+            prev_progressing.as_ref(),
+        )
+    } else {
+        prev_progressing.clone().unwrap_or_else(|| {
+            rollout::condition(
+                "Progressing",
+                true,
+                "ReplicaSetUpdated",
+                &format!("ReplicaSet \"{new_rs}\" is progressing."),
+                &now_s,
+                None,
+            )
+        })
+    };
+    let mut status = json!({"observedGeneration": d["metadata"]["generation"], "conditions": [available, progressing]});
+    for (k, v) in [
+        ("replicas", counts.replicas),
+        ("updatedReplicas", counts.updated),
+        ("readyReplicas", counts.ready),
+        ("availableReplicas", counts.available),
+        (
+            "unavailableReplicas",
+            (counts.desired - counts.available).max(0),
+        ),
+    ] {
+        if v != 0 {
+            status[k] = json!(v);
+        }
+    }
+    if *prev != status {
+        write(c, rt("apps/v1", "Deployment"), d, "status", |o| {
+            o["status"] = status.clone()
+        });
+    }
+}
+
+/// One pass of the ReplicaSet controller: each ReplicaSet's pods created or deleted to
+/// `spec.replicas`, and its status counted.
+pub fn reconcile_replica_sets(c: &Cluster, now: SystemTime) {
+    let pods_type = rt("v1", "Pod");
+    for rs in c
+        .list(rt("apps/v1", "ReplicaSet"), "", &|_| true, None, None)
+        .items
+    {
+        let pods: Vec<Value> = c
+            .list(
+                pods_type,
+                namespace(&rs),
+                &|p| {
+                    controller_uid(p) == Some(uid(&rs))
+                        && p["metadata"].get("deletionTimestamp").is_none()
+                },
+                None,
+                None,
+            )
+            .items;
+        let desired = num(&rs["spec"]["replicas"]);
+        let have = pods.len() as i64;
+        for _ in have..desired {
+            let mut pod = json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {
+                    "generateName": format!("{}-", name(&rs)), "namespace": namespace(&rs),
+                    "labels": rs["spec"]["template"]["metadata"]["labels"],
+                    "ownerReferences": owner_ref(&rs),
+                },
+                "spec": rs["spec"]["template"]["spec"],
+                "status": {"phase": "Pending", "qosClass": "BestEffort"},
+            });
+            // One node: scheduled at once.
+            pod["spec"]["nodeName"] = json!(crate::kubelet::NODE);
+            if let Some(a) = rs["spec"]["template"]["metadata"].get("annotations") {
+                pod["metadata"]["annotations"] = a.clone();
+            }
+            if let Err(e) = c.create(pods_type, namespace(&rs), pod, &opts("")) {
+                tracing::warn!(
+                    "{}: creating a pod for {}: {}",
+                    c.name,
+                    name(&rs),
+                    e.message
+                );
+            }
+        }
+        if have > desired {
+            // Not-ready pods go first, then the newest.
+            let mut doomed = pods.clone();
+            doomed.sort_by_key(|p| {
+                (
+                    ready_since(p).is_some(),
+                    std::cmp::Reverse(
+                        p["metadata"]["creationTimestamp"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_owned(),
+                    ),
+                )
+            });
+            for p in doomed.iter().take((have - desired) as usize) {
+                let _ = c.delete(pods_type, namespace(p), name(p), &opts(""));
+            }
+        }
+        let min_ready = Duration::from_secs(num(&rs["spec"]["minReadySeconds"]).max(0) as u64);
+        let live: Vec<&Value> = pods.iter().collect();
+        let ready = live.iter().filter(|p| ready_since(p).is_some()).count() as i64;
+        let available = live
+            .iter()
+            .filter(|p| {
+                ready_since(p)
+                    .is_some_and(|t| now.duration_since(t).unwrap_or_default() >= min_ready)
+            })
+            .count() as i64;
+        let mut status = json!({"replicas": have.min(desired.max(have)), "observedGeneration": rs["metadata"]["generation"]});
+        status["fullyLabeledReplicas"] = json!(have);
+        for (k, v) in [("readyReplicas", ready), ("availableReplicas", available)] {
+            if v != 0 {
+                status[k] = json!(v);
+            }
+        }
+        if have == 0 {
+            status
+                .as_object_mut()
+                .map(|m| m.remove("fullyLabeledReplicas"));
+        }
+        if rs["status"] != status {
+            write(c, rt("apps/v1", "ReplicaSet"), &rs, "status", |o| {
+                o["status"] = status.clone()
+            });
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Controllers and the kubelet on the local Docker Engine (run with target/services.env
+//! sourced): Deployments roll out through ReplicaSets to pods that are real containers, and
+//! `kubectl rollout status` reads them as it reads a real cluster.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shipkit_tests::ecs::{CRASH_EXIT_CODE, build_http_image, crashing_image};
+use support::{Emulator, deployment};
+
+/// A local image tag no other test uses.
+fn image(name: &str) -> String {
+    format!(
+        "kube-emulator-tests/{name}:{}-{}",
+        std::process::id(),
+        rand_suffix()
+    )
+}
+
+fn rand_suffix() -> String {
+    format!(
+        "{:x}",
+        Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()) << 7
+    )
+}
+
+fn jsonpath(emu: &Emulator, what: &str, path: &str) -> String {
+    emu.ok(&["get", what, "-o", &format!("jsonpath={path}")], None)
+}
+
+/// Polls `f` until it returns Some, or fails after `secs` with `what`.
+fn eventually<T>(secs: u64, what: &str, emu: &Emulator, mut f: impl FnMut() -> Option<T>) -> T {
+    let t0 = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "{what} within {secs}s\n--- emulator log:\n{}",
+            emu.log()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The containers (any state) made from `image`.
+fn containers_of(image: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("ancestor={image}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn remove_image(reference: &str) {
+    let _ = Command::new("docker")
+        .args(["rmi", "-f", reference])
+        .output();
+}
+
+#[test]
+fn a_deployment_rolls_out_to_containers_and_a_new_template_gets_a_new_replica_set() {
+    let (v1, v2) = (image("web"), image("web"));
+    build_http_image(&v1, &[("/index.html", "v1")]);
+    build_http_image(&v2, &[("/index.html", "v2")]);
+    let emu = Emulator::start_with_docker();
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&deployment("web", 2, &v1)),
+    );
+    let out = emu.ok(
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+        None,
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let pods = emu.ok(&["get", "pods", "-l", "app=web", "--no-headers"], None);
+    assert_eq!(
+        pods.lines()
+            .filter(|l| l.contains("1/1") && l.contains("Running"))
+            .count(),
+        2,
+        "{pods}"
+    );
+    let first_rs = jsonpath(&emu, "replicasets", "{.items[0].metadata.name}");
+    assert_eq!(
+        jsonpath(
+            &emu,
+            &format!("rs/{first_rs}"),
+            "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+        ),
+        "1"
+    );
+
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&deployment("web", 2, &v2)),
+    );
+    let out = emu.ok(
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+        None,
+    );
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let rs = emu.ok(&["get", "replicasets", "--no-headers", "-o", "custom-columns=NAME:.metadata.name,DESIRED:.spec.replicas,REV:.metadata.annotations.deployment\\.kubernetes\\.io/revision"], None);
+    let rows: Vec<Vec<&str>> = rs.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), 2, "{rs}");
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == first_rs && r[1] == "0" && r[2] == "1"),
+        "old one scaled down: {rs}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[0] != first_rs && r[1] == "2" && r[2] == "2"),
+        "new one at revision 2: {rs}"
+    );
+    let images = jsonpath(&emu, "pods", "{.items[*].spec.containers[0].image}");
+    assert_eq!(
+        images.split_whitespace().collect::<Vec<_>>(),
+        [v2.as_str(), v2.as_str()],
+        "old pods gone"
+    );
+
+    // Background deletion: the ReplicaSets, pods and containers follow the Deployment.
+    assert_eq!(containers_of(&v2).len(), 2);
+    emu.ok(&["delete", "deployment", "web"], None);
+    eventually(
+        20,
+        "ReplicaSets, pods and their containers deleted",
+        &emu,
+        || {
+            let left = emu.ok(&["get", "replicasets,pods", "--no-headers"], None);
+            (left.trim().is_empty() && containers_of(&v2).is_empty()).then_some(())
+        },
+    );
+    drop(emu);
+    remove_image(&v1);
+    remove_image(&v2);
+}
+
+#[test]
+fn a_missing_image_is_image_pull_back_off_then_progress_deadline_exceeded_while_old_pods_serve() {
+    let v1 = image("served");
+    build_http_image(&v1, &[("/index.html", "v1")]);
+    let emu = Emulator::start_with_docker();
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&deployment("api", 2, &v1)),
+    );
+    emu.ok(
+        &["rollout", "status", "deployment/api", "--timeout=60s"],
+        None,
+    );
+    // A registry that answers, without this repository: its own "not found" comes back.
+    let ecr = std::env::var("SHIPKIT_ECR_HOST")
+        .expect("SHIPKIT_ECR_HOST: source target/services.env (scripts/services up)");
+    let missing = format!("{ecr}/kube-emulator-tests/missing:v1");
+    let manifest = deployment("api", 2, &missing).replace(
+        "spec:\n  replicas",
+        "spec:\n  progressDeadlineSeconds: 6\n  replicas",
+    );
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    let message = eventually(30, "a pod in ImagePullBackOff", &emu, || {
+        let out = jsonpath(
+            &emu,
+            "pods",
+            "{range .items[*]}{.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}{\"\\n\"}{end}",
+        );
+        out.lines()
+            .find(|l| l.starts_with("ImagePullBackOff|"))
+            .map(str::to_owned)
+    });
+    assert!(message.contains(&missing), "{message}");
+    let t0 = Instant::now();
+    let out = emu.run(
+        &["rollout", "status", "deployment/api", "--timeout=60s"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exceeded its progress deadline"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(30));
+    assert_eq!(
+        jsonpath(&emu, "deployment/api", "{.status.availableReplicas}"),
+        "2",
+        "the old pods keep serving"
+    );
+    let reason = jsonpath(
+        &emu,
+        "deployment/api",
+        "{.status.conditions[?(@.type==\"Progressing\")].reason}",
+    );
+    assert_eq!(reason, "ProgressDeadlineExceeded");
+    drop(emu);
+    remove_image(&v1);
+}
+
+#[test]
+fn a_crashing_container_restarts_into_crash_loop_back_off_with_its_exit_code() {
+    let crash = image("crash");
+    crashing_image(&crash);
+    let emu = Emulator::start_with_docker();
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&deployment("crash", 1, &crash)),
+    );
+    let seen = eventually(40, "CrashLoopBackOff after a restart", &emu, || {
+        let out = jsonpath(
+            &emu,
+            "pods",
+            "{.items[0].status.containerStatuses[0].state.waiting.reason} {.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].lastState.terminated.exitCode}",
+        );
+        let f: Vec<&str> = out.split_whitespace().collect();
+        (f.len() == 3 && f[0] == "CrashLoopBackOff" && f[1] != "0")
+            .then(|| f.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    });
+    assert_eq!(seen[2], CRASH_EXIT_CODE.to_string());
+    let row = emu.ok(&["get", "pods", "--no-headers"], None);
+    assert!(
+        row.contains("CrashLoopBackOff"),
+        "kubectl get shows the reason: {row}"
+    );
+    let pid = emu.pid().to_string();
+    drop(emu);
+    // The emulator's shutdown removed its containers.
+    assert!(
+        containers_of(&crash).is_empty(),
+        "containers left after emulator {pid} stopped"
+    );
+    remove_image(&crash);
+}
