@@ -14,7 +14,7 @@ use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
-    RemoveContainerOptions,
+    LogsOptions, RemoveContainerOptions,
 };
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -311,6 +311,25 @@ impl Kubelet {
         } else {
             t.waiting = Some(("Terminated".into(), String::new()));
         }
+    }
+
+    /// The log of a pod's container (stdout and stderr interleaved), the last `tail` lines
+    /// when given; None when the container never started. A restarted container keeps its
+    /// earlier runs' output (the emulator restarts the same Docker container).
+    pub async fn logs(&self, pod_uid: &str, container: &str, tail: Option<u64>) -> Option<String> {
+        let id = self.get(&(pod_uid.to_owned(), container.to_owned())).id?;
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let mut stream = self.docker.logs(&id, Some(opts));
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.extend_from_slice(&chunk.into_bytes());
+        }
+        Some(String::from_utf8_lossy(&out).into_owned())
     }
 
     /// Removes every container of this instance (at shutdown).

@@ -141,6 +141,7 @@ pub async fn run(args: Args) -> Result<()> {
         clusters.push(cluster.clone());
         let served = Arc::new(Served {
             cluster,
+            kubelet: kubelet.clone(),
             token: args.token.clone(),
             address: address.clone(),
         });

@@ -30,6 +30,14 @@ fn jsonpath(emu: &Emulator, what: &str, path: &str) -> String {
     emu.ok(&["get", what, "-o", &format!("jsonpath={path}")], None)
 }
 
+/// Like [`jsonpath`], None while kubectl cannot answer it (no pod yet, no status yet).
+fn try_jsonpath(emu: &Emulator, what: &str, path: &str) -> Option<String> {
+    let out = emu.run(&["get", what, "-o", &format!("jsonpath={path}")], None);
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Polls `f` until it returns Some, or fails after `secs` with `what`.
 fn eventually<T>(secs: u64, what: &str, emu: &Emulator, mut f: impl FnMut() -> Option<T>) -> T {
     let t0 = Instant::now();
@@ -166,11 +174,11 @@ fn a_missing_image_is_image_pull_back_off_then_progress_deadline_exceeded_while_
     );
     emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
     let message = eventually(30, "a pod in ImagePullBackOff", &emu, || {
-        let out = jsonpath(
+        let out = try_jsonpath(
             &emu,
             "pods",
             "{range .items[*]}{.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}{\"\\n\"}{end}",
-        );
+        )?;
         out.lines()
             .find(|l| l.starts_with("ImagePullBackOff|"))
             .map(str::to_owned)
@@ -210,16 +218,20 @@ fn a_crashing_container_restarts_into_crash_loop_back_off_with_its_exit_code() {
         Some(&deployment("crash", 1, &crash)),
     );
     let seen = eventually(40, "CrashLoopBackOff after a restart", &emu, || {
-        let out = jsonpath(
+        let out = try_jsonpath(
             &emu,
             "pods",
             "{.items[0].status.containerStatuses[0].state.waiting.reason} {.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].lastState.terminated.exitCode}",
-        );
+        )?;
         let f: Vec<&str> = out.split_whitespace().collect();
         (f.len() == 3 && f[0] == "CrashLoopBackOff" && f[1] != "0")
             .then(|| f.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     });
     assert_eq!(seen[2], CRASH_EXIT_CODE.to_string());
+    // The container's own output, through pods/log (what k8s-apply shows of a crash).
+    let pod = jsonpath(&emu, "pods", "{.items[0].metadata.name}");
+    let log = emu.ok(&["logs", &pod, "--tail=1"], None);
+    assert_eq!(log.trim(), "crashing on purpose");
     let row = emu.ok(&["get", "pods", "--no-headers"], None);
     assert!(
         row.contains("CrashLoopBackOff"),
