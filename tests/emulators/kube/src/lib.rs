@@ -15,9 +15,11 @@
 //!   [`selectors`], [`status`] (errors), [`tls`], [`kubeconfig`], [`time`].
 
 pub mod auth;
+pub mod control;
 pub mod controllers;
 pub mod defaults;
 pub mod discovery;
+pub mod eks;
 pub mod fields;
 pub mod kubeconfig;
 pub mod kubelet;
@@ -41,11 +43,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Response;
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::server::Served;
@@ -128,6 +125,7 @@ pub async fn run(args: Args) -> Result<()> {
     } else {
         Some(Arc::new(start_kubelet(&args).await?))
     };
+    let eks = Arc::new(eks::Authenticator::from_env());
     let mut endpoints: Vec<(String, String)> = Vec::new();
     let mut clusters = Vec::new();
     let mut tasks = Vec::new();
@@ -141,6 +139,7 @@ pub async fn run(args: Args) -> Result<()> {
         clusters.push(cluster.clone());
         let served = Arc::new(Served {
             cluster,
+            eks: eks.clone(),
             kubelet: kubelet.clone(),
             token: args.token.clone(),
             address: address.clone(),
@@ -167,13 +166,13 @@ pub async fn run(args: Args) -> Result<()> {
         "kube-emulator listening on http://{}",
         control.local_addr()?
     );
-    let listing = json!(
-        endpoints
-            .iter()
-            .map(|(n, s)| json!({"name": n, "server": s}))
-            .collect::<Vec<_>>()
-    );
-    tasks.push(tokio::spawn(serve_control(control, listing)));
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+    let endpoint = Arc::new(control::Control {
+        clusters: endpoints.clone(),
+        ca_pem: ca.cert_pem().to_owned(),
+        region,
+    });
+    tasks.push(tokio::spawn(control::serve(control, endpoint)));
     tasks.push(tokio::spawn(run_controllers(
         clusters,
         kubelet.clone(),
@@ -262,31 +261,6 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     std::fs::rename(&tmp, path)
-}
-
-/// The emulator's own endpoint: `GET /_emulator/clusters` lists `[{name, server}]`.
-async fn serve_control(listener: TcpListener, clusters: Value) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let clusters = clusters.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (status, body) = match req.uri().path() {
-                        "/_emulator/clusters" => (200, clusters.clone()),
-                        p => (404, json!({"error": format!("no such endpoint: {p}")})),
-                    };
-                    let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
-                    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-                    async move { Ok::<_, std::convert::Infallible>(r) }
-                });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
 async fn shutdown_signal() {

@@ -28,6 +28,8 @@ pub type Body = BoxBody<Bytes, Infallible>;
 /// What every request of one cluster shares.
 pub struct Served {
     pub cluster: Arc<Cluster>,
+    /// Checks EKS (`k8s-aws-v1.`) tokens.
+    pub eks: Arc<crate::eks::Authenticator>,
     /// The node's kubelet (pods/log), None without the Docker Engine.
     pub kubelet: Option<Arc<crate::kubelet::Kubelet>>,
     pub token: String,
@@ -114,12 +116,24 @@ async fn handle(served: Arc<Served>, req: Request<Incoming>) -> Result<Response<
             .unwrap_or("")
             .to_owned()
     };
-    let authorized = auth::bearer_ok(
-        req.headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok()),
-        &served.token,
-    );
+    let authorization = header("authorization");
+    let mut authorized = auth::bearer_ok(Some(&authorization), &served.token);
+    if let Some(token) = authorization
+        .strip_prefix("Bearer ")
+        .filter(|t| t.starts_with("k8s-aws-v1."))
+    {
+        match served
+            .eks
+            .authenticate(token.trim(), &served.cluster.name)
+            .await
+        {
+            Ok(arn) => {
+                tracing::debug!("{}: EKS token of {arn}", served.cluster.name);
+                authorized = true;
+            }
+            Err(e) => tracing::info!("{}: EKS token refused: {e:#}", served.cluster.name),
+        }
+    }
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query: HashMap<String, String> =
         url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())

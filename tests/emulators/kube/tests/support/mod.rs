@@ -86,6 +86,16 @@ impl Emulator {
         emu
     }
 
+    /// The emulator's own endpoint (`http://127.0.0.1:PORT`), from its start-up log line.
+    pub fn control_url(&self) -> String {
+        let log = self.log();
+        let url = log
+            .lines()
+            .find_map(|l| l.split("kube-emulator listening on ").nth(1))
+            .unwrap_or_else(|| panic!("no listening line in the log: {log}"));
+        url.trim().to_owned()
+    }
+
     /// The emulator's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("emulator.log")).unwrap_or_default()
