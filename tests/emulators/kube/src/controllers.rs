@@ -88,6 +88,7 @@ pub fn collect_garbage(c: &Cluster) {
     for (child_kind, child_av, owner_kind, owner_av) in [
         ("ReplicaSet", "apps/v1", "Deployment", "apps/v1"),
         ("Pod", "v1", "ReplicaSet", "apps/v1"),
+        ("Pod", "v1", "Job", "batch/v1"),
     ] {
         let owners = c
             .list(rt(owner_av, owner_kind), "", &|_| true, None, None)
@@ -468,5 +469,146 @@ pub fn reconcile_replica_sets(c: &Cluster, now: SystemTime) {
                 o["status"] = status.clone()
             });
         }
+    }
+}
+
+/// One pass of the Job controller: pods created up to `parallelism` until `completions`
+/// succeed (`Complete`), or more than `backoffLimit` fail (`Failed`, `BackoffLimitExceeded`,
+/// the rest of its pods deleted).
+pub fn reconcile_jobs(c: &Cluster, now: SystemTime) {
+    let pods_type = rt("v1", "Pod");
+    for job in c
+        .list(rt("batch/v1", "Job"), "", &|_| true, None, None)
+        .items
+    {
+        let finished = job["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter().any(|c| {
+                (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True"
+            })
+        });
+        let pods: Vec<Value> = c
+            .list(
+                pods_type,
+                namespace(&job),
+                &|p| controller_uid(p) == Some(uid(&job)),
+                None,
+                None,
+            )
+            .items;
+        let phase = |p: &Value| {
+            p["status"]["phase"]
+                .as_str()
+                .unwrap_or("Pending")
+                .to_owned()
+        };
+        let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
+        // restartPolicy OnFailure restarts in place: each restart is a failure too.
+        let restarts: i64 = pods
+            .iter()
+            .flat_map(|p| {
+                p["status"]["containerStatuses"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .map(|s| num(&s["restartCount"]))
+            .sum();
+        let failed = pods.iter().filter(|p| phase(p) == "Failed").count() as i64 + restarts;
+        let active: Vec<&Value> = pods
+            .iter()
+            .filter(|p| !matches!(phase(p).as_str(), "Succeeded" | "Failed"))
+            .collect();
+        let completions = job["spec"]["completions"].as_i64().unwrap_or(1);
+        let parallelism = job["spec"]["parallelism"].as_i64().unwrap_or(1);
+        let backoff_limit = job["spec"]["backoffLimit"].as_i64().unwrap_or(6);
+        let now_s = time::rfc3339(now);
+        let mut status = if job["status"].is_object() {
+            job["status"].clone()
+        } else {
+            json!({})
+        };
+        let condition = |kind: &str, reason: &str, message: &str| json!({"type": kind, "status": "True", "reason": reason, "message": message, "lastProbeTime": now_s, "lastTransitionTime": now_s});
+        let mut done = finished;
+        if !finished && job["spec"]["suspend"] != json!(true) {
+            if succeeded >= completions {
+                let m = "Reached expected number of succeeded pods";
+                status["conditions"] = json!([
+                    condition("SuccessCriteriaMet", "CompletionsReached", m),
+                    condition("Complete", "CompletionsReached", m)
+                ]);
+                status["completionTime"] = json!(now_s);
+                done = true;
+            } else if failed > backoff_limit {
+                let m = "Job has reached the specified backoff limit";
+                status["conditions"] = json!([
+                    condition("FailureTarget", "BackoffLimitExceeded", m),
+                    condition("Failed", "BackoffLimitExceeded", m)
+                ]);
+                for p in &active {
+                    let _ = c.delete(pods_type, namespace(p), name(p), &opts(""));
+                }
+                done = true;
+            } else {
+                let wanted = parallelism.min(completions - succeeded) - active.len() as i64;
+                for _ in 0..wanted.max(0) {
+                    create_job_pod(c, &job);
+                }
+            }
+            if status.get("startTime").is_none() {
+                status["startTime"] = json!(now_s);
+            }
+        }
+        let ready = active.iter().filter(|p| ready_since(p).is_some()).count() as i64;
+        for (k, v) in [
+            ("active", if done { 0 } else { active.len() as i64 }),
+            ("succeeded", succeeded),
+            ("failed", failed),
+        ] {
+            match status.as_object_mut() {
+                Some(m) if v == 0 => {
+                    m.remove(k);
+                }
+                _ => status[k] = json!(v),
+            }
+        }
+        status["ready"] = json!(if done { 0 } else { ready });
+        status["terminating"] = json!(0);
+        status["uncountedTerminatedPods"] = json!({});
+        if job["status"] != status {
+            write(c, rt("batch/v1", "Job"), &job, "status", |o| {
+                o["status"] = status.clone()
+            });
+        }
+    }
+}
+
+/// A pod of `job`, labelled as the API server labels a Job's pod template.
+fn create_job_pod(c: &Cluster, job: &Value) {
+    let mut labels = job["spec"]["template"]["metadata"]["labels"].clone();
+    if !labels.is_object() {
+        labels = json!({});
+    }
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", uid(job)),
+        ("batch.kubernetes.io/job-name", name(job)),
+        ("controller-uid", uid(job)),
+        ("job-name", name(job)),
+    ] {
+        labels[k] = json!(v);
+    }
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": format!("{}-", name(job)), "namespace": namespace(job), "labels": labels, "ownerReferences": owner_ref(job)},
+        "spec": job["spec"]["template"]["spec"],
+        "status": {"phase": "Pending", "qosClass": "BestEffort"},
+    });
+    pod["spec"]["nodeName"] = json!(crate::kubelet::NODE);
+    if let Err(e) = c.create(rt("v1", "Pod"), namespace(job), pod, &opts("")) {
+        tracing::warn!(
+            "{}: creating a pod for job {}: {}",
+            c.name,
+            name(job),
+            e.message
+        );
     }
 }

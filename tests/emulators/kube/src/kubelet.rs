@@ -164,6 +164,10 @@ impl Kubelet {
 
     async fn step(&self, cluster: &Cluster, pod: &Value, c: &Value, t: &mut Tracked) {
         let now = Instant::now();
+        if t.waiting.as_ref().is_some_and(|(r, _)| r == "Terminated") {
+            // Done for good (restartPolicy Never, or OnFailure after a success).
+            return;
+        }
         if t.retry_at.is_some_and(|at| now < at) {
             // Still backing off: ErrImagePull turns into ImagePullBackOff meanwhile.
             if let Some((reason, msg)) = &t.waiting
@@ -401,7 +405,13 @@ fn container_status(c: &Value, t: &Tracked) -> Value {
     let mut s = json!({
         "name": c["name"], "image": c["image"], "imageID": t.image_id,
         "ready": running, "started": running, "restartCount": t.restarts,
-        "state": state, "lastState": t.last_terminated.clone().unwrap_or(json!({})),
+        "state": state,
+        // The previous run, once there was a restart (a finished container's own end is `state`).
+        "lastState": if t.restarts > 0 || t.waiting.as_ref().is_some_and(|(r, _)| r == "CrashLoopBackOff") {
+            t.last_terminated.clone().unwrap_or(json!({}))
+        } else {
+            json!({})
+        },
     });
     if let Some(id) = &t.id {
         s["containerID"] = json!(format!("docker://{id}"));

@@ -238,6 +238,7 @@ async fn run_controllers(
             controllers::collect_garbage(c);
             controllers::reconcile_deployments(c, now);
             controllers::reconcile_replica_sets(c, now);
+            controllers::reconcile_jobs(c, now);
             if let Some(k) = &kubelet {
                 k.sync(c, &mut live_pods).await;
             }

@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use shipkit_tests::ecs::{CRASH_EXIT_CODE, build_http_image, crashing_image};
+use shipkit_tests::ecs::{CRASH_EXIT_CODE, build_http_image, build_image, crashing_image};
 use support::{Emulator, deployment};
 
 /// A local image tag no other test uses.
@@ -245,4 +245,84 @@ fn a_crashing_container_restarts_into_crash_loop_back_off_with_its_exit_code() {
         "containers left after emulator {pid} stopped"
     );
     remove_image(&crash);
+}
+
+fn job(name: &str, image: &str, script: &str, backoff_limit: u32) -> String {
+    format!(
+        "apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+  backoffLimit: {backoff_limit}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: run
+        image: {image}
+        command: [/busybox, sh, -c, \"{script}\"]
+"
+    )
+}
+
+#[test]
+fn a_job_completes_or_fails_with_backoff_limit_exceeded() {
+    let sh = image("sh");
+    build_image(&sh, "FROM scratch\nCOPY busybox /busybox\n", &[]);
+    let emu = Emulator::start_with_docker();
+    let manifest = format!(
+        "{}---\n{}",
+        job("ok", &sh, "echo done", 2),
+        job("bad", &sh, "exit 4", 1)
+    );
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    emu.ok(
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/ok",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    assert_eq!(jsonpath(&emu, "job/ok", "{.status.succeeded}"), "1");
+    let pod = jsonpath(
+        &emu,
+        "pods",
+        "{.items[?(@.metadata.labels.job-name==\"ok\")].metadata.name}",
+    );
+    assert_eq!(emu.ok(&["logs", &pod], None).trim(), "done");
+    emu.ok(
+        &["wait", "--for=condition=failed", "job/bad", "--timeout=60s"],
+        None,
+    );
+    assert_eq!(
+        jsonpath(
+            &emu,
+            "job/bad",
+            "{.status.conditions[?(@.type==\"Failed\")].reason}"
+        ),
+        "BackoffLimitExceeded"
+    );
+    assert_eq!(
+        jsonpath(&emu, "job/bad", "{.status.failed}"),
+        "2",
+        "backoffLimit 1: the second failure ends it"
+    );
+    let codes = jsonpath(
+        &emu,
+        "pods",
+        "{.items[?(@.metadata.labels.job-name==\"bad\")].status.containerStatuses[0].state.terminated.exitCode}",
+    );
+    assert_eq!(codes.split_whitespace().collect::<Vec<_>>(), ["4", "4"]);
+    let table = emu.ok(&["get", "jobs"], None);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("ok ") && l.contains("Complete") && l.contains("1/1")),
+        "{table}"
+    );
+    drop(emu);
+    remove_image(&sh);
 }
