@@ -89,6 +89,7 @@ pub fn collect_garbage(c: &Cluster) {
         ("ReplicaSet", "apps/v1", "Deployment", "apps/v1"),
         ("Pod", "v1", "ReplicaSet", "apps/v1"),
         ("Pod", "v1", "Job", "batch/v1"),
+        ("Pod", "v1", "StatefulSet", "apps/v1"),
     ] {
         let owners = c
             .list(rt(owner_av, owner_kind), "", &|_| true, None, None)
@@ -610,5 +611,160 @@ fn create_job_pod(c: &Cluster, job: &Value) {
             name(job),
             e.message
         );
+    }
+}
+
+/// The pod of `sts` at `ordinal`, on `revision` (`<name>-<template hash>`).
+fn stateful_pod(sts: &Value, ordinal: i64, revision: &str) -> Value {
+    let pod_name = format!("{}-{ordinal}", name(sts));
+    let mut labels = sts["spec"]["template"]["metadata"]["labels"].clone();
+    if !labels.is_object() {
+        labels = json!({});
+    }
+    labels["controller-revision-hash"] = json!(revision);
+    labels["statefulset.kubernetes.io/pod-name"] = json!(pod_name);
+    labels["apps.kubernetes.io/pod-index"] = json!(ordinal.to_string());
+    let mut pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod_name, "namespace": namespace(sts), "labels": labels, "ownerReferences": owner_ref(sts)},
+        "spec": sts["spec"]["template"]["spec"],
+        "status": {"phase": "Pending", "qosClass": "BestEffort"},
+    });
+    pod["spec"]["hostname"] = json!(pod_name);
+    pod["spec"]["nodeName"] = json!(crate::kubelet::NODE);
+    if let Some(service) = sts["spec"]["serviceName"].as_str() {
+        pod["spec"]["subdomain"] = json!(service);
+    }
+    pod
+}
+
+/// One pass of the StatefulSet controller: pods `<name>-0..N-1` created in order (each once
+/// the ones before are Ready, unless `podManagementPolicy: Parallel`), removed from the
+/// highest ordinal down, and a new template rolled out from the highest ordinal down to
+/// `partition`, one pod at a time once the others are Ready; `currentRevision` /
+/// `updateRevision` as `kubectl rollout status` reads them.
+pub fn reconcile_stateful_sets(c: &Cluster) {
+    let pods_type = rt("v1", "Pod");
+    let sts_type = rt("apps/v1", "StatefulSet");
+    for sts in c.list(sts_type, "", &|_| true, None, None).items {
+        let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
+        let ordered = sts["spec"]["podManagementPolicy"] != "Parallel";
+        let partition = num(&sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"]);
+        let rolling = sts["spec"]["updateStrategy"]["type"] != "OnDelete";
+        let update_revision = format!(
+            "{}-{}",
+            name(&sts),
+            rollout::template_hash(&sts["spec"]["template"])
+        );
+        let pods: Vec<Value> = c
+            .list(
+                pods_type,
+                namespace(&sts),
+                &|p| controller_uid(p) == Some(uid(&sts)),
+                None,
+                None,
+            )
+            .items;
+        let ordinal = |p: &Value| {
+            name(p)
+                .rsplit('-')
+                .next()
+                .and_then(|o| o.parse::<i64>().ok())
+                .unwrap_or(-1)
+        };
+        let revision = |p: &Value| {
+            p["metadata"]["labels"]["controller-revision-hash"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        };
+        let current_revision = sts["status"]["currentRevision"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| update_revision.clone());
+        let all_ready = |below: i64| {
+            (0..below).all(|i| {
+                pods.iter()
+                    .any(|p| ordinal(p) == i && ready_since(p).is_some())
+            })
+        };
+        // Create the missing ordinals (below `partition` on the current revision).
+        for i in 0..replicas {
+            if pods.iter().any(|p| ordinal(p) == i) {
+                continue;
+            }
+            if ordered && !all_ready(i) {
+                break;
+            }
+            let rev = if rolling && i < partition {
+                &current_revision
+            } else {
+                &update_revision
+            };
+            if let Err(e) = c.create(
+                pods_type,
+                namespace(&sts),
+                stateful_pod(&sts, i, rev),
+                &opts(""),
+            ) {
+                tracing::warn!(
+                    "{}: creating pod {i} of {}: {}",
+                    c.name,
+                    name(&sts),
+                    e.message
+                );
+            }
+            if ordered {
+                break;
+            }
+        }
+        // Scale down from the highest ordinal.
+        let mut extra: Vec<&Value> = pods.iter().filter(|p| ordinal(p) >= replicas).collect();
+        extra.sort_by_key(|p| std::cmp::Reverse(ordinal(p)));
+        for p in extra.iter().take(if ordered { 1 } else { extra.len() }) {
+            let _ = c.delete(pods_type, namespace(p), name(p), &opts(""));
+        }
+        // Roll out: the highest ordinal not yet updated, once every pod is Ready.
+        if rolling && extra.is_empty() && pods.len() as i64 == replicas && all_ready(replicas) {
+            let next = pods
+                .iter()
+                .filter(|p| ordinal(p) >= partition && revision(p) != update_revision)
+                .max_by_key(|p| ordinal(p));
+            if let Some(p) = next {
+                let _ = c.delete(pods_type, namespace(p), name(p), &opts(""));
+            }
+        }
+        let live: Vec<&Value> = pods.iter().filter(|p| ordinal(p) < replicas).collect();
+        let updated = live
+            .iter()
+            .filter(|p| revision(p) == update_revision)
+            .count() as i64;
+        let ready = live.iter().filter(|p| ready_since(p).is_some()).count() as i64;
+        let done = updated == replicas && ready == replicas;
+        let current = if done {
+            update_revision.clone()
+        } else {
+            current_revision
+        };
+        let current_replicas = live.iter().filter(|p| revision(p) == current).count() as i64;
+        let mut status = json!({
+            "observedGeneration": sts["metadata"]["generation"], "replicas": live.len(),
+            "currentRevision": current, "updateRevision": update_revision, "collisionCount": 0,
+        });
+        for (k, v) in [
+            ("readyReplicas", ready),
+            ("availableReplicas", ready),
+            ("currentReplicas", current_replicas),
+            ("updatedReplicas", updated),
+        ] {
+            if v != 0 {
+                status[k] = json!(v);
+            }
+        }
+        if sts["status"] != status {
+            write(c, sts_type, &sts, "status", |o| {
+                o["status"] = status.clone()
+            });
+        }
     }
 }

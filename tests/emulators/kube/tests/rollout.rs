@@ -326,3 +326,114 @@ fn a_job_completes_or_fails_with_backoff_limit_exceeded() {
     drop(emu);
     remove_image(&sh);
 }
+
+fn stateful_set(name: &str, replicas: u32, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {name}
+spec:
+  serviceName: {name}
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: app
+        image: {image}
+"
+    )
+}
+
+#[test]
+fn a_stateful_set_rolls_out_in_order_and_a_reverted_template_needs_the_stuck_pod_deleted() {
+    let (v1, v2) = (image("db"), image("db"));
+    build_http_image(&v1, &[("/index.html", "v1")]);
+    build_http_image(&v2, &[("/index.html", "v2")]);
+    let emu = Emulator::start_with_docker();
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&stateful_set("db", 2, &v1)),
+    );
+    let out = emu.ok(
+        &["rollout", "status", "statefulset/db", "--timeout=60s"],
+        None,
+    );
+    assert!(
+        // What kubectl says when rollingUpdate.partition is set: the API server defaults it to 0.
+        out.contains("partitioned roll out complete: 2 new pods have been updated"),
+        "{out}"
+    );
+    assert_eq!(
+        jsonpath(&emu, "pods", "{.items[*].metadata.name}"),
+        "db-0 db-1"
+    );
+
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&stateful_set("db", 2, &v2)),
+    );
+    emu.ok(
+        &["rollout", "status", "statefulset/db", "--timeout=60s"],
+        None,
+    );
+    let images = jsonpath(&emu, "pods", "{.items[*].spec.containers[0].image}");
+    assert_eq!(
+        images.split_whitespace().collect::<Vec<_>>(),
+        [v2.as_str(), v2.as_str()]
+    );
+    let revisions = jsonpath(
+        &emu,
+        "statefulset/db",
+        "{.status.currentRevision} {.status.updateRevision}",
+    );
+    let r: Vec<&str> = revisions.split_whitespace().collect();
+    assert_eq!(r[0], r[1], "{revisions}");
+
+    // A bad template stops at the highest ordinal; reverting it leaves that pod stuck, as a
+    // real StatefulSet does, until it is deleted.
+    let missing = "127.0.0.1:1/kube-emulator-tests/missing:v1";
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&stateful_set("db", 2, missing)),
+    );
+    eventually(30, "db-1 on the bad image", &emu, || {
+        let reason = try_jsonpath(
+            &emu,
+            "pod/db-1",
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        )?;
+        (reason == "ErrImagePull" || reason == "ImagePullBackOff").then_some(())
+    });
+    assert_eq!(
+        jsonpath(&emu, "pod/db-0", "{.spec.containers[0].image}"),
+        v2,
+        "the rollout stopped at db-1"
+    );
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&stateful_set("db", 2, &v2)),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        jsonpath(&emu, "pod/db-1", "{.spec.containers[0].image}"),
+        missing,
+        "still stuck"
+    );
+    emu.ok(&["delete", "pod", "db-1"], None);
+    emu.ok(
+        &["rollout", "status", "statefulset/db", "--timeout=60s"],
+        None,
+    );
+    assert_eq!(
+        jsonpath(&emu, "pod/db-1", "{.spec.containers[0].image}"),
+        v2
+    );
+    drop(emu);
+    remove_image(&v1);
+    remove_image(&v2);
+}
