@@ -90,6 +90,7 @@ pub fn collect_garbage(c: &Cluster) {
         ("Pod", "v1", "ReplicaSet", "apps/v1"),
         ("Pod", "v1", "Job", "batch/v1"),
         ("Pod", "v1", "StatefulSet", "apps/v1"),
+        ("Pod", "v1", "DaemonSet", "apps/v1"),
     ] {
         let owners = c
             .list(rt(owner_av, owner_kind), "", &|_| true, None, None)
@@ -765,6 +766,82 @@ pub fn reconcile_stateful_sets(c: &Cluster) {
             write(c, sts_type, &sts, "status", |o| {
                 o["status"] = status.clone()
             });
+        }
+    }
+}
+
+/// One pass of the DaemonSet controller on the one node: one pod per DaemonSet, replaced
+/// (delete, then create) when the template changes; the status `kubectl rollout status` reads.
+pub fn reconcile_daemon_sets(c: &Cluster) {
+    let pods_type = rt("v1", "Pod");
+    let ds_type = rt("apps/v1", "DaemonSet");
+    for ds in c.list(ds_type, "", &|_| true, None, None).items {
+        let hash = rollout::template_hash(&ds["spec"]["template"]);
+        let pods: Vec<Value> = c
+            .list(
+                pods_type,
+                namespace(&ds),
+                &|p| controller_uid(p) == Some(uid(&ds)),
+                None,
+                None,
+            )
+            .items;
+        let revision = |p: &Value| {
+            p["metadata"]["labels"]["controller-revision-hash"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        };
+        let on_delete = ds["spec"]["updateStrategy"]["type"] == "OnDelete";
+        match pods.first() {
+            None => {
+                let mut labels = ds["spec"]["template"]["metadata"]["labels"].clone();
+                if !labels.is_object() {
+                    labels = json!({});
+                }
+                labels["controller-revision-hash"] = json!(hash);
+                labels["pod-template-generation"] =
+                    json!(num(&ds["metadata"]["generation"]).to_string());
+                let mut pod = json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"generateName": format!("{}-", name(&ds)), "namespace": namespace(&ds), "labels": labels, "ownerReferences": owner_ref(&ds)},
+                    "spec": ds["spec"]["template"]["spec"],
+                    "status": {"phase": "Pending", "qosClass": "BestEffort"},
+                });
+                pod["spec"]["nodeName"] = json!(crate::kubelet::NODE);
+                if let Err(e) = c.create(pods_type, namespace(&ds), pod, &opts("")) {
+                    tracing::warn!(
+                        "{}: creating the pod of {}: {}",
+                        c.name,
+                        name(&ds),
+                        e.message
+                    );
+                }
+            }
+            Some(p) if revision(p) != hash && !on_delete => {
+                let _ = c.delete(pods_type, namespace(p), name(p), &opts(""));
+            }
+            Some(_) => {}
+        }
+        let current = pods.first();
+        let scheduled = i64::from(current.is_some());
+        let updated = i64::from(current.is_some_and(|p| revision(p) == hash));
+        let ready = i64::from(current.is_some_and(|p| ready_since(p).is_some()));
+        let mut status = json!({
+            "observedGeneration": ds["metadata"]["generation"], "desiredNumberScheduled": 1,
+            "currentNumberScheduled": scheduled, "numberMisscheduled": 0, "numberReady": ready,
+        });
+        for (k, v) in [
+            ("updatedNumberScheduled", updated),
+            ("numberAvailable", ready),
+            ("numberUnavailable", 1 - ready),
+        ] {
+            if v != 0 {
+                status[k] = json!(v);
+            }
+        }
+        if ds["status"] != status {
+            write(c, ds_type, &ds, "status", |o| o["status"] = status.clone());
         }
     }
 }

@@ -240,6 +240,7 @@ async fn run_controllers(
             controllers::reconcile_replica_sets(c, now);
             controllers::reconcile_jobs(c, now);
             controllers::reconcile_stateful_sets(c);
+            controllers::reconcile_daemon_sets(c);
             if let Some(k) = &kubelet {
                 k.sync(c, &mut live_pods).await;
             }

@@ -437,3 +437,43 @@ fn a_stateful_set_rolls_out_in_order_and_a_reverted_template_needs_the_stuck_pod
     remove_image(&v1);
     remove_image(&v2);
 }
+
+#[test]
+fn a_daemon_set_runs_one_pod_on_the_node_and_rolls_a_new_template() {
+    let (v1, v2) = (image("agent"), image("agent"));
+    build_http_image(&v1, &[("/index.html", "v1")]);
+    build_http_image(&v2, &[("/index.html", "v2")]);
+    let emu = Emulator::start_with_docker();
+    let ds = |image: &str| {
+        deployment("agent", 1, image)
+            .replace("kind: Deployment", "kind: DaemonSet")
+            .replace("  replicas: 1\n", "")
+    };
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&ds(&v1)));
+    let out = emu.ok(
+        &["rollout", "status", "daemonset/agent", "--timeout=60s"],
+        None,
+    );
+    assert!(
+        out.contains("daemon set \"agent\" successfully rolled out"),
+        "{out}"
+    );
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&ds(&v2)));
+    emu.ok(
+        &["rollout", "status", "daemonset/agent", "--timeout=60s"],
+        None,
+    );
+    assert_eq!(
+        jsonpath(&emu, "pods", "{.items[*].spec.containers[0].image}"),
+        v2
+    );
+    let row = emu.ok(&["get", "daemonset", "agent", "--no-headers"], None);
+    assert_eq!(
+        row.split_whitespace().take(6).collect::<Vec<_>>(),
+        ["agent", "1", "1", "1", "1", "1"],
+        "{row}"
+    );
+    drop(emu);
+    remove_image(&v1);
+    remove_image(&v2);
+}
