@@ -88,6 +88,9 @@ pub struct Args {
     /// How often the controllers and the kubelet look at the clusters.
     #[arg(long, env = "KUBE_EMULATOR_TICK", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub tick: std::time::Duration,
+    /// How many events each cluster keeps for watches to resume from (older: 410 Gone).
+    #[arg(long, env = "KUBE_EMULATOR_WATCH_HISTORY", default_value_t = store::HISTORY)]
+    pub watch_history: usize,
     /// Serve the API without the Docker Engine: pods are stored but never run.
     #[arg(long, env = "KUBE_EMULATOR_NO_DOCKER")]
     pub no_docker: bool,
@@ -135,7 +138,7 @@ pub async fn run(args: Args) -> Result<()> {
             .with_context(|| format!("cluster {name}: listening on {addr}"))?;
         let local = listener.local_addr()?;
         let address = format!("https://{local}");
-        let cluster = Arc::new(Cluster::new(name));
+        let cluster = Arc::new(Cluster::with_history(name, args.watch_history));
         clusters.push(cluster.clone());
         let served = Arc::new(Served {
             cluster,

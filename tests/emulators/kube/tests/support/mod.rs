@@ -46,6 +46,13 @@ impl Emulator {
         Self::launch(&["--tick", "200ms"])
     }
 
+    /// Starts the emulator (API only) with extra flags.
+    pub fn start_with(extra: &[&str]) -> Emulator {
+        let mut args = vec!["--no-docker"];
+        args.extend_from_slice(extra);
+        Self::launch(&args)
+    }
+
     fn launch(extra: &[&str]) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let ca = write_ca(dir.path());
