@@ -45,6 +45,14 @@ struct Tracked {
     waiting: Option<(String, String)>,
     started_at: Option<String>,
     last_terminated: Option<Value>,
+    /// The container's address on the Docker bridge (the pod IP).
+    ip: Option<String>,
+    /// Ready: running, and the readiness probe (if any) passed.
+    ready: bool,
+    running_since: Option<Instant>,
+    next_probe: Option<Instant>,
+    probe_successes: u32,
+    probe_failures: u32,
 }
 
 /// The back-off after `failures` consecutive failures: 10 s doubling to 5 min (the kubelet's).
@@ -109,7 +117,13 @@ impl Kubelet {
                 statuses.push(container_status(&c, &t));
                 self.put(key, t);
             }
-            let status = pod_status(&pod, &statuses);
+            let pod_ip = statuses
+                .iter()
+                .find_map(|s| s["_ip"].as_str().map(str::to_owned));
+            for s in statuses.iter_mut() {
+                s.as_object_mut().map(|m| m.remove("_ip"));
+            }
+            let status = pod_status(&pod, &statuses, pod_ip.as_deref());
             if pod["status"] != status {
                 let ns = text(&pod["metadata"]["namespace"]).to_owned();
                 let name = text(&pod["metadata"]["name"]).to_owned();
@@ -182,7 +196,7 @@ impl Kubelet {
         }
         match &t.id {
             None => self.start(cluster, pod, c, t).await,
-            Some(id) => self.observe(pod, id.clone(), t).await,
+            Some(id) => self.observe(pod, c, id.clone(), t).await,
         }
     }
 
@@ -262,7 +276,7 @@ impl Kubelet {
         t.started_at = Some(time::now());
     }
 
-    async fn observe(&self, pod: &Value, id: String, t: &mut Tracked) {
+    async fn observe(&self, pod: &Value, c: &Value, id: String, t: &mut Tracked) {
         let Ok(info) = self
             .docker
             .inspect_container(&id, None::<InspectContainerOptions>)
@@ -273,13 +287,25 @@ impl Kubelet {
             return;
         };
         let state = info.state.unwrap_or_default();
+        let bridge_ip = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|nets| {
+                nets.into_values()
+                    .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
+            });
+        t.ip = bridge_ip.or(t.ip.take());
         if state.running.unwrap_or(false) {
             if t.started_at.is_none() {
                 t.started_at = Some(time::now());
             }
             t.waiting = None;
+            self.probe_readiness(c, &id, t).await;
             return;
         }
+        t.ready = false;
+        t.running_since = None;
+        t.next_probe = None;
         if t.waiting
             .as_ref()
             .is_some_and(|(r, _)| r == "CrashLoopBackOff")
@@ -288,6 +314,8 @@ impl Kubelet {
             t.restarts += 1;
             t.waiting = None;
             t.started_at = Some(time::now());
+            t.probe_successes = 0;
+            t.probe_failures = 0;
             if let Err(e) = self.docker.start_container(&id, None).await {
                 t.waiting = Some(("RunContainerError".into(), e.to_string()));
             }
@@ -334,6 +362,37 @@ impl Kubelet {
             out.extend_from_slice(&chunk.into_bytes());
         }
         Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Runs the readiness probe when it is due and updates `ready` by its thresholds;
+    /// without a probe a running container is ready.
+    async fn probe_readiness(&self, c: &Value, id: &str, t: &mut Tracked) {
+        let Some(probe) = c.get("readinessProbe").filter(|p| p.is_object()) else {
+            t.ready = true;
+            return;
+        };
+        let timing = crate::probe::timing(probe);
+        let now = Instant::now();
+        let since = *t.running_since.get_or_insert(now);
+        let due = t.next_probe.unwrap_or(since + timing.initial_delay);
+        if now < due {
+            return;
+        }
+        t.next_probe = Some(now + timing.period);
+        let ip = t.ip.clone().unwrap_or_default();
+        if crate::probe::run(&self.docker, id, &ip, c, probe).await {
+            t.probe_failures = 0;
+            t.probe_successes += 1;
+            if t.probe_successes >= timing.success_threshold {
+                t.ready = true;
+            }
+        } else {
+            t.probe_successes = 0;
+            t.probe_failures += 1;
+            if t.probe_failures >= timing.failure_threshold {
+                t.ready = false;
+            }
+        }
     }
 
     /// Removes every container of this instance (at shutdown).
@@ -393,6 +452,7 @@ fn environment(cluster: &Cluster, pod: &Value, c: &Value) -> Result<Vec<String>,
 
 fn container_status(c: &Value, t: &Tracked) -> Value {
     let running = t.id.is_some() && t.waiting.is_none() && t.started_at.is_some();
+    let ready = running && t.ready;
     let state = match (&t.waiting, running) {
         (Some((reason, _)), _) if reason == "Terminated" => t
             .last_terminated
@@ -404,7 +464,7 @@ fn container_status(c: &Value, t: &Tracked) -> Value {
     };
     let mut s = json!({
         "name": c["name"], "image": c["image"], "imageID": t.image_id,
-        "ready": running, "started": running, "restartCount": t.restarts,
+        "ready": ready, "started": running, "restartCount": t.restarts,
         "state": state,
         // The previous run, once there was a restart (a finished container's own end is `state`).
         "lastState": if t.restarts > 0 || t.waiting.as_ref().is_some_and(|(r, _)| r == "CrashLoopBackOff") {
@@ -416,11 +476,15 @@ fn container_status(c: &Value, t: &Tracked) -> Value {
     if let Some(id) = &t.id {
         s["containerID"] = json!(format!("docker://{id}"));
     }
+    // Carried to pod_status, which takes it out again.
+    if let Some(ip) = &t.ip {
+        s["_ip"] = json!(ip);
+    }
     s
 }
 
 /// The pod's phase and conditions from its containers' statuses.
-fn pod_status(pod: &Value, statuses: &[Value]) -> Value {
+fn pod_status(pod: &Value, statuses: &[Value], pod_ip: Option<&str>) -> Value {
     let prev = &pod["status"];
     let now = time::now();
     let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s["ready"] == json!(true));
@@ -461,6 +525,7 @@ fn pod_status(pod: &Value, statuses: &[Value]) -> Value {
         "phase": phase,
         "conditions": [cond("PodReadyToStartContainers", true), cond("Initialized", true), cond("Ready", all_ready), cond("ContainersReady", all_ready), cond("PodScheduled", true)],
         "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": pod_ip, "podIPs": pod_ip.map(|ip| vec![json!({"ip": ip})]),
         "startTime": prev["startTime"].as_str().map(str::to_owned).unwrap_or(now.clone()),
         "containerStatuses": statuses,
         "qosClass": "BestEffort",
@@ -640,7 +705,7 @@ mod tests {
         assert_eq!(s["lastState"]["terminated"]["exitCode"], 3);
         assert_eq!(s["restartCount"], 2);
         assert_eq!(s["ready"], false);
-        let p = pod_status(&json!({"status": {}}), &[s]);
+        let p = pod_status(&json!({"status": {}}), &[s], None);
         assert_eq!(p["phase"], "Running");
         assert_eq!(p["conditions"][2]["status"], "False");
     }

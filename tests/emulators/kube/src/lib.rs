@@ -26,6 +26,7 @@ pub mod kubelet;
 pub mod managed;
 pub mod merge;
 pub mod openapi;
+pub mod probe;
 pub mod resources;
 pub mod rollout;
 pub mod schema;

@@ -477,3 +477,67 @@ fn a_daemon_set_runs_one_pod_on_the_node_and_rolls_a_new_template() {
     remove_image(&v1);
     remove_image(&v2);
 }
+
+fn with_readiness(manifest: &str, probe: &str) -> String {
+    manifest.replace(
+        "        ports:\n",
+        &format!("        readinessProbe:\n          {probe}\n          periodSeconds: 1\n        ports:\n"),
+    )
+}
+
+#[test]
+fn readiness_probes_decide_ready_and_a_never_ready_template_keeps_the_old_pods() {
+    let web = image("probed");
+    build_http_image(&web, &[("/healthz", "ok")]);
+    let emu = Emulator::start_with_docker();
+    let tcp = with_readiness(&deployment("web", 2, &web), "tcpSocket: {port: 8080}");
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&tcp));
+    emu.ok(
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+        None,
+    );
+    let ips = jsonpath(&emu, "pods", "{.items[*].status.podIP}");
+    assert_eq!(
+        ips.split_whitespace().count(),
+        2,
+        "each pod has its IP: {ips}"
+    );
+
+    let never = with_readiness(
+        &deployment("web", 2, &web),
+        "httpGet: {path: /missing, port: 8080}",
+    );
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&never));
+    let row = eventually(30, "a new pod running but not ready", &emu, || {
+        let pods = emu.ok(&["get", "pods", "--no-headers"], None);
+        pods.lines()
+            .find(|l| l.contains("0/1") && l.contains("Running"))
+            .map(str::to_owned)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        emu.ok(&["get", "pods", "--no-headers"], None)
+            .contains(row.split_whitespace().next().unwrap())
+    );
+    assert_eq!(
+        jsonpath(
+            &emu,
+            "deployment/web",
+            "{.status.updatedReplicas} {.status.availableReplicas}"
+        ),
+        "1 2",
+        "the old pods still serve"
+    );
+
+    let good = with_readiness(
+        &deployment("web", 2, &web),
+        "httpGet: {path: /healthz, port: 8080}",
+    );
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&good));
+    emu.ok(
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+        None,
+    );
+    drop(emu);
+    remove_image(&web);
+}
