@@ -5,7 +5,9 @@
 //!   `certificateAuthority.data`, status `ACTIVE`; an unknown name → 404
 //!   `ResourceNotFoundException`;
 //! - `GET /clusters`: `ListClusters`;
-//! - `GET /_emulator/clusters`: `[{name, server}]`.
+//! - `GET /_emulator/clusters`: `[{name, server}]`;
+//! - `GET /_emulator/services`: `[{cluster, namespace, service, port, loopbackPort, backends}]`,
+//!   the loopback port of every Service port.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,6 +27,8 @@ pub struct Control {
     pub clusters: Vec<(String, String)>,
     pub ca_pem: String,
     pub region: String,
+    /// The Services' loopback ports.
+    pub network: Option<Arc<crate::network::Network>>,
 }
 
 fn answer(status: u16, body: &Value, error_type: Option<&str>) -> Response<Body> {
@@ -51,6 +55,11 @@ pub fn route(c: &Control, path: &str) -> Response<Body> {
                     .map(|(n, s)| json!({"name": n, "server": s}))
                     .collect::<Vec<_>>()
             ),
+            None,
+        ),
+        "/_emulator/services" => answer(
+            200,
+            &c.network.as_ref().map_or(json!([]), |n| n.listing()),
             None,
         ),
         "/clusters" => answer(
@@ -109,6 +118,7 @@ mod tests {
             clusters: vec![("staging".into(), "https://127.0.0.1:6443".into())],
             ca_pem: "PEM".into(),
             region: "us-east-1".into(),
+            network: None,
         };
         assert_eq!(route(&c, "/clusters/staging").status(), 200);
         let missing = route(&c, "/clusters/nope");

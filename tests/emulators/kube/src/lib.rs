@@ -25,6 +25,7 @@ pub mod kubeconfig;
 pub mod kubelet;
 pub mod managed;
 pub mod merge;
+pub mod network;
 pub mod openapi;
 pub mod probe;
 pub mod resources;
@@ -89,12 +90,27 @@ pub struct Args {
     /// How often the controllers and the kubelet look at the clusters.
     #[arg(long, env = "KUBE_EMULATOR_TICK", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub tick: std::time::Duration,
+    /// Loopback ports for the Services' ports, allocated in order (FIRST-LAST).
+    #[arg(long, env = "KUBE_EMULATOR_SERVICE_PORTS", default_value = "19000-19499", value_parser = parse_port_range)]
+    pub service_ports: (u16, u16),
     /// How many events each cluster keeps for watches to resume from (older: 410 Gone).
     #[arg(long, env = "KUBE_EMULATOR_WATCH_HISTORY", default_value_t = store::HISTORY)]
     pub watch_history: usize,
     /// Serve the API without the Docker Engine: pods are stored but never run.
     #[arg(long, env = "KUBE_EMULATOR_NO_DOCKER")]
     pub no_docker: bool,
+}
+
+fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or("expected FIRST-LAST, e.g. 19000-19499")?;
+    let a: u16 = a.trim().parse().map_err(|e| format!("{a}: {e}"))?;
+    let b: u16 = b.trim().parse().map_err(|e| format!("{b}: {e}"))?;
+    if a == 0 || b < a {
+        return Err(format!("{s}: an empty range"));
+    }
+    Ok((a, b))
 }
 
 fn parse_cluster(s: &str) -> Result<(String, SocketAddr), String> {
@@ -130,6 +146,7 @@ pub async fn run(args: Args) -> Result<()> {
         Some(Arc::new(start_kubelet(&args).await?))
     };
     let eks = Arc::new(eks::Authenticator::from_env());
+    let network = Arc::new(network::Network::new(args.service_ports));
     let mut endpoints: Vec<(String, String)> = Vec::new();
     let mut clusters = Vec::new();
     let mut tasks = Vec::new();
@@ -175,11 +192,13 @@ pub async fn run(args: Args) -> Result<()> {
         clusters: endpoints.clone(),
         ca_pem: ca.cert_pem().to_owned(),
         region,
+        network: Some(network.clone()),
     });
     tasks.push(tokio::spawn(control::serve(control, endpoint)));
     tasks.push(tokio::spawn(run_controllers(
         clusters,
         kubelet.clone(),
+        network.clone(),
         args.tick,
     )));
     shutdown_signal().await;
@@ -230,6 +249,7 @@ async fn start_kubelet(args: &Args) -> Result<kubelet::Kubelet> {
 async fn run_controllers(
     clusters: Vec<Arc<Cluster>>,
     kubelet: Option<Arc<kubelet::Kubelet>>,
+    network: Arc<network::Network>,
     tick: std::time::Duration,
 ) {
     let mut interval = tokio::time::interval(tick);
@@ -249,6 +269,8 @@ async fn run_controllers(
                 k.sync(c, &mut live_pods).await;
             }
         }
+        // The Services stop sending to deleted pods before their containers go.
+        network.sync(&clusters).await;
         if let Some(k) = &kubelet {
             k.sweep(&live_pods).await;
         }

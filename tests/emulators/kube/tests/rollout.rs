@@ -541,3 +541,86 @@ fn readiness_probes_decide_ready_and_a_never_ready_template_keeps_the_old_pods()
     drop(emu);
     remove_image(&web);
 }
+
+/// `GET /index.html` through 127.0.0.1:`port`: the body, or None when the connection fails.
+fn http_get(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(b"GET /index.html HTTP/1.0\r\nHost: web\r\n\r\n")
+        .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_owned())
+}
+
+#[test]
+fn a_service_port_serves_ready_pods_only_and_never_drops_during_a_rollout() {
+    let (v1, v2) = (image("svc"), image("svc"));
+    build_http_image(&v1, &[("/index.html", "v1")]);
+    build_http_image(&v2, &[("/index.html", "v2")]);
+    let emu = Emulator::start_with_docker();
+    let service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - port: 80\n    targetPort: 8080\n";
+    let probe = "readinessProbe: {httpGet: {path: /index.html, port: 8080}, periodSeconds: 1}";
+    let manifest = |image: &str| {
+        format!(
+            "{}---\n{service}",
+            with_readiness(&deployment("web", 2, image), probe)
+        )
+    };
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest(&v1)));
+    emu.ok(
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+        None,
+    );
+    let port: u16 = eventually(
+        20,
+        "the Service's loopback port in its status",
+        &emu,
+        || {
+            try_jsonpath(
+                &emu,
+                "service/web",
+                "{.status.loadBalancer.ingress[0].ports[0].port}",
+            )?
+            .parse()
+            .ok()
+        },
+    );
+    let body = eventually(20, "v1 through the Service", &emu, || http_get(port));
+    assert_eq!(body, "v1");
+
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest(&v2)));
+    let (mut answers, mut failures) = (Vec::new(), 0);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        match http_get(port) {
+            Some(b) => answers.push(b),
+            None => failures += 1,
+        }
+        let done = emu.run(
+            &["rollout", "status", "deployment/web", "--watch=false"],
+            None,
+        );
+        if String::from_utf8_lossy(&done.stdout).contains("successfully rolled out") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        failures,
+        0,
+        "the Service always had a ready pod ({} answers)",
+        answers.len()
+    );
+    assert!(answers.iter().any(|a| a == "v1"));
+    assert_eq!(
+        eventually(10, "v2 through the Service", &emu, || http_get(port)
+            .filter(|b| b == "v2")),
+        "v2"
+    );
+    drop(emu);
+    remove_image(&v1);
+    remove_image(&v2);
+}
