@@ -7,7 +7,8 @@
 //! - `GET /clusters`: `ListClusters`;
 //! - `GET /_emulator/clusters`: `[{name, server}]`;
 //! - `GET /_emulator/services`: `[{cluster, namespace, service, port, loopbackPort, backends}]`,
-//!   the loopback port of every Service port.
+//!   the loopback port of every Service port;
+//! - `GET /_emulator/ingress`: `[{cluster, loopbackPort}]`, each cluster's Ingress (ALB) port.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -60,6 +61,13 @@ pub fn route(c: &Control, path: &str) -> Response<Body> {
         "/_emulator/services" => answer(
             200,
             &c.network.as_ref().map_or(json!([]), |n| n.listing()),
+            None,
+        ),
+        "/_emulator/ingress" => answer(
+            200,
+            &c.network
+                .as_ref()
+                .map_or(json!([]), |n| n.ingress_listing()),
             None,
         ),
         "/clusters" => answer(

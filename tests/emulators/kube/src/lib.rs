@@ -21,6 +21,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod eks;
 pub mod fields;
+pub mod ingress;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod managed;

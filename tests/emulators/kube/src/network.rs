@@ -28,6 +28,7 @@ struct Forwarder {
 pub struct Network {
     range: (u16, u16),
     forwarders: Mutex<BTreeMap<Key, Forwarder>>,
+    albs: crate::ingress::Albs,
 }
 
 fn text(v: &Value) -> &str {
@@ -84,7 +85,13 @@ impl Network {
         Network {
             range,
             forwarders: Mutex::new(BTreeMap::new()),
+            albs: Default::default(),
         }
+    }
+
+    /// `[{cluster, loopbackPort}]`: each cluster's Ingress (ALB) port.
+    pub fn ingress_listing(&self) -> Value {
+        self.albs.listing()
     }
 
     /// `[{cluster, namespace, service, port, loopbackPort, backends}]`.
@@ -147,6 +154,9 @@ impl Network {
                 }
             }
         }
+        for c in clusters {
+            self.sync_ingresses(c).await;
+        }
         let mut f = self.forwarders.lock().unwrap_or_else(|e| e.into_inner());
         f.retain(|k, fw| {
             let keep = seen.contains(k);
@@ -155,6 +165,68 @@ impl Network {
             }
             keep
         });
+    }
+
+    /// The cluster's ALB port routing to its Ingresses' backends; each Ingress's status shows it.
+    async fn sync_ingresses(&self, c: &Cluster) {
+        let ing_type = resources::by_kind("networking.k8s.io/v1", "Ingress").expect("built in");
+        let svc_type = resources::by_kind("v1", "Service").expect("built in");
+        let ingresses = c.list(ing_type, "", &|_| true, None, None).items;
+        let lookup = |ns: &str, svc: &str, port: &Value| -> Option<u16> {
+            let number = match port.get("number").and_then(Value::as_i64) {
+                Some(n) => n,
+                None => {
+                    let name = port["name"].as_str()?;
+                    let s = c.get(svc_type, ns, svc).ok()?;
+                    s["spec"]["ports"]
+                        .as_array()?
+                        .iter()
+                        .find(|p| p["name"] == name)?["port"]
+                        .as_i64()?
+                }
+            };
+            let f = self.forwarders.lock().unwrap_or_else(|e| e.into_inner());
+            f.get(&(c.name.clone(), ns.to_owned(), svc.to_owned(), number))
+                .map(|fw| fw.port)
+        };
+        let routes = crate::ingress::routes(&ingresses, &lookup);
+        let taken: Vec<u16> = self
+            .forwarders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|f| f.port)
+            .collect();
+        let port = self
+            .albs
+            .set(&c.name, !ingresses.is_empty(), routes, self.range, &taken)
+            .await;
+        for ing in ingresses {
+            let status = match port {
+                Some(p) => {
+                    json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": p, "protocol": "TCP"}]}]}})
+                }
+                None => json!({"loadBalancer": {}}),
+            };
+            if ing["status"] != status {
+                let opts = WriteOptions {
+                    dry_run: false,
+                    manager: "kube-emulator-network".into(),
+                    subresource: "status".into(),
+                };
+                let (ns, name) = (
+                    text(&ing["metadata"]["namespace"]).to_owned(),
+                    text(&ing["metadata"]["name"]).to_owned(),
+                );
+                let _ = c.modify(ing_type, &ns, &name, &opts, &|live| {
+                    let mut s = live
+                        .cloned()
+                        .ok_or_else(|| crate::status::ApiError::bad_request("gone"))?;
+                    s["status"] = status.clone();
+                    Ok(s)
+                });
+            }
+        }
     }
 
     /// The forwarder of `key` (opened on the first free port of the range when new), now
@@ -167,13 +239,14 @@ impl Network {
                 return Some(fw.port);
             }
         }
-        let used: Vec<u16> = self
+        let mut used: Vec<u16> = self
             .forwarders
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .values()
             .map(|f| f.port)
             .collect();
+        used.extend(self.albs.ports());
         for port in self.range.0..=self.range.1 {
             if used.contains(&port) {
                 continue;

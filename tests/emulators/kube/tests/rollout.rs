@@ -624,3 +624,62 @@ fn a_service_port_serves_ready_pods_only_and_never_drops_during_a_rollout() {
     remove_image(&v1);
     remove_image(&v2);
 }
+
+/// `GET path` with `Host: host` through 127.0.0.1:`port`: (status code, body).
+fn http_get_host(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    Some((
+        head.split_whitespace().nth(1)?.parse().ok()?,
+        body.to_owned(),
+    ))
+}
+
+#[test]
+fn an_ingress_routes_by_host_and_path_to_the_service_through_the_clusters_alb_port() {
+    let auth = image("auth");
+    build_http_image(&auth, &[("/auth", "auth ok")]);
+    let emu = Emulator::start_with_docker();
+    let rest = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  rules:\n  - host: app.example.com\n    http:\n      paths:\n      - path: /auth\n        pathType: Prefix\n        backend:\n          service: {name: web, port: {name: http}}\n";
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&format!("{}---\n{rest}", deployment("web", 1, &auth))),
+    );
+    emu.ok(
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+        None,
+    );
+    let port: u16 = eventually(20, "the ALB port in the Ingress status", &emu, || {
+        try_jsonpath(
+            &emu,
+            "ingress/web",
+            "{.status.loadBalancer.ingress[0].ports[0].port}",
+        )?
+        .parse()
+        .ok()
+    });
+    let (code, body) = eventually(20, "/auth through the Ingress", &emu, || {
+        http_get_host(port, "app.example.com", "/auth").filter(|(c, _)| *c == 200)
+    });
+    assert_eq!((code, body.as_str()), (200, "auth ok"));
+    assert_eq!(
+        http_get_host(port, "other.example.com", "/auth").map(|(c, _)| c),
+        Some(404),
+        "another host has no rule"
+    );
+    assert_eq!(
+        http_get_host(port, "app.example.com", "/other").map(|(c, _)| c),
+        Some(404),
+        "nor another path"
+    );
+    drop(emu);
+    remove_image(&auth);
+}
