@@ -203,16 +203,31 @@ fn reconcile_deployment(c: &Cluster, d: &Value, now: SystemTime) {
                 rollout::scale_down_old(replicas, unavailable, nv, &old_view),
             )
         };
+        let scaled = |rs: &Value, from: i64, to: i64| {
+            let (way, rs_name) = (if to > from { "up" } else { "down" }, name(rs));
+            let msg = format!("Scaled {way} replica set {rs_name} from {from} to {to}");
+            crate::events::record(
+                c,
+                d,
+                "Normal",
+                "ScalingReplicaSet",
+                &msg,
+                "deployment-controller",
+            );
+        };
         if new_target != nv.desired {
             write(c, rs_type, n, "", |o| {
                 o["spec"]["replicas"] = json!(new_target)
             });
+            scaled(n, nv.desired, new_target);
         }
         for (rs, target) in old.iter().zip(old_targets) {
-            if target != num(&rs["spec"]["replicas"]) {
+            let from = num(&rs["spec"]["replicas"]);
+            if target != from {
                 write(c, rs_type, rs, "", |o| {
                     o["spec"]["replicas"] = json!(target)
                 });
+                scaled(rs, from, target);
             }
         }
     }

@@ -53,6 +53,8 @@ struct Tracked {
     next_probe: Option<Instant>,
     probe_successes: u32,
     probe_failures: u32,
+    /// A back-off event to record (`observe` has no cluster at hand).
+    crash_event_due: bool,
 }
 
 /// The back-off after `failures` consecutive failures: 10 s doubling to 5 min (the kubelet's).
@@ -198,6 +200,14 @@ impl Kubelet {
             None => self.start(cluster, pod, c, t).await,
             Some(id) => self.observe(pod, c, id.clone(), t).await,
         }
+        if std::mem::take(&mut t.crash_event_due) {
+            let msg = format!(
+                "Back-off restarting failed container {} in pod {}",
+                text(&c["name"]),
+                text(&pod["metadata"]["name"])
+            );
+            crate::events::record(cluster, pod, "Warning", "BackOff", &msg, "kubelet");
+        }
     }
 
     async fn start(&self, cluster: &Cluster, pod: &Value, c: &Value, t: &mut Tracked) {
@@ -207,7 +217,24 @@ impl Kubelet {
             Err(e) => {
                 t.failures += 1;
                 t.retry_at = Some(Instant::now() + back_off(t.failures));
-                t.waiting = Some(("ErrImagePull".into(), format!("{e:#}")));
+                let message = format!("{e:#}");
+                crate::events::record(
+                    cluster,
+                    pod,
+                    "Warning",
+                    "Failed",
+                    &format!("Failed to pull image \"{image}\": {message}"),
+                    "kubelet",
+                );
+                crate::events::record(
+                    cluster,
+                    pod,
+                    "Warning",
+                    "Failed",
+                    "Error: ErrImagePull",
+                    "kubelet",
+                );
+                t.waiting = Some(("ErrImagePull".into(), message));
                 return;
             }
         }
@@ -274,6 +301,23 @@ impl Kubelet {
         }
         t.waiting = None;
         t.started_at = Some(time::now());
+        let name = text(&c["name"]);
+        crate::events::record(
+            cluster,
+            pod,
+            "Normal",
+            "Created",
+            &format!("Created container {name}"),
+            "kubelet",
+        );
+        crate::events::record(
+            cluster,
+            pod,
+            "Normal",
+            "Started",
+            &format!("Started container {name}"),
+            "kubelet",
+        );
     }
 
     async fn observe(&self, pod: &Value, c: &Value, id: String, t: &mut Tracked) {
@@ -340,6 +384,7 @@ impl Kubelet {
                 text(&pod["metadata"]["namespace"])
             );
             t.waiting = Some(("CrashLoopBackOff".into(), msg));
+            t.crash_event_due = true;
         } else {
             t.waiting = Some(("Terminated".into(), String::new()));
         }

@@ -20,6 +20,7 @@ pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod eks;
+pub mod events;
 pub mod fields;
 pub mod ingress;
 pub mod kubeconfig;

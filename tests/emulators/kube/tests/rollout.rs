@@ -96,6 +96,11 @@ fn a_deployment_rolls_out_to_containers_and_a_new_template_gets_a_new_replica_se
         "{pods}"
     );
     let first_rs = jsonpath(&emu, "replicasets", "{.items[0].metadata.name}");
+    let events = emu.ok(&["get", "events"], None);
+    assert!(
+        events.contains(&format!("Scaled up replica set {first_rs} from 0 to")),
+        "{events}"
+    );
     assert_eq!(
         jsonpath(
             &emu,
@@ -184,6 +189,8 @@ fn a_missing_image_is_image_pull_back_off_then_progress_deadline_exceeded_while_
             .map(str::to_owned)
     });
     assert!(message.contains(&missing), "{message}");
+    let events = emu.ok(&["get", "events"], None);
+    assert!(events.contains("Failed to pull image"), "{events}");
     let t0 = Instant::now();
     let out = emu.run(
         &["rollout", "status", "deployment/api", "--timeout=60s"],
@@ -228,6 +235,13 @@ fn a_crashing_container_restarts_into_crash_loop_back_off_with_its_exit_code() {
             .then(|| f.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     });
     assert_eq!(seen[2], CRASH_EXIT_CODE.to_string());
+    let events = emu.ok(&["get", "events"], None);
+    assert!(
+        events.lines().any(|l| l.contains("Warning")
+            && l.contains("BackOff")
+            && l.contains("Back-off restarting failed container app")),
+        "{events}"
+    );
     // The container's own output, through pods/log (what k8s-apply shows of a crash).
     let pod = jsonpath(&emu, "pods", "{.items[0].metadata.name}");
     let log = emu.ok(&["logs", &pod, "--tail=1"], None);
