@@ -860,3 +860,91 @@ pub fn reconcile_daemon_sets(c: &Cluster) {
         }
     }
 }
+
+/// One pass of the CRD controller: each CustomResourceDefinition's storage version served as
+/// a resource type of this cluster, then `NamesAccepted` and `Established` (kubectl and
+/// k8s-apply wait for the latter, then discover again); a deleted CRD's type is no longer
+/// served and its objects are gone.
+pub fn reconcile_crds(c: &Cluster) {
+    let crd_type = rt("apiextensions.k8s.io/v1", "CustomResourceDefinition");
+    let crds = c.list(crd_type, "", &|_| true, None, None).items;
+    let mut served = Vec::new();
+    for crd in crds {
+        let spec = &crd["spec"];
+        let group = spec["group"].as_str().unwrap_or("");
+        let names = &spec["names"];
+        let versions = spec["versions"].as_array().cloned().unwrap_or_default();
+        let Some(version) = versions
+            .iter()
+            .find(|v| v["storage"] == json!(true))
+            .or_else(|| versions.iter().find(|v| v["served"] == json!(true)))
+        else {
+            continue;
+        };
+        let (Some(plural), Some(kind)) = (names["plural"].as_str(), names["kind"].as_str()) else {
+            continue;
+        };
+        let singular = names["singular"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| kind.to_lowercase());
+        let shorts: Vec<String> = names["shortNames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
+        let namespaced = spec["scope"] != "Cluster";
+        let has_status = version["subresources"]["status"].is_object();
+        let version_name = version["name"].as_str().unwrap_or("v1");
+        resources::register(
+            &c.name,
+            group,
+            version_name,
+            plural,
+            &singular,
+            kind,
+            namespaced,
+            &shorts,
+            has_status,
+        );
+        served.push((group.to_owned(), plural.to_owned()));
+        let now = time::now();
+        let condition = |t: &str, reason: &str, message: &str| json!({"type": t, "status": "True", "lastTransitionTime": now, "reason": reason, "message": message});
+        let mut accepted = names.clone();
+        if accepted.get("singular").is_none() {
+            accepted["singular"] = json!(singular);
+        }
+        if accepted.get("listKind").is_none() {
+            accepted["listKind"] = json!(format!("{kind}List"));
+        }
+        let established = crd["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Established" && c["status"] == "True")
+        });
+        if !established || crd["status"]["acceptedNames"] != accepted {
+            let status = json!({
+                "conditions": [
+                    condition("NamesAccepted", "NoConflicts", "no conflicts found"),
+                    condition("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+                ],
+                "acceptedNames": accepted,
+                "storedVersions": [version_name],
+            });
+            write(c, crd_type, &crd, "status", |o| {
+                o["status"] = status.clone()
+            });
+        }
+    }
+    for t in resources::all_in(&c.name)
+        .into_iter()
+        .filter(|t| resources::is_custom(t))
+    {
+        if !served.iter().any(|(g, p)| g == t.group && p == t.plural) {
+            for o in c.list(t, "", &|_| true, None, None).items {
+                let _ = c.delete(t, namespace(&o), name(&o), &opts(""));
+            }
+            resources::unregister(&c.name, t.group, t.plural);
+        }
+    }
+}

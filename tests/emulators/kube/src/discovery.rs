@@ -23,8 +23,8 @@ pub fn core_versions(server_address: &str) -> Value {
 }
 
 /// `/apis`.
-pub fn groups() -> Value {
-    let groups: Vec<Value> = resources::groups()
+pub fn groups(cluster: &str) -> Value {
+    let groups: Vec<Value> = resources::groups_in(cluster)
         .into_iter()
         .map(|(g, v)| {
             let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
@@ -49,8 +49,8 @@ fn verbs(rt: &ResourceType) -> Vec<&'static str> {
 }
 
 /// `/api/v1` or `/apis/<group>/<version>`; None for a group version not served.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let types = resources::in_group_version(group, version);
+pub fn resource_list(cluster: &str, group: &str, version: &str) -> Option<Value> {
+    let types = resources::in_group_version_in(cluster, group, version);
     if types.is_empty() {
         return None;
     }
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn every_group_lists_its_resources_with_status_subresources() {
-        let apps = resource_list("apps", "v1").unwrap();
+        let apps = resource_list("t", "apps", "v1").unwrap();
         let names: Vec<&str> = apps["resources"]
             .as_array()
             .unwrap()
@@ -104,9 +104,9 @@ mod tests {
             .map(|r| r["name"].as_str().unwrap())
             .collect();
         assert!(names.contains(&"deployments") && names.contains(&"deployments/status"));
-        assert!(resource_list("apps", "v2").is_none());
+        assert!(resource_list("t", "apps", "v2").is_none());
         assert!(
-            groups()["groups"]
+            groups("t")["groups"]
                 .as_array()
                 .unwrap()
                 .iter()

@@ -261,6 +261,7 @@ async fn run_controllers(
         let mut live_pods = Vec::new();
         for c in &clusters {
             let now = std::time::SystemTime::now();
+            controllers::reconcile_crds(c);
             controllers::collect_garbage(c);
             controllers::reconcile_deployments(c, now);
             controllers::reconcile_replica_sets(c, now);

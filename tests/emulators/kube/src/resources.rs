@@ -38,17 +38,18 @@ impl ResourceType {
     /// Whether `metadata.generation` is kept, counting changes of `spec` (the workloads,
     /// Ingress, CRDs; ConfigMaps, Services, Pods have none).
     pub fn tracks_generation(&self) -> bool {
-        matches!(
-            self.kind,
-            "Deployment"
-                | "ReplicaSet"
-                | "StatefulSet"
-                | "DaemonSet"
-                | "Job"
-                | "Ingress"
-                | "CustomResourceDefinition"
-                | "HorizontalPodAutoscaler"
-        )
+        is_custom(self)
+            || matches!(
+                self.kind,
+                "Deployment"
+                    | "ReplicaSet"
+                    | "StatefulSet"
+                    | "DaemonSet"
+                    | "Job"
+                    | "Ingress"
+                    | "CustomResourceDefinition"
+                    | "HorizontalPodAutoscaler"
+            )
     }
 }
 
@@ -267,6 +268,118 @@ pub fn in_group_version(group: &str, version: &str) -> Vec<&'static ResourceType
         .collect()
 }
 
+/// The custom resource types each cluster serves (from its Established CRDs), leaked so that
+/// they live as long as the built-in ones: a few per CRD, for the life of a test process.
+static CUSTOM: std::sync::Mutex<Vec<(String, &'static ResourceType)>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn custom() -> std::sync::MutexGuard<'static, Vec<(String, &'static ResourceType)>> {
+    CUSTOM.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+/// Serves a custom resource type in `cluster` (the same one again: nothing new).
+#[allow(clippy::too_many_arguments)]
+pub fn register(
+    cluster: &str,
+    group: &str,
+    version: &str,
+    plural: &str,
+    singular: &str,
+    kind: &str,
+    namespaced: bool,
+    short_names: &[String],
+    has_status: bool,
+) -> &'static ResourceType {
+    let mut all = custom();
+    if let Some((_, rt)) = all.iter().find(|(c, rt)| {
+        c == cluster
+            && rt.group == group
+            && rt.version == version
+            && rt.plural == plural
+            && rt.kind == kind
+            && rt.namespaced == namespaced
+    }) {
+        return rt;
+    }
+    all.retain(|(c, rt)| !(c == cluster && rt.group == group && rt.plural == plural));
+    let shorts: Vec<&'static str> = short_names.iter().map(|s| leak(s)).collect();
+    let rt: &'static ResourceType = Box::leak(Box::new(ResourceType {
+        group: leak(group),
+        version: leak(version),
+        plural: leak(plural),
+        singular: leak(singular),
+        kind: leak(kind),
+        namespaced,
+        short_names: Box::leak(shorts.into_boxed_slice()),
+        has_status,
+    }));
+    all.push((cluster.to_owned(), rt));
+    rt
+}
+
+/// Stops serving `group`'s `plural` in `cluster` (its CRD was deleted).
+pub fn unregister(cluster: &str, group: &str, plural: &str) {
+    custom().retain(|(c, rt)| !(c == cluster && rt.group == group && rt.plural == plural));
+}
+
+/// Whether `rt` is a custom resource type.
+pub fn is_custom(rt: &ResourceType) -> bool {
+    !BUILTIN
+        .iter()
+        .any(|b| b.group == rt.group && b.plural == rt.plural)
+}
+
+/// Every type `cluster` serves: the built-in ones, then its custom ones.
+pub fn all_in(cluster: &str) -> Vec<&'static ResourceType> {
+    let mut out: Vec<&'static ResourceType> = BUILTIN.iter().collect();
+    out.extend(
+        custom()
+            .iter()
+            .filter(|(c, _)| c == cluster)
+            .map(|(_, rt)| *rt),
+    );
+    out
+}
+
+/// [`find`], custom types of `cluster` included.
+pub fn find_in(
+    cluster: &str,
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<&'static ResourceType> {
+    all_in(cluster)
+        .into_iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
+}
+
+/// [`groups`], custom groups of `cluster` included.
+pub fn groups_in(cluster: &str) -> Vec<(&'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for r in all_in(cluster).into_iter().filter(|r| !r.group.is_empty()) {
+        if !out.iter().any(|(g, v)| *g == r.group && *v == r.version) {
+            out.push((r.group, r.version));
+        }
+    }
+    out
+}
+
+/// [`in_group_version`], custom types of `cluster` included.
+pub fn in_group_version_in(
+    cluster: &str,
+    group: &str,
+    version: &str,
+) -> Vec<&'static ResourceType> {
+    all_in(cluster)
+        .into_iter()
+        .filter(|r| r.group == group && r.version == version)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +393,42 @@ mod tests {
         assert_eq!(p.qualified(), "pods");
         assert!(!by_kind("v1", "Namespace").unwrap().namespaced);
         assert!(by_kind("apps/v1", "Pod").is_none());
+    }
+
+    #[test]
+    fn custom_types_are_served_by_their_cluster_only() {
+        let rt = register(
+            "c1",
+            "example.com",
+            "v1",
+            "widgets",
+            "widget",
+            "Widget",
+            true,
+            &["wg".into()],
+            false,
+        );
+        assert!(is_custom(rt));
+        assert_eq!(
+            find_in("c1", "example.com", "v1", "widgets").map(|r| r.kind),
+            Some("Widget")
+        );
+        assert!(find_in("c2", "example.com", "v1", "widgets").is_none());
+        assert!(groups_in("c1").contains(&("example.com", "v1")));
+        let again = register(
+            "c1",
+            "example.com",
+            "v1",
+            "widgets",
+            "widget",
+            "Widget",
+            true,
+            &[],
+            false,
+        );
+        assert!(std::ptr::eq(rt, again));
+        unregister("c1", "example.com", "widgets");
+        assert!(find_in("c1", "example.com", "v1", "widgets").is_none());
     }
 
     #[test]

@@ -187,14 +187,14 @@ struct Target {
     subresource: Option<String>,
 }
 
-fn parse_target(path: &str) -> Option<Result<Target, ApiError>> {
+fn parse_target(cluster: &str, path: &str) -> Option<Result<Target, ApiError>> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
         _ => return None,
     };
-    let is_plural = |p: &str| resources::find(group, version, p).is_some();
+    let is_plural = |p: &str| resources::find_in(cluster, group, version, p).is_some();
     let (namespace, rest) = match rest {
         ["namespaces", ns, plural, more @ ..]
             if is_plural(plural) && *plural != "namespaces"
@@ -210,7 +210,7 @@ fn parse_target(path: &str) -> Option<Result<Target, ApiError>> {
         [p, n, s] => (*p, Some(n.to_string()), Some(s.to_string())),
         _ => return Some(Err(ApiError::no_route(path))),
     };
-    let Some(rt) = resources::find(group, version, plural) else {
+    let Some(rt) = resources::find_in(cluster, group, version, plural) else {
         return Some(Err(ApiError::no_route(path)));
     };
     let cluster_scoped_in_namespace = !rt.namespaced && !namespace.is_empty();
@@ -233,7 +233,7 @@ async fn route(served: &Served, r: &Req) -> Result<Response<Body>, ApiError> {
         let fixed = match r.path.as_str() {
             "/version" => Some(discovery::version()),
             "/api" => Some(discovery::core_versions(&served.address)),
-            "/apis" => Some(discovery::groups()),
+            "/apis" => Some(discovery::groups(&served.cluster.name)),
             "/openapi/v3" => Some(openapi::root()),
             "/healthz" | "/readyz" | "/livez" => {
                 let mut resp = Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
@@ -258,12 +258,12 @@ async fn route(served: &Served, r: &Req) -> Result<Response<Body>, ApiError> {
             _ => None,
         };
         if let Some((g, v)) = gv {
-            return discovery::resource_list(g, v)
+            return discovery::resource_list(&served.cluster.name, g, v)
                 .map(|d| json_response(200, &d, JSON))
                 .ok_or_else(|| ApiError::no_route(&r.path));
         }
         if let ["apis", g] = segs.as_slice() {
-            let groups = discovery::groups();
+            let groups = discovery::groups(&served.cluster.name);
             return groups["groups"]
                 .as_array()
                 .and_then(|gs| gs.iter().find(|x| x["name"] == *g).cloned())
@@ -275,7 +275,7 @@ async fn route(served: &Served, r: &Req) -> Result<Response<Body>, ApiError> {
                 .ok_or_else(|| ApiError::no_route(&r.path));
         }
     }
-    let target = match parse_target(&r.path) {
+    let target = match parse_target(&served.cluster.name, &r.path) {
         Some(t) => t?,
         None => return Err(ApiError::no_route(&r.path)),
     };
@@ -585,7 +585,7 @@ fn list(c: &Cluster, rt: &ResourceType, ns: &str, r: &Req) -> Result<Response<Bo
     );
     if r.accept_table {
         let t = table::table(
-            rt.kind,
+            table::kind_of(rt),
             &listed.items,
             Include::parse(r.q("includeObject")),
             &listed.resource_version.to_string(),
@@ -607,7 +607,7 @@ fn object_response(status: u16, rt: &ResourceType, obj: &Value, r: &Req) -> Resp
     if r.accept_table && r.method == Method::GET {
         let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
         let t = table::table(
-            rt.kind,
+            table::kind_of(rt),
             std::slice::from_ref(obj),
             Include::parse(r.q("includeObject")),
             rv,
@@ -625,7 +625,7 @@ mod tests {
 
     #[test]
     fn paths_name_type_namespace_name_and_subresource() {
-        let t = parse_target("/apis/apps/v1/namespaces/web/deployments/api/status")
+        let t = parse_target("t", "/apis/apps/v1/namespaces/web/deployments/api/status")
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -637,22 +637,24 @@ mod tests {
             ),
             ("Deployment", "web", Some("api"), Some("status"))
         );
-        let t = parse_target("/api/v1/namespaces/web").unwrap().unwrap();
+        let t = parse_target("t", "/api/v1/namespaces/web")
+            .unwrap()
+            .unwrap();
         assert_eq!((t.rt.kind, t.name.as_deref()), ("Namespace", Some("web")));
-        let t = parse_target("/api/v1/namespaces/web/status")
+        let t = parse_target("t", "/api/v1/namespaces/web/status")
             .unwrap()
             .unwrap();
         assert_eq!(
             (t.rt.kind, t.subresource.as_deref()),
             ("Namespace", Some("status"))
         );
-        let t = parse_target("/api/v1/pods").unwrap().unwrap();
+        let t = parse_target("t", "/api/v1/pods").unwrap().unwrap();
         assert_eq!((t.rt.kind, t.namespace.as_str(), t.name), ("Pod", "", None));
         assert!(
-            parse_target("/api/v1/pods/x").unwrap().is_err(),
+            parse_target("t", "/api/v1/pods/x").unwrap().is_err(),
             "a namespaced object needs its namespace"
         );
-        assert!(parse_target("/api/v1/nope").unwrap().is_err());
-        assert!(parse_target("/version").is_none());
+        assert!(parse_target("t", "/api/v1/nope").unwrap().is_err());
+        assert!(parse_target("t", "/version").is_none());
     }
 }

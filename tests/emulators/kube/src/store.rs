@@ -313,8 +313,8 @@ impl Cluster {
                 .cloned()
                 .collect();
             for (resource, n, obj_name) in inside {
-                if let Some(t) = resources::BUILTIN
-                    .iter()
+                if let Some(t) = resources::all_in(&self.name)
+                    .into_iter()
                     .find(|t| t.qualified() == resource)
                 {
                     remove(&mut st, &self.events, t, &n, &obj_name);

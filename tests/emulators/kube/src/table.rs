@@ -4,6 +4,18 @@ use serde_json::{Value, json};
 
 use crate::time;
 
+/// The kind whose columns a type's Tables show: a custom resource's are Name and Age.
+pub fn kind_of(rt: &crate::resources::ResourceType) -> &'static str {
+    if crate::resources::is_custom(rt) {
+        "CustomResource"
+    } else {
+        crate::resources::BUILTIN
+            .iter()
+            .find(|b| b.kind == rt.kind)
+            .map_or("", |b| b.kind)
+    }
+}
+
 /// One column: name, type, and whether it is only shown with `-o wide` (priority 1).
 type Column = (&'static str, &'static str, u8);
 
@@ -100,6 +112,7 @@ fn columns(kind: &str) -> Vec<Column> {
             ("Ports", "string", 0),
             ("Age", "string", 0),
         ],
+        "CustomResource" => vec![("Name", "string", 0), ("Age", "string", 0)],
         "Event" => vec![
             ("Last Seen", "string", 0),
             ("Type", "string", 0),
@@ -369,6 +382,7 @@ fn cells(kind: &str, obj: &Value) -> Vec<Value> {
                 json!(text(&obj["message"])),
             ]
         }
+        "CustomResource" => vec![name, age],
         _ => vec![name, json!(created.unwrap_or(""))],
     }
 }

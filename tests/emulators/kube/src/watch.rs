@@ -77,7 +77,7 @@ impl Encoder {
         let object = if self.table && kind != "BOOKMARK" && kind != "ERROR" {
             let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("");
             let t = table::table(
-                self.rt.kind,
+                table::kind_of(self.rt),
                 std::slice::from_ref(obj),
                 self.include,
                 rv,

@@ -345,3 +345,63 @@ fn a_wrong_token_is_unauthorized_and_the_clusters_are_apart() {
         ["production", "staging"]
     );
 }
+
+const CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wg]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
+#[test]
+fn a_crd_once_established_serves_its_custom_resources_in_that_cluster_only() {
+    let emu = Emulator::start();
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(CRD));
+    emu.ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.example.com",
+            "--timeout=20s",
+        ],
+        None,
+    );
+    let widget =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n";
+    let out = emu.ok(&["apply", "--server-side", "-f", "-"], Some(widget));
+    assert!(
+        out.contains("widget.example.com/w1 serverside-applied"),
+        "{out}"
+    );
+    let table = emu.ok(&["get", "wg"], None);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "AGE"]);
+    assert_eq!(
+        jsonpath(&emu, "widget/w1", "{.spec.size} {.metadata.generation}"),
+        "3 1"
+    );
+    let prod = emu.run(&["--context", "production", "get", "widgets"], None);
+    assert!(!prod.status.success(), "production has no such CRD");
+    emu.ok(&["delete", "crd", "widgets.example.com"], None);
+    let t0 = std::time::Instant::now();
+    loop {
+        let gone = emu.run(&["get", "widgets"], None);
+        if !gone.status.success() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "widgets still served after the CRD was deleted"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
