@@ -66,17 +66,23 @@ fn containers_of(image: &str) -> Vec<String> {
         .collect()
 }
 
-fn remove_image(reference: &str) {
-    let _ = Command::new("docker")
-        .args(["rmi", "-f", reference])
-        .output();
+/// Removes the image when the test ends, passed or not (declared before the emulator, so
+/// dropped after it has removed its containers).
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
+    }
 }
 
 #[test]
 fn a_deployment_rolls_out_to_containers_and_a_new_template_gets_a_new_replica_set() {
     let (v1, v2) = (image("web"), image("web"));
     build_http_image(&v1, &[("/index.html", "v1")]);
+    let _remove_v1 = RemoveOnDrop(v1.clone());
     build_http_image(&v2, &[("/index.html", "v2")]);
+    let _remove_v2 = RemoveOnDrop(v2.clone());
     let emu = Emulator::start_with_docker();
     emu.ok(
         &["apply", "--server-side", "-f", "-"],
@@ -152,14 +158,13 @@ fn a_deployment_rolls_out_to_containers_and_a_new_template_gets_a_new_replica_se
         },
     );
     drop(emu);
-    remove_image(&v1);
-    remove_image(&v2);
 }
 
 #[test]
 fn a_missing_image_is_image_pull_back_off_then_progress_deadline_exceeded_while_old_pods_serve() {
     let v1 = image("served");
     build_http_image(&v1, &[("/index.html", "v1")]);
+    let _remove_v1 = RemoveOnDrop(v1.clone());
     let emu = Emulator::start_with_docker();
     emu.ok(
         &["apply", "--server-side", "-f", "-"],
@@ -212,13 +217,13 @@ fn a_missing_image_is_image_pull_back_off_then_progress_deadline_exceeded_while_
     );
     assert_eq!(reason, "ProgressDeadlineExceeded");
     drop(emu);
-    remove_image(&v1);
 }
 
 #[test]
 fn a_crashing_container_restarts_into_crash_loop_back_off_with_its_exit_code() {
     let crash = image("crash");
     crashing_image(&crash);
+    let _remove_crash = RemoveOnDrop(crash.clone());
     let emu = Emulator::start_with_docker();
     emu.ok(
         &["apply", "--server-side", "-f", "-"],
@@ -258,7 +263,6 @@ fn a_crashing_container_restarts_into_crash_loop_back_off_with_its_exit_code() {
         containers_of(&crash).is_empty(),
         "containers left after emulator {pid} stopped"
     );
-    remove_image(&crash);
 }
 
 fn job(name: &str, image: &str, script: &str, backoff_limit: u32) -> String {
@@ -284,6 +288,7 @@ spec:
 fn a_job_completes_or_fails_with_backoff_limit_exceeded() {
     let sh = image("sh");
     build_image(&sh, "FROM scratch\nCOPY busybox /busybox\n", &[]);
+    let _remove_sh = RemoveOnDrop(sh.clone());
     let emu = Emulator::start_with_docker();
     let manifest = format!(
         "{}---\n{}",
@@ -338,7 +343,6 @@ fn a_job_completes_or_fails_with_backoff_limit_exceeded() {
         "{table}"
     );
     drop(emu);
-    remove_image(&sh);
 }
 
 fn stateful_set(name: &str, replicas: u32, image: &str) -> String {
@@ -367,7 +371,9 @@ spec:
 fn a_stateful_set_rolls_out_in_order_and_a_reverted_template_needs_the_stuck_pod_deleted() {
     let (v1, v2) = (image("db"), image("db"));
     build_http_image(&v1, &[("/index.html", "v1")]);
+    let _remove_v1 = RemoveOnDrop(v1.clone());
     build_http_image(&v2, &[("/index.html", "v2")]);
+    let _remove_v2 = RemoveOnDrop(v2.clone());
     let emu = Emulator::start_with_docker();
     emu.ok(
         &["apply", "--server-side", "-f", "-"],
@@ -448,15 +454,15 @@ fn a_stateful_set_rolls_out_in_order_and_a_reverted_template_needs_the_stuck_pod
         v2
     );
     drop(emu);
-    remove_image(&v1);
-    remove_image(&v2);
 }
 
 #[test]
 fn a_daemon_set_runs_one_pod_on_the_node_and_rolls_a_new_template() {
     let (v1, v2) = (image("agent"), image("agent"));
     build_http_image(&v1, &[("/index.html", "v1")]);
+    let _remove_v1 = RemoveOnDrop(v1.clone());
     build_http_image(&v2, &[("/index.html", "v2")]);
+    let _remove_v2 = RemoveOnDrop(v2.clone());
     let emu = Emulator::start_with_docker();
     let ds = |image: &str| {
         deployment("agent", 1, image)
@@ -488,8 +494,6 @@ fn a_daemon_set_runs_one_pod_on_the_node_and_rolls_a_new_template() {
         "{row}"
     );
     drop(emu);
-    remove_image(&v1);
-    remove_image(&v2);
 }
 
 fn with_readiness(manifest: &str, probe: &str) -> String {
@@ -503,6 +507,7 @@ fn with_readiness(manifest: &str, probe: &str) -> String {
 fn readiness_probes_decide_ready_and_a_never_ready_template_keeps_the_old_pods() {
     let web = image("probed");
     build_http_image(&web, &[("/healthz", "ok")]);
+    let _remove_web = RemoveOnDrop(web.clone());
     let emu = Emulator::start_with_docker();
     let tcp = with_readiness(&deployment("web", 2, &web), "tcpSocket: {port: 8080}");
     emu.ok(&["apply", "--server-side", "-f", "-"], Some(&tcp));
@@ -553,7 +558,6 @@ fn readiness_probes_decide_ready_and_a_never_ready_template_keeps_the_old_pods()
         None,
     );
     drop(emu);
-    remove_image(&web);
 }
 
 /// `GET /index.html` through 127.0.0.1:`port`: the body, or None when the connection fails.
@@ -573,7 +577,9 @@ fn http_get(port: u16) -> Option<String> {
 fn a_service_port_serves_ready_pods_only_and_never_drops_during_a_rollout() {
     let (v1, v2) = (image("svc"), image("svc"));
     build_http_image(&v1, &[("/index.html", "v1")]);
+    let _remove_v1 = RemoveOnDrop(v1.clone());
     build_http_image(&v2, &[("/index.html", "v2")]);
+    let _remove_v2 = RemoveOnDrop(v2.clone());
     let emu = Emulator::start_with_docker();
     let service = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - port: 80\n    targetPort: 8080\n";
     let probe = "readinessProbe: {httpGet: {path: /index.html, port: 8080}, periodSeconds: 1}";
@@ -635,8 +641,6 @@ fn a_service_port_serves_ready_pods_only_and_never_drops_during_a_rollout() {
         "v2"
     );
     drop(emu);
-    remove_image(&v1);
-    remove_image(&v2);
 }
 
 /// `GET path` with `Host: host` through 127.0.0.1:`port`: (status code, body).
@@ -661,6 +665,7 @@ fn http_get_host(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
 fn an_ingress_routes_by_host_and_path_to_the_service_through_the_clusters_alb_port() {
     let auth = image("auth");
     build_http_image(&auth, &[("/auth", "auth ok")]);
+    let _remove_auth = RemoveOnDrop(auth.clone());
     let emu = Emulator::start_with_docker();
     let rest = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  rules:\n  - host: app.example.com\n    http:\n      paths:\n      - path: /auth\n        pathType: Prefix\n        backend:\n          service: {name: web, port: {name: http}}\n";
     emu.ok(
@@ -695,5 +700,4 @@ fn an_ingress_routes_by_host_and_path_to_the_service_through_the_clusters_alb_po
         "nor another path"
     );
     drop(emu);
-    remove_image(&auth);
 }
