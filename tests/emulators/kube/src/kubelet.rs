@@ -51,6 +51,8 @@ struct Tracked {
     ready: bool,
     running_since: Option<Instant>,
     next_probe: Option<Instant>,
+    next_liveness: Option<Instant>,
+    liveness_failures: u32,
     probe_successes: u32,
     probe_failures: u32,
     /// A back-off event to record (`observe` has no cluster at hand).
@@ -344,6 +346,7 @@ impl Kubelet {
                 t.started_at = Some(time::now());
             }
             t.waiting = None;
+            self.probe_liveness(c, &id, t).await;
             self.probe_readiness(c, &id, t).await;
             return;
         }
@@ -407,6 +410,39 @@ impl Kubelet {
             out.extend_from_slice(&chunk.into_bytes());
         }
         Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Runs the liveness probe when it is due; `failureThreshold` failures in a row kill the
+    /// container, which then restarts (with the crash back-off) as the kubelet does.
+    async fn probe_liveness(&self, c: &Value, id: &str, t: &mut Tracked) {
+        let Some(probe) = c.get("livenessProbe").filter(|p| p.is_object()) else {
+            return;
+        };
+        let timing = crate::probe::timing(probe);
+        let now = Instant::now();
+        let since = *t.running_since.get_or_insert(now);
+        if now < t.next_liveness.unwrap_or(since + timing.initial_delay) {
+            return;
+        }
+        t.next_liveness = Some(now + timing.period);
+        let ip = t.ip.clone().unwrap_or_default();
+        if crate::probe::run(&self.docker, id, &ip, c, probe).await {
+            t.liveness_failures = 0;
+            return;
+        }
+        t.liveness_failures += 1;
+        if t.liveness_failures >= timing.failure_threshold {
+            tracing::info!(
+                "container {} failed its liveness probe: killing it",
+                text(&c["name"])
+            );
+            t.liveness_failures = 0;
+            t.next_liveness = None;
+            let _ = self
+                .docker
+                .kill_container(id, None::<bollard::query_parameters::KillContainerOptions>)
+                .await;
+        }
     }
 
     /// Runs the readiness probe when it is due and updates `ready` by its thresholds;

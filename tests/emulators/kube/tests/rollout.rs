@@ -701,3 +701,31 @@ fn an_ingress_routes_by_host_and_path_to_the_service_through_the_clusters_alb_po
     );
     drop(emu);
 }
+
+#[test]
+fn a_failing_liveness_probe_restarts_the_container() {
+    let web = image("live");
+    build_http_image(&web, &[("/healthz", "ok")]);
+    let _remove_web = RemoveOnDrop(web.clone());
+    let emu = Emulator::start_with_docker();
+    let manifest = with_readiness(&deployment("web", 1, &web), "tcpSocket: {port: 8080}").replace(
+        "        readinessProbe:",
+        "        livenessProbe: {httpGet: {path: /missing, port: 8080}, periodSeconds: 1, failureThreshold: 2}\n        readinessProbe:",
+    );
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    let code = eventually(
+        40,
+        "a restart after the liveness probe failed",
+        &emu,
+        || {
+            let out = try_jsonpath(
+                &emu,
+                "pods",
+                "{.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].lastState.terminated.exitCode}",
+            )?;
+            let f: Vec<&str> = out.split_whitespace().collect();
+            (f.len() == 2 && f[0] != "0").then(|| f[1].to_owned())
+        },
+    );
+    assert_eq!(code, "137", "killed (SIGKILL)");
+}
