@@ -405,3 +405,47 @@ fn a_crd_once_established_serves_its_custom_resources_in_that_cluster_only() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn client_side_apply_then_plain_diff_shows_exactly_the_changed_field() {
+    let emu = Emulator::start();
+    emu.ok(
+        &["apply", "-f", "-"],
+        Some(&deployment("web", 2, "nginx:1.27")),
+    );
+    let same = emu.run(
+        &["diff", "-f", "-"],
+        Some(&deployment("web", 2, "nginx:1.27")),
+    );
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    let out = emu.run(
+        &["diff", "-f", "-"],
+        Some(&deployment("web", 2, "nginx:1.28")),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let changed: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("---")
+                && !l.starts_with("+++")
+        })
+        .filter(|l| !l.contains("generation:"))
+        .collect();
+    assert_eq!(
+        changed,
+        ["-      - image: nginx:1.27", "+      - image: nginx:1.28"],
+        "{text}"
+    );
+}
