@@ -73,6 +73,109 @@ pub fn output_entry(key: &str, value: &str) -> String {
     format!("{key}<<{delimiter}\n{value}\n{delimiter}\n")
 }
 
+/// One item's step outputs (an image, a service): its name and its `(key, value)` pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemOutputs {
+    /// The item's name (`api-server`, `dev/api`); it prefixes its keys when there are several.
+    pub name: String,
+    /// The outputs, each under its plain key (`digest`, `outcome`).
+    pub values: Vec<(&'static str, String)>,
+}
+
+/// The step outputs of a run over several items, as every tool writes them: each key of
+/// the last item as it is (`digest=…`), and, when the items have more than one name, each
+/// name's keys again as `<name>_<key>` (from the first item of that name), the name made a
+/// valid key by [`output_key`].
+pub fn item_outputs(items: &[ItemOutputs]) -> Vec<(String, String)> {
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    let Some(last) = items.last() else {
+        return outputs;
+    };
+    outputs.extend(
+        last.values
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone())),
+    );
+    let mut names: Vec<&str> = Vec::new();
+    for item in items {
+        if !names.contains(&item.name.as_str()) {
+            names.push(&item.name);
+        }
+    }
+    if names.len() > 1 {
+        for name in names {
+            let first = items
+                .iter()
+                .find(|i| i.name == name)
+                .expect("a name of the items");
+            let prefix = output_key(name);
+            outputs.extend(
+                first
+                    .values
+                    .iter()
+                    .map(|(k, v)| (format!("{prefix}_{k}"), v.clone())),
+            );
+        }
+    }
+    outputs
+}
+
+/// A name made fit for an output key: `/`, `.` and `-` become `_` (`api-server` →
+/// `api_server`).
+pub fn output_key(name: &str) -> String {
+    name.replace(['/', '.', '-'], "_")
+}
+
+/// A Markdown table for `$GITHUB_STEP_SUMMARY`, optionally under a `### title`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummaryTable {
+    title: Option<String>,
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl SummaryTable {
+    /// An empty table with these column headings.
+    pub fn new(columns: &[&str]) -> SummaryTable {
+        SummaryTable {
+            title: None,
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// The same table under a `### title` heading.
+    pub fn titled(mut self, title: &str) -> SummaryTable {
+        self.title = Some(title.to_owned());
+        self
+    }
+
+    /// Adds a row. Cells are text: a `|` in one is escaped, a line break becomes a space.
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.rows.push(
+            cells
+                .into_iter()
+                .map(|c| c.into().replace('|', "\\|").replace(['\r', '\n'], " "))
+                .collect(),
+        );
+    }
+
+    /// The Markdown, ending in a newline.
+    pub fn to_markdown(&self) -> String {
+        let mut text = match &self.title {
+            Some(title) => format!("### {title}\n\n"),
+            None => String::new(),
+        };
+        let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+        text.push_str(&line(&self.columns));
+        text.push_str(&format!("|{}\n", "---|".repeat(self.columns.len())));
+        for row in &self.rows {
+            text.push_str(&line(row));
+        }
+        text
+    }
+}
+
 /// Escapes the data part of a workflow command (`::error::DATA`).
 pub fn escape_data(text: &str) -> String {
     text.replace('%', "%25")
@@ -170,5 +273,51 @@ mod tests {
         );
         assert_eq!(mask_line("s3cr3t"), "::add-mask::s3cr3t");
         assert_eq!(group_line("build api"), "::group::build api");
+    }
+
+    #[test]
+    fn one_item_writes_plain_keys_and_several_names_write_prefixed_keys_too() {
+        let item = |name: &str, digest: &str| ItemOutputs {
+            name: name.into(),
+            values: vec![("digest", digest.into())],
+        };
+        assert_eq!(
+            item_outputs(&[item("api", "a1")]),
+            [("digest".to_owned(), "a1".to_owned())]
+        );
+        assert_eq!(
+            item_outputs(&[item("api", "a1"), item("api", "a2")]),
+            [("digest".to_owned(), "a2".to_owned())]
+        );
+        let several = item_outputs(&[
+            item("api", "a1"),
+            item("api", "a2"),
+            item("auth-server", "b"),
+        ]);
+        let pairs: Vec<(&str, &str)> = several
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("digest", "b"),
+                ("api_digest", "a1"),
+                ("auth_server_digest", "b")
+            ]
+        );
+        assert!(item_outputs(&[]).is_empty());
+        assert_eq!(output_key("team/api.v2-x"), "team_api_v2_x");
+    }
+
+    #[test]
+    fn summary_tables_are_markdown_with_their_cells_escaped() {
+        let mut table = SummaryTable::new(&["target", "last"]).titled("health-wait");
+        table.row(["http://x/", "status 503 | retry\nlater"]);
+        assert_eq!(
+            table.to_markdown(),
+            "### health-wait\n\n| target | last |\n|---|---|\n| http://x/ | status 503 \\| retry later |\n"
+        );
+        assert_eq!(SummaryTable::new(&["a"]).to_markdown(), "| a |\n|---|\n");
     }
 }

@@ -7,6 +7,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+mod deployment;
+mod vocabulary;
+
+pub use deployment::{
+    Deployment, DeploymentEvent, DeploymentFailure, EcsDeployment, StoppedContainer, StoppedTask,
+};
+pub use vocabulary::{Bump, ChangeKind, Outcome, Platform};
+
 /// The schema this build writes. Readers accept any `shipkit/v1[.x]`.
 pub const SCHEMA: &str = "shipkit/v1";
 
@@ -138,7 +146,7 @@ pub struct Release {
     pub previous_tag: Option<String>,
     /// `major`, `minor`, `patch`, `none` or `explicit`.
     #[serde(default)]
-    pub bump: String,
+    pub bump: Bump,
     #[serde(default)]
     pub commit: String,
     #[serde(default)]
@@ -156,39 +164,13 @@ pub struct Release {
 pub struct Change {
     /// Conventional-commit type, or `other`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ChangeKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     pub subject: String,
     #[serde(default)]
     pub breaking: bool,
     pub commit: String,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-/// One rollout of one service.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Deployment {
-    /// `ecs` or `kubernetes`.
-    pub platform: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    /// `completed`, `unchanged`, `failed`, `rolled_back`, `rolled_back_by_ecs`, `timed_out`, …
-    #[serde(default)]
-    pub outcome: String,
-    /// Image references deployed, by digest.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub images: Vec<String>,
-    /// Where the deployed service answers (`http://…`, `tcp://host:port`); health-wait
-    /// checks these with `--from-deployments`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub endpoints: Vec<String>,
-    #[serde(default, skip_serializing_if = "is_false")]
-    pub dry_run: bool,
-    /// Platform-specific fields (task definitions, namespaces, events, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

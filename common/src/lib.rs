@@ -5,9 +5,12 @@
 //! - [`input`] and [`output`]: reading it (rules 1–3) and writing it (rule 5);
 //! - [`error`]: errors that know their exit code (rule 6);
 //! - [`runner`]: the `main` every tool shares (rule 4, SIGINT, broken pipes);
-//! - [`ui`] and [`actions`]: stderr logs, progress, GitHub Actions commands and files;
+//! - [`ui`] and [`actions`]: stderr logs, progress, GitHub Actions commands and files, step
+//!   outputs of several items and step-summary tables;
 //! - [`cli`]: the flags every tool shares and common value parsers;
 //! - [`reference`]: image references, checked and normalised as Docker does;
+//! - [`retry`]: the one retry/poll schedule (capped exponential backoff with jitter);
+//! - [`short`]: short digests and commit ids for people to read;
 //! - `aws` (feature `aws`): the AWS configuration through the ordinary chain, SDK errors on
 //!   one line;
 //! - `docker` (feature `docker`): connecting to the Docker Engine with version negotiation;
@@ -29,7 +32,9 @@ pub mod http;
 pub mod input;
 pub mod output;
 pub mod reference;
+pub mod retry;
 pub mod runner;
+pub mod short;
 pub mod ui;
 
 pub use cli::CommonArgs;

@@ -158,6 +158,13 @@ impl Ui {
         }
     }
 
+    /// Sets several step outputs (see [`actions::item_outputs`]).
+    pub fn set_outputs(&self, outputs: &[(String, String)]) {
+        for (key, value) in outputs {
+            self.set_output(key, value);
+        }
+    }
+
     /// Appends Markdown to the step summary under Actions; does nothing elsewhere.
     pub fn summary(&self, markdown: &str) {
         if let Some(actions) = &self.actions

@@ -2,20 +2,22 @@
 //! back when it fails.
 
 use crate::ecs::{self, Ecs, StoppedTask};
-use crate::follow::{self, Ending, EventLog, FollowReport, Pace};
+use crate::follow::{self, Ending, EventLog, FollowReport};
 use crate::plan::{Action, ServicePlan};
-use crate::record::{Record, now};
+use crate::record::{self, now};
+use crate::request::Request;
 use crate::rollout::{Followed, Verdict};
-use crate::{Args, taskdef};
+use crate::taskdef;
+use common::actions::{ItemOutputs, SummaryTable, item_outputs};
+use common::envelope::{Deployment, DeploymentFailure, Outcome};
 use common::{Error, Result, Ui};
-use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 /// How one service's deployment ended, for the exit code and the summary.
 #[derive(Debug)]
 pub(crate) struct ServiceResult {
     pub(crate) label: String,
-    pub(crate) record: Record,
+    pub(crate) record: Deployment,
     pub(crate) error: Option<Error>,
 }
 
@@ -23,9 +25,9 @@ pub(crate) struct ServiceResult {
 pub(crate) async fn apply(
     ecs: &Ecs,
     plan: &ServicePlan,
-    args: &Args,
+    request: &Request,
     ui: &Ui,
-    publish: impl Fn(&Record),
+    publish: impl Fn(&Deployment),
 ) -> ServiceResult {
     let mut events = EventLog::default();
     if let Some(existing) = &plan.existing {
@@ -34,11 +36,16 @@ pub(crate) async fn apply(
     let mut deploying = Deploying {
         ecs,
         plan,
-        args,
+        request,
         ui,
         publish,
         label: format!("{}/{}", ecs.cluster, plan.service),
-        record: Record::new(ecs, plan, args),
+        record: record::start(
+            &ecs.cluster,
+            plan,
+            request.endpoints_of(&plan.service),
+            false,
+        ),
         events,
     };
     let error = deploying.run().await.err();
@@ -51,28 +58,28 @@ pub(crate) async fn apply(
 
 /// One service's deployment being carried out: what it needs, and the record it keeps
 /// current (published after every step, so an interrupt writes what is known).
-struct Deploying<'a, P: Fn(&Record)> {
+struct Deploying<'a, P: Fn(&Deployment)> {
     ecs: &'a Ecs,
     plan: &'a ServicePlan,
-    args: &'a Args,
+    request: &'a Request,
     ui: &'a Ui,
     publish: P,
     /// `cluster/service`, the prefix of every line.
     label: String,
-    record: Record,
+    record: Deployment,
     events: EventLog,
 }
 
-impl<P: Fn(&Record)> Deploying<'_, P> {
+impl<P: Fn(&Deployment)> Deploying<'_, P> {
     /// Deploys, then records how it ended.
     async fn run(&mut self) -> Result<()> {
         let result = self.deploy().await;
         if let Err(err) = &result {
             if self.record.failure.is_none() {
-                self.record.failure = Some(json!({ "reason": err.to_string() }));
+                self.record.failure = Some(DeploymentFailure::because(err.to_string()));
             }
-            if self.record.outcome == "in_progress" {
-                self.record.outcome = "failed";
+            if self.record.outcome == Outcome::InProgress {
+                self.record.outcome = Outcome::Failed;
             }
         }
         self.record.finished_at = Some(now());
@@ -84,20 +91,21 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
         let Some((arn, service)) = self.start().await? else {
             return Ok(());
         };
-        self.record.task_definition = Some(arn.clone());
+        self.record.ecs.task_definition = Some(arn.clone());
         let deployment = ecs::primary_deployment(&service).filter(|d| d.task_definition == arn);
-        self.record.deployment_id = deployment.as_ref().map(|d| d.id.clone());
+        self.record.ecs.deployment_id = deployment.as_ref().map(|d| d.id.clone());
         (self.publish)(&self.record);
-        if self.args.no_wait {
+        if !self.request.waiting.follow {
             // Not following, so a deployment ECS has not shown yet is no reason to fail.
             self.line(&format!(
                 "deployment {} started (not waiting: --no-wait)",
                 self.record
+                    .ecs
                     .deployment_id
                     .as_deref()
                     .unwrap_or("(not shown by ECS yet)")
             ));
-            self.record.outcome = "started";
+            self.record.outcome = Outcome::Started;
             return Ok(());
         }
         let deployment = deployment.ok_or_else(|| {
@@ -111,8 +119,8 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
             "following deployment {} of {} (poll {}, timeout {})",
             deployment.id,
             taskdef::short_name(&arn),
-            humantime::format_duration(self.args.poll),
-            humantime::format_duration(self.args.timeout)
+            humantime::format_duration(self.request.waiting.pace.poll),
+            humantime::format_duration(self.request.waiting.pace.timeout)
         ));
         let begun = Instant::now();
         let report = self.follow(&deployment.id, &arn).await;
@@ -124,22 +132,22 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
 
     /// Starts the deployment the plan calls for; `None` when there is nothing to follow.
     async fn start(&mut self) -> Result<Option<(String, aws_sdk_ecs::types::Service)>> {
-        let (ecs, plan, args) = (self.ecs, self.plan, self.args);
+        let (ecs, plan, changes) = (self.ecs, self.plan, &self.request.changes);
         match &plan.action {
             Action::Unchanged => {
-                self.record.outcome = "unchanged";
+                self.record.outcome = Outcome::Unchanged;
                 Ok(None)
             }
             Action::Scale(n) => {
                 ecs.scale_service(&plan.service, *n).await?;
                 self.line(&format!("desired count set to {n}"));
-                self.record.outcome = "scaled";
+                self.record.outcome = Outcome::Scaled;
                 Ok(None)
             }
             Action::Redeploy => {
                 let arn = plan.current_arn.clone().unwrap_or_default();
                 let service = ecs
-                    .update_service(&plan.service, &arn, args.desired_count, true)
+                    .update_service(&plan.service, &arn, changes.desired_count, true)
                     .await?;
                 Ok(Some((arn, service)))
             }
@@ -149,8 +157,8 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
                     .update_service(
                         &plan.service,
                         &arn,
-                        args.desired_count,
-                        args.force_new_deployment,
+                        changes.desired_count,
+                        changes.force_new_deployment,
                     )
                     .await?;
                 Ok(Some((arn, service)))
@@ -159,7 +167,7 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
                 let arn = self.register().await?;
                 let definition = plan.definition.as_ref().expect("planned with a definition");
                 let service = ecs
-                    .create_service(definition, &arn, args.desired_count)
+                    .create_service(definition, &arn, changes.desired_count)
                     .await?;
                 self.line("created the service");
                 Ok(Some((arn, service)))
@@ -173,7 +181,7 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
             .register(&self.plan.next, &self.plan.next_tags)
             .await?;
         self.line(&format!("registered {}", taskdef::short_name(&arn)));
-        self.record.task_definition = Some(arn.clone());
+        self.record.ecs.task_definition = Some(arn.clone());
         (self.publish)(&self.record);
         Ok(arn)
     }
@@ -183,23 +191,18 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
         let followed = Followed {
             deployment_id: id.to_owned(),
             task_definition: task_definition.to_owned(),
-            max_task_failures: self.args.max_task_failures,
-        };
-        let pace = Pace {
-            poll: self.args.poll,
-            timeout: self.args.timeout,
-            stable_for: self.args.stable_for,
+            max_task_failures: self.request.waiting.max_task_failures,
         };
         let report = follow::follow(
             self.ecs,
             &self.plan.service,
             &followed,
-            pace,
+            self.request.waiting.pace,
             &mut self.events,
             self.ui,
         )
         .await;
-        self.record.events = self.events.recorded.clone();
+        self.record.events = Some(self.events.recorded.clone());
         report
     }
 
@@ -219,14 +222,14 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
                     humantime::format_duration(round_seconds(begun.elapsed())),
                     taskdef::short_name(arn)
                 ));
-                self.record.outcome = "completed";
-                self.record.live_task_definition = Some(arn.to_owned());
+                self.record.outcome = Outcome::Completed;
+                self.record.ecs.live_task_definition = Some(arn.to_owned());
                 Ok(Ok(()))
             }
             Ending::Decided(Verdict::RolledBackByEcs { live, reason }) => {
-                self.record.outcome = "rolled_back_by_ecs";
-                self.record.live_task_definition = Some(live.clone());
-                self.record.failure = Some(failure_json(reason, report));
+                self.record.outcome = Outcome::RolledBackByEcs;
+                self.record.ecs.live_task_definition = Some(live.clone());
+                self.record.failure = Some(record::failure(reason, report));
                 Ok(Err(Error::failed(format!(
                     "{label}: ECS rolled the deployment back to {}: {reason}",
                     taskdef::short_name(live)
@@ -237,9 +240,9 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
                     "deployment {by} of {} replaced ours; not rolling back",
                     taskdef::short_name(live)
                 );
-                self.record.outcome = "superseded";
-                self.record.live_task_definition = Some(live.clone());
-                self.record.failure = Some(failure_json(&reason, report));
+                self.record.outcome = Outcome::Superseded;
+                self.record.ecs.live_task_definition = Some(live.clone());
+                self.record.failure = Some(record::failure(&reason, report));
                 Ok(Err(Error::failed(format!("{label}: {reason}"))))
             }
             Ending::Decided(Verdict::Waiting) => unreachable!("follow returns only decisions"),
@@ -257,7 +260,7 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
             Ending::TimedOut => Err(Failure {
                 reason: format!(
                     "not rolled out after {}",
-                    humantime::format_duration(self.args.timeout)
+                    humantime::format_duration(self.request.waiting.pace.timeout)
                 ),
                 timed_out: true,
             }),
@@ -270,27 +273,30 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
     /// Records `failure`, rolls back when that is possible and wanted, and returns the
     /// error to exit with (124 for a timeout, 1 otherwise).
     async fn recover(&mut self, arn: &str, failure: Failure, report: &FollowReport) -> Error {
-        self.record.failure = Some(failure_json(&failure.reason, report));
+        self.record.failure = Some(record::failure(&failure.reason, report));
         self.line(&format!("failed: {}", failure.reason));
         let left_as_is = if failure.timed_out {
-            "timed_out"
+            Outcome::TimedOut
         } else {
-            "failed"
+            Outcome::Failed
         };
-        let note = match (self.plan.current_arn.clone(), self.args.no_rollback) {
-            (Some(previous), false) => {
-                self.record.outcome = "rolling_back";
+        let note = match (
+            self.plan.current_arn.clone(),
+            self.request.waiting.roll_back,
+        ) {
+            (Some(previous), true) => {
+                self.record.outcome = Outcome::RollingBack;
                 (self.publish)(&self.record);
                 self.roll_back(&previous).await
             }
-            (Some(_), true) => {
+            (Some(_), false) => {
                 self.record.outcome = left_as_is;
-                self.record.live_task_definition = Some(arn.to_owned());
+                self.record.ecs.live_task_definition = Some(arn.to_owned());
                 format!("left on {} (--no-rollback)", taskdef::short_name(arn))
             }
             (None, _) => {
                 self.record.outcome = left_as_is;
-                self.record.live_task_definition = Some(arn.to_owned());
+                self.record.ecs.live_task_definition = Some(arn.to_owned());
                 "a new service has no previous task definition to roll back to".to_owned()
             }
         };
@@ -323,22 +329,22 @@ impl<P: Fn(&Record)> Deploying<'_, P> {
         let deployment = match deployment {
             Ok(deployment) => deployment,
             Err(why) => {
-                self.record.outcome = "rollback_failed";
+                self.record.outcome = Outcome::RollbackFailed;
                 return format!("rollback to {short} failed: {why}");
             }
         };
-        self.record.rollback_deployment_id = Some(deployment.id.clone());
+        self.record.ecs.rollback_deployment_id = Some(deployment.id.clone());
         (self.publish)(&self.record);
         let report = self.follow(&deployment.id, previous).await;
         match report.ending {
             Ending::Decided(Verdict::Completed) => {
                 self.line(&format!("rolled back: {short} runs"));
-                self.record.outcome = "rolled_back";
-                self.record.live_task_definition = Some(previous.to_owned());
+                self.record.outcome = Outcome::RolledBack;
+                self.record.ecs.live_task_definition = Some(previous.to_owned());
                 format!("rolled back to {short}")
             }
             other => {
-                self.record.outcome = "rollback_failed";
+                self.record.outcome = Outcome::RollbackFailed;
                 format!("rollback to {short} did not complete: {other:?}")
             }
         }
@@ -364,56 +370,37 @@ impl Failure {
     }
 }
 
-fn failure_json(reason: &str, report: &FollowReport) -> Value {
-    json!({
-        "reason": reason,
-        "polls": report.polls,
-        "polls_after_first_stopped_task": report.polls_after_first_stop,
-        "stopped_tasks": report.stopped_tasks.iter().map(|t| json!({
-            "task_arn": t.task_arn,
-            "stopped_reason": t.stopped_reason,
-            "containers": t.containers.iter().map(|(name, code, reason)| json!({
-                "name": name, "exit_code": code, "reason": reason,
-            })).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })
-}
-
 fn round_seconds(d: Duration) -> Duration {
     Duration::from_secs(d.as_secs())
 }
 
 /// The step summary table and step outputs under GitHub Actions: `outcome` and
 /// `task_definition` of the last service, and `<service>_outcome` /
-/// `<service>_task_definition` (`-` `.` `/` as `_`) of each when there are several.
+/// `<service>_task_definition` of each when there are several.
 pub(crate) fn summarize(results: &[ServiceResult], ui: &Ui) {
-    let live = |r: &ServiceResult| r.record.live_task_definition.clone().unwrap_or_default();
-    if let Some(last) = results.last() {
-        ui.set_output("outcome", last.record.outcome);
-        ui.set_output("task_definition", &live(last));
-    }
-    if results.len() > 1 {
-        for r in results {
-            let key = r.record.service.replace(['/', '.', '-'], "_");
-            ui.set_output(&format!("{key}_outcome"), r.record.outcome);
-            ui.set_output(&format!("{key}_task_definition"), &live(r));
-        }
-    }
-    let mut markdown =
-        String::from("### ecs-roll\n\n| service | outcome | task definition |\n|---|---|---|\n");
+    let live = |r: &ServiceResult| r.record.ecs.live_task_definition.clone();
+    let outputs: Vec<ItemOutputs> = results
+        .iter()
+        .map(|r| ItemOutputs {
+            name: r.record.service.clone().unwrap_or_default(),
+            values: vec![
+                ("outcome", r.record.outcome.to_string()),
+                ("task_definition", live(r).unwrap_or_default()),
+            ],
+        })
+        .collect();
+    ui.set_outputs(&item_outputs(&outputs));
+    let mut table =
+        SummaryTable::new(&["service", "outcome", "task definition"]).titled("ecs-roll");
     for r in results {
-        let live = r
-            .record
-            .live_task_definition
-            .as_deref()
-            .map(taskdef::short_name)
-            .unwrap_or("-");
-        markdown.push_str(&format!(
-            "| {} | {} | {live} |\n",
-            r.label, r.record.outcome
-        ));
+        let live = live(r);
+        table.row([
+            r.label.as_str(),
+            r.record.outcome.as_str(),
+            live.as_deref().map(taskdef::short_name).unwrap_or("-"),
+        ]);
     }
-    ui.summary(&markdown);
+    ui.summary(&table.to_markdown());
 }
 
 /// One error for the run: every failed service named; 124 only when every failure was a
@@ -445,23 +432,9 @@ mod tests {
     fn one_timeout_among_failures_is_a_failure_and_only_timeouts_are_124() {
         let result = |error: Option<Error>| ServiceResult {
             label: "dev/api".into(),
-            record: Record {
-                cluster: "dev".into(),
-                service: "api".into(),
-                outcome: "failed",
-                images: vec![],
-                endpoints: vec![],
-                dry_run: false,
-                task_definition: None,
-                previous_task_definition: None,
-                live_task_definition: None,
-                deployment_id: None,
-                rollback_deployment_id: None,
-                started_at: now(),
-                finished_at: None,
-                events: vec![],
-                failure: None,
-                diff: None,
+            record: Deployment {
+                outcome: Outcome::Failed,
+                ..Deployment::default()
             },
             error,
         };

@@ -5,8 +5,8 @@ use crate::ecs::{Ecs, StoppedTask};
 use crate::rollout::{Followed, Observation, Settling, Verdict, judge, progress_lines};
 use aws_sdk_ecs::types::ServiceEvent;
 use common::Ui;
-use rand::Rng;
-use serde_json::{Value, json};
+use common::envelope::DeploymentEvent;
+use common::retry::{Backoff, Jitter};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,19 @@ use std::time::{Duration, Instant};
 const MAX_POLL_ERRORS: u32 = 5;
 
 /// How to wait.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Pace {
     pub poll: Duration,
     pub timeout: Duration,
     /// How long success must hold before it counts ([`Settling`]).
     pub stable_for: Duration,
+}
+
+impl Pace {
+    /// The wait before the next poll: `poll` ±20 %, so that parallel jobs do not poll in step.
+    fn next_poll(&self) -> Duration {
+        Backoff::steady(self.poll, Jitter::around(0.2)).next(1)
+    }
 }
 
 /// How following a deployment ended.
@@ -46,7 +53,7 @@ pub struct FollowReport {
 pub struct EventLog {
     seen: BTreeSet<String>,
     /// New events in the order they happened: `{created_at, message}`.
-    pub recorded: Vec<Value>,
+    pub recorded: Vec<DeploymentEvent>,
 }
 
 impl EventLog {
@@ -67,8 +74,11 @@ impl EventLog {
                     .map(|t| t.to_string())
                     .unwrap_or_default();
                 let message = event.message().unwrap_or_default().to_owned();
-                self.recorded
-                    .push(json!({ "created_at": at, "message": message }));
+                self.recorded.push(DeploymentEvent {
+                    created_at: at.clone(),
+                    message: message.clone(),
+                    extra: serde_json::Map::new(),
+                });
                 new.push((at, message));
             }
         }
@@ -133,7 +143,7 @@ pub async fn follow(
         if now >= deadline {
             break Ending::TimedOut;
         }
-        tokio::time::sleep(jittered(pace.poll).min(deadline - now)).await;
+        tokio::time::sleep(pace.next_poll().min(deadline - now)).await;
     };
     FollowReport {
         ending,
@@ -161,9 +171,4 @@ fn report_new_stops(
                 .unwrap_or_default()
         ));
     }
-}
-
-fn jittered(poll: Duration) -> Duration {
-    let factor = rand::rng().random_range(0.8..=1.2);
-    poll.mul_f64(factor)
 }

@@ -15,6 +15,7 @@
 //!    the previous task definition and follow that until it is stable.
 //!
 //! # Modules
+//! - [`request`]: the flags, turned once into a [`request::Request`] (nothing after it sees clap);
 //! - [`files`], [`images`]: the inputs (definition files, the images on offer);
 //! - `plan` (deciding) and [`taskdef`]: what each service gets, with read-only calls only;
 //! - `apply` (doing) and `record`: register, update, follow, roll back, keep the entry current;
@@ -36,17 +37,19 @@ pub mod images;
 pub mod offline;
 mod plan;
 mod record;
+pub mod request;
 pub mod rollout;
 pub mod taskdef;
 
 use apply::{apply, overall, summarize};
 use clap::Parser;
+use common::envelope::Deployment;
 use common::ui::Verbosity;
 use common::{CommonArgs, Envelope, Result, Ui};
 use ecs::Ecs;
 use images::EnvOverride;
-use plan::{Action, Inputs, plan_all, report_plan};
-use record::Record;
+use plan::{Inputs, plan_all, report_plan};
+use request::Request;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -240,38 +243,33 @@ impl common::Tool for EcsRoll {
     }
 
     async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
-        let inputs = Inputs::read(&args, envelope).await?;
+        let request = Request::from_args(&args)?;
+        let inputs = Inputs::read(&request, envelope).await?;
         let config = common::aws::load().await?;
-        let ecs = Ecs::new(&config, &args.cluster);
+        let ecs = Ecs::new(&config, &request.cluster);
         let show_diff =
-            args.dry_run || matches!(ui.verbosity(), Verbosity::Verbose | Verbosity::Trace);
-        let plans = plan_all(&ecs, &args, &inputs, show_diff).await?;
+            request.dry_run || matches!(ui.verbosity(), Verbosity::Verbose | Verbosity::Trace);
+        let plans = plan_all(&ecs, &request, &inputs, show_diff).await?;
         for plan in &plans {
-            report_plan(&ecs, plan, args.dry_run, ui);
+            report_plan(&ecs, plan, request.dry_run, ui);
         }
         let first = envelope.deployments.len();
         envelope.deployments.extend(plans.iter().map(|p| {
-            let mut record = Record::new(&ecs, p, &args);
-            if args.dry_run {
-                record.outcome = match p.action {
-                    Action::Unchanged => "unchanged",
-                    _ => "planned",
-                };
-            }
-            record.to_deployment()
+            let endpoints = request.endpoints_of(&p.service);
+            record::start(&ecs.cluster, p, endpoints, request.dry_run)
         }));
-        if args.dry_run {
+        if request.dry_run {
             return Ok(());
         }
         let slots = Mutex::new(&mut envelope.deployments[first..]);
         let results = futures_util::future::join_all(plans.iter().enumerate().map(|(i, plan)| {
             let slots = &slots;
-            let publish = move |record: &Record| {
+            let publish = move |record: &Deployment| {
                 if let Ok(mut slots) = slots.lock() {
-                    slots[i] = record.to_deployment();
+                    slots[i] = record.clone();
                 }
             };
-            apply(&ecs, plan, &args, ui, publish)
+            apply(&ecs, plan, &request, ui, publish)
         }))
         .await;
         summarize(&results, ui);

@@ -5,7 +5,8 @@
 use crate::ecs::Ecs;
 use crate::files::{self, ServiceDefinitionFile, TaskDefinitionFile};
 use crate::images::{self, ImageOffer};
-use crate::{Args, taskdef};
+use crate::request::{Changes, Request};
+use crate::taskdef;
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
 use common::{Envelope, Error, Result, Ui};
 
@@ -17,21 +18,9 @@ pub(crate) struct Inputs {
 }
 
 impl Inputs {
-    pub(crate) async fn read(args: &Args, envelope: &Envelope) -> Result<Inputs> {
-        for (service, _) in &args.endpoints {
-            if !args.services.contains(service) {
-                return Err(Error::usage(format!(
-                    "--endpoint {service}=…: {service} is not one of the --service names"
-                )));
-            }
-        }
-        if let Some(n) = args.desired_count.filter(|n| *n < 0) {
-            return Err(Error::usage(format!(
-                "--desired-count {n}: must be 0 or more"
-            )));
-        }
+    pub(crate) async fn read(request: &Request, envelope: &Envelope) -> Result<Inputs> {
         let mut task_definition_files = Vec::new();
-        for path in &args.task_definition_files {
+        for path in &request.task_definition_files {
             let file = files::read_task_definition(path).await?;
             if let Some(other) = task_definition_files
                 .iter()
@@ -47,9 +36,9 @@ impl Inputs {
             task_definition_files.push(file);
         }
         let mut service_definitions = Vec::new();
-        for path in &args.service_definitions {
+        for path in &request.service_definitions {
             let file = files::read_service_definition(path).await?;
-            if !args.services.iter().any(|s| s == file.name()) {
+            if !request.services.iter().any(|s| s == file.name()) {
                 return Err(Error::usage(format!(
                     "{}: service {} is not one of the --service names",
                     file.path,
@@ -117,20 +106,15 @@ impl ServicePlan {
 /// The task-definition diff is only rendered when `show_diff` (it is shown, not decided on).
 pub(crate) async fn plan_all(
     ecs: &Ecs,
-    args: &Args,
+    request: &Request,
     inputs: &Inputs,
     show_diff: bool,
 ) -> Result<Vec<ServicePlan>> {
-    let mut names: Vec<&String> = Vec::new();
-    for name in &args.services {
-        if !names.contains(&name) {
-            names.push(name);
-        }
-    }
     let plans = futures_util::future::try_join_all(
-        names
+        request
+            .services
             .iter()
-            .map(|name| plan_service(ecs, name, args, inputs, show_diff)),
+            .map(|name| plan_service(ecs, name, &request.changes, inputs, show_diff)),
     )
     .await?;
     for file in &inputs.task_definition_files {
@@ -148,7 +132,7 @@ pub(crate) async fn plan_all(
 async fn plan_service(
     ecs: &Ecs,
     name: &str,
-    args: &Args,
+    changes: &Changes,
     inputs: &Inputs,
     show_diff: bool,
 ) -> Result<ServicePlan> {
@@ -176,8 +160,8 @@ async fn plan_service(
     };
     let (base_td, base_tags) = base;
     let containers = taskdef::container_images(&base_td);
-    let chosen = images::choose_images(name, &containers, &inputs.offers, &args.containers)?;
-    let has_offers = !inputs.offers.is_empty() || !args.containers.is_empty();
+    let chosen = images::choose_images(name, &containers, &inputs.offers, &changes.containers)?;
+    let has_offers = !inputs.offers.is_empty() || !changes.containers.is_empty();
     if has_offers && chosen.is_empty() {
         return Err(images::no_match_error(name, &containers, &inputs.offers));
     }
@@ -185,10 +169,10 @@ async fn plan_service(
         .task_definition_file(base_td.family().unwrap_or_default())
         .is_some();
     if !has_offers
-        && args.env.is_empty()
+        && changes.env.is_empty()
         && !from_file
-        && !args.force_new_deployment
-        && args.desired_count.is_none()
+        && !changes.force_new_deployment
+        && changes.desired_count.is_none()
         && existing.is_some()
     {
         return Err(Error::usage(format!(
@@ -197,12 +181,12 @@ async fn plan_service(
              --force-new-deployment)"
         )));
     }
-    let next = taskdef::with_changes(&base_td, &chosen, &args.env)?;
+    let next = taskdef::with_changes(&base_td, &chosen, &changes.env)?;
     let action = decide(
         current.as_ref(),
         (&next, &base_tags),
         existing.as_ref().map(Service::desired_count),
-        args,
+        changes,
     );
     let nothing = (TaskDefinition::builder().build(), Vec::new());
     let (live, live_tags) = current.as_ref().unwrap_or(&nothing);
@@ -257,13 +241,13 @@ pub(crate) fn decide(
     current: Option<&(TaskDefinition, Vec<Tag>)>,
     (next, next_tags): (&TaskDefinition, &[Tag]),
     desired_now: Option<i32>,
-    args: &Args,
+    changes: &Changes,
 ) -> Action {
     let Some((current, current_tags)) = current else {
         return Action::Create;
     };
     let same = taskdef::same_content(current, next) && same_tags(current_tags, next_tags);
-    match (same, args.force_new_deployment, args.desired_count) {
+    match (same, changes.force_new_deployment, changes.desired_count) {
         (false, _, _) => Action::Deploy,
         (true, true, _) => Action::Redeploy,
         (true, false, Some(n)) if Some(n) != desired_now => Action::Scale(n),
@@ -320,12 +304,13 @@ pub(crate) fn report_plan(ecs: &Ecs, plan: &ServicePlan, dry_run: bool, ui: &Ui)
 mod tests {
     use super::*;
     use aws_sdk_ecs::types::ContainerDefinition;
-    use clap::Parser;
 
-    fn args(extra: &[&str]) -> Args {
-        let mut argv = vec!["ecs-roll", "--service", "api"];
-        argv.extend_from_slice(extra);
-        Args::parse_from(argv)
+    fn changes(force_new_deployment: bool, desired_count: Option<i32>) -> Changes {
+        Changes {
+            force_new_deployment,
+            desired_count,
+            ..Changes::default()
+        }
     }
 
     fn td(image: &str) -> TaskDefinition {
@@ -347,35 +332,35 @@ mod tests {
     #[test]
     fn the_action_follows_from_content_tags_and_flags() {
         let current = (td("r/api:1"), tag("a"));
-        let decide_for = |next: &TaskDefinition, tags: &[Tag], desired: i32, flags: &[&str]| {
-            decide(Some(&current), (next, tags), Some(desired), &args(flags))
+        let decide_for = |next: &TaskDefinition, tags: &[Tag], desired: i32, asked: Changes| {
+            decide(Some(&current), (next, tags), Some(desired), &asked)
         };
         assert_eq!(
-            decide_for(&td("r/api:1"), &tag("a"), 2, &[]),
+            decide_for(&td("r/api:1"), &tag("a"), 2, changes(false, None)),
             Action::Unchanged
         );
         assert_eq!(
-            decide_for(&td("r/api:2"), &tag("a"), 2, &[]),
+            decide_for(&td("r/api:2"), &tag("a"), 2, changes(false, None)),
             Action::Deploy
         );
         assert_eq!(
-            decide_for(&td("r/api:1"), &tag("b"), 2, &[]),
+            decide_for(&td("r/api:1"), &tag("b"), 2, changes(false, None)),
             Action::Deploy
         );
         assert_eq!(
-            decide_for(&td("r/api:1"), &tag("a"), 2, &["--force-new-deployment"]),
+            decide_for(&td("r/api:1"), &tag("a"), 2, changes(true, None)),
             Action::Redeploy
         );
         assert_eq!(
-            decide_for(&td("r/api:1"), &tag("a"), 2, &["--desired-count", "3"]),
+            decide_for(&td("r/api:1"), &tag("a"), 2, changes(false, Some(3))),
             Action::Scale(3)
         );
         assert_eq!(
-            decide_for(&td("r/api:1"), &tag("a"), 3, &["--desired-count", "3"]),
+            decide_for(&td("r/api:1"), &tag("a"), 3, changes(false, Some(3))),
             Action::Unchanged
         );
         assert_eq!(
-            decide(None, (&td("r/api:1"), &[]), None, &args(&[])),
+            decide(None, (&td("r/api:1"), &[]), None, &Changes::default()),
             Action::Create
         );
     }

@@ -1,102 +1,83 @@
-//! The `deployments[]` entry of one service, kept current while it rolls out, so that an
-//! interrupt writes what is known.
+//! The `deployments[]` entry of one service ([`Deployment`]), kept current while it rolls
+//! out, so that an interrupt writes what is known.
 
-use crate::Args;
-use crate::ecs::Ecs;
+use crate::ecs::StoppedTask;
+use crate::follow::FollowReport;
 use crate::plan::{Action, ServicePlan};
-use common::envelope::Deployment;
-use serde_json::{Value, json};
+use common::envelope::{
+    Deployment, DeploymentFailure, EcsDeployment, Outcome, Platform, StoppedContainer,
+    StoppedTask as StoppedTaskEntry,
+};
 use std::time::SystemTime;
 
-/// The `deployments[]` entry of one service, kept current while it rolls out.
-#[derive(Debug, Clone)]
-pub(crate) struct Record {
-    pub(crate) cluster: String,
-    pub(crate) service: String,
-    pub(crate) outcome: &'static str,
-    pub(crate) images: Vec<String>,
-    pub(crate) endpoints: Vec<String>,
-    pub(crate) dry_run: bool,
-    pub(crate) task_definition: Option<String>,
-    pub(crate) previous_task_definition: Option<String>,
-    pub(crate) live_task_definition: Option<String>,
-    pub(crate) deployment_id: Option<String>,
-    pub(crate) rollback_deployment_id: Option<String>,
-    pub(crate) started_at: String,
-    pub(crate) finished_at: Option<String>,
-    pub(crate) events: Vec<Value>,
-    pub(crate) failure: Option<Value>,
-    pub(crate) diff: Option<String>,
-}
-
-impl Record {
-    pub(crate) fn new(ecs: &Ecs, plan: &ServicePlan, args: &Args) -> Record {
-        let unchanged = matches!(plan.action, Action::Unchanged | Action::Scale(_));
-        Record {
-            cluster: ecs.cluster.clone(),
-            service: plan.service.clone(),
-            outcome: "in_progress",
-            images: plan.images(),
-            endpoints: args
-                .endpoints
-                .iter()
-                .filter(|(s, _)| s == &plan.service)
-                .map(|(_, url)| url.clone())
-                .collect(),
-            dry_run: args.dry_run,
-            task_definition: if unchanged {
-                plan.current_arn.clone()
-            } else {
-                None
-            },
+/// The entry of a service about to be rolled: `in_progress` (`planned` or `unchanged` for a
+/// dry run), what runs now, the images it will get and where it answers.
+pub(crate) fn start(
+    cluster: &str,
+    plan: &ServicePlan,
+    endpoints: Vec<String>,
+    dry_run: bool,
+) -> Deployment {
+    let unchanged = matches!(plan.action, Action::Unchanged | Action::Scale(_));
+    let outcome = match (dry_run, &plan.action) {
+        (false, _) => Outcome::InProgress,
+        (true, Action::Unchanged) => Outcome::Unchanged,
+        (true, _) => Outcome::Planned,
+    };
+    Deployment {
+        platform: Platform::Ecs,
+        cluster: Some(cluster.to_owned()),
+        service: Some(plan.service.clone()),
+        outcome,
+        images: plan.images(),
+        endpoints,
+        dry_run,
+        ecs: EcsDeployment {
+            task_definition: plan.current_arn.clone().filter(|_| unchanged),
             previous_task_definition: plan.current_arn.clone(),
             live_task_definition: plan.current_arn.clone(),
             deployment_id: None,
             rollback_deployment_id: None,
-            started_at: now(),
-            finished_at: None,
-            events: Vec::new(),
-            failure: None,
-            diff: args
-                .dry_run
-                .then(|| plan.diff.clone())
-                .filter(|d| !d.is_empty()),
-        }
-    }
-
-    pub(crate) fn to_deployment(&self) -> Deployment {
-        let mut extra = serde_json::Map::new();
-        let mut put = |key: &str, value: Value| {
-            if !value.is_null() {
-                extra.insert(key.to_owned(), value);
-            }
-        };
-        put("task_definition", json!(self.task_definition));
-        put(
-            "previous_task_definition",
-            json!(self.previous_task_definition),
-        );
-        put("live_task_definition", json!(self.live_task_definition));
-        put("deployment_id", json!(self.deployment_id));
-        put("rollback_deployment_id", json!(self.rollback_deployment_id));
-        put("started_at", json!(self.started_at));
-        put("finished_at", json!(self.finished_at));
-        put("events", json!(self.events));
-        put("failure", self.failure.clone().unwrap_or(Value::Null));
-        put("diff", json!(self.diff));
-        Deployment {
-            platform: "ecs".into(),
-            cluster: Some(self.cluster.clone()),
-            service: Some(self.service.clone()),
-            outcome: self.outcome.to_owned(),
-            images: self.images.clone(),
-            endpoints: self.endpoints.clone(),
-            dry_run: self.dry_run,
-            extra,
-        }
+        },
+        started_at: Some(now()),
+        finished_at: None,
+        events: Some(Vec::new()),
+        failure: None,
+        diff: dry_run.then(|| plan.diff.clone()).filter(|d| !d.is_empty()),
+        extra: serde_json::Map::new(),
     }
 }
 
+/// Why a deployment failed, with what following it saw.
+pub(crate) fn failure(reason: &str, report: &FollowReport) -> DeploymentFailure {
+    DeploymentFailure {
+        reason: reason.to_owned(),
+        polls: Some(report.polls),
+        polls_after_first_stopped_task: Some(report.polls_after_first_stop),
+        stopped_tasks: Some(report.stopped_tasks.iter().map(stopped_task).collect()),
+        extra: serde_json::Map::new(),
+    }
+}
+
+fn stopped_task(task: &StoppedTask) -> StoppedTaskEntry {
+    StoppedTaskEntry {
+        task_arn: task.task_arn.clone(),
+        stopped_reason: task.stopped_reason.clone(),
+        containers: task
+            .containers
+            .iter()
+            .map(|(name, exit_code, reason)| StoppedContainer {
+                name: name.clone(),
+                exit_code: *exit_code,
+                reason: reason.clone(),
+                extra: serde_json::Map::new(),
+            })
+            .collect(),
+        extra: serde_json::Map::new(),
+    }
+}
+
+/// Now, as RFC 3339 to the second.
 pub(crate) fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }

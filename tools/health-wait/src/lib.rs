@@ -14,12 +14,14 @@ pub mod schedule;
 
 use check::{JsonExpectation, ResponseCheck, StatusSpec, Target};
 use clap::Parser;
+use common::actions::SummaryTable;
 use common::envelope::{HealthAttempt, HealthResult};
 use common::http::{TlsOptions, client_builder};
+use common::retry::Backoff;
 use common::{CommonArgs, Envelope, Error, Result, Ui};
 use probe::{AttemptReport, HttpProbe, humanize};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use schedule::{Attempt, Backoff, Decision, StateChange, Tracker};
+use schedule::{Attempt, Decision, StateChange, Tracker};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -255,11 +257,7 @@ impl Plan {
         Ok(Plan {
             targets,
             http,
-            backoff: Backoff {
-                initial: args.interval,
-                max: args.max_interval.max(args.interval),
-                factor: args.backoff,
-            },
+            backoff: schedule::backoff(args.interval, args.max_interval, args.backoff),
             successes: args.successes,
             timeout: args.timeout,
             attempt_timeout: args.attempt_timeout,
@@ -591,9 +589,8 @@ fn write_actions_report(ui: &Ui, envelope: &Envelope, slots: &[usize]) {
     let results: Vec<&HealthResult> = slots.iter().map(|&s| &envelope.health[s]).collect();
     let all_healthy = results.iter().all(|h| h.healthy);
     ui.set_output("healthy", if all_healthy { "true" } else { "false" });
-    let mut summary = String::from(
-        "### health-wait\n\n| target | healthy | attempts | elapsed | last |\n|---|---|---|---|---|\n",
-    );
+    let mut table = SummaryTable::new(&["target", "healthy", "attempts", "elapsed", "last"])
+        .titled("health-wait");
     for h in results {
         let last = h
             .last
@@ -607,16 +604,15 @@ fn write_actions_report(ui: &Ui, envelope: &Envelope, slots: &[usize]) {
                 })
             })
             .unwrap_or_default();
-        summary.push_str(&format!(
-            "| {} | {} | {} | {} ms | {} |\n",
-            h.target,
-            if h.healthy { "yes" } else { "no" },
-            h.attempts,
-            h.elapsed_ms,
-            last.replace('|', "\\|")
-        ));
+        table.row([
+            h.target.clone(),
+            if h.healthy { "yes" } else { "no" }.to_owned(),
+            h.attempts.to_string(),
+            format!("{} ms", h.elapsed_ms),
+            last,
+        ]);
     }
-    ui.summary(&summary);
+    ui.summary(&table.to_markdown());
 }
 
 #[cfg(test)]

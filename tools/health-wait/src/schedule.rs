@@ -1,28 +1,21 @@
 //! When to try again and when a target counts as healthy. Pure: observations in,
 //! decisions out.
 
+use common::retry::{Backoff, Jitter};
 use std::time::Duration;
 
-/// Capped exponential backoff between attempts on one target.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// The delay after the first failure (and after every success).
-    pub initial: Duration,
-    /// The delay never grows past this.
-    pub max: Duration,
-    /// How much the delay grows per consecutive failure.
-    pub factor: f64,
-}
+/// Jitter on health checks only shortens the delay (by up to 20 %), never lengthens it, so
+/// the time to notice a recovery stays bounded by the delay.
+pub const HEALTH_JITTER: Jitter = Jitter::shorter_by(0.2);
 
-impl Backoff {
-    /// The delay before the next attempt after `consecutive_failures` failures in a row.
-    /// `jitter` in `[0, 1)` shortens the delay by up to 20%: never lengthens it, so the
-    /// time to notice a recovery stays bounded by the delay.
-    pub fn delay(&self, consecutive_failures: u32, jitter: f64) -> Duration {
-        let exponent = consecutive_failures.saturating_sub(1).min(64) as i32;
-        let grown = self.initial.as_secs_f64() * self.factor.powi(exponent);
-        let capped = grown.min(self.max.as_secs_f64()).max(0.0);
-        Duration::from_secs_f64(capped * (1.0 - 0.2 * jitter.clamp(0.0, 1.0)))
+/// The schedule between attempts on one target: `interval`, growing by `factor` after each
+/// failure in a row, up to `max`.
+pub fn backoff(interval: Duration, max: Duration, factor: f64) -> Backoff {
+    Backoff {
+        first: interval,
+        factor,
+        max: max.max(interval),
+        jitter: HEALTH_JITTER,
     }
 }
 
@@ -119,9 +112,10 @@ mod tests {
     use super::*;
 
     const BACKOFF: Backoff = Backoff {
-        initial: Duration::from_secs(1),
+        first: Duration::from_secs(1),
         max: Duration::from_secs(5),
         factor: 2.0,
+        jitter: HEALTH_JITTER,
     };
 
     #[test]

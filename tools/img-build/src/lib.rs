@@ -23,12 +23,14 @@ pub mod engine;
 pub mod plan;
 pub mod progress;
 
+use common::actions::{ItemOutputs, SummaryTable, item_outputs};
 use common::envelope::{Envelope, GitInfo, Image};
+use common::short::short_digest;
 use common::{CommonArgs, Error, Result, Ui};
 use context::{Entry, HashingWriter, Source};
 use engine::{BuildRequest, CachedImage, Engine};
 use plan::{DigestInputs, LabelInputs, TagValues};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -597,7 +599,7 @@ async fn build_one(
         }
         ui.line(&format!(
             "{name}: unchanged, reusing {} as {}",
-            short_id(&cached.id),
+            short_digest(&cached.id),
             plan.tags.join(", ")
         ));
         return Ok(image);
@@ -659,7 +661,7 @@ async fn build_one(
     let build_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     ui.line(&format!(
         "{name}: built {} in {:.1}s as {}",
-        short_id(&id),
+        short_digest(&id),
         build_ms as f64 / 1000.0,
         plan.tags.join(", ")
     ));
@@ -678,41 +680,32 @@ fn is_cache_lookup_race(message: &str) -> bool {
 
 /// Step outputs and the step summary under GitHub Actions.
 fn report_outputs(images: &[Image], ui: &Ui) {
-    if let Some(last) = images.last() {
-        ui.set_output("image_id", last.id.as_deref().unwrap_or(""));
-        ui.set_output("tags", &last.tags.join(" "));
-    }
-    let names: BTreeSet<&str> = images.iter().map(|i| i.name.as_str()).collect();
-    if names.len() > 1 {
-        for image in images {
-            let key = image.name.replace(['/', '.', '-'], "_");
-            ui.set_output(
-                &format!("{key}_image_id"),
-                image.id.as_deref().unwrap_or(""),
-            );
-            ui.set_output(&format!("{key}_tags"), &image.tags.join(" "));
-        }
-    }
-    let mut summary = String::from("| image | tags | id | cache |\n|---|---|---|---|\n");
+    let outputs: Vec<ItemOutputs> = images
+        .iter()
+        .map(|image| ItemOutputs {
+            name: image.name.clone(),
+            values: vec![
+                ("image_id", image.id.clone().unwrap_or_default()),
+                ("tags", image.tags.join(" ")),
+            ],
+        })
+        .collect();
+    ui.set_outputs(&item_outputs(&outputs));
+    let mut table = SummaryTable::new(&["image", "tags", "id", "cache"]);
     for image in images {
-        summary.push_str(&format!(
-            "| {} | {} | `{}` | {} |\n",
-            image.name,
+        table.row([
+            image.name.clone(),
             image.tags.join("<br>"),
-            image.id.as_deref().map(short_id).unwrap_or("-"),
+            format!("`{}`", image.id.as_deref().map(short_digest).unwrap_or("-")),
             match (image.cache_hit, image.dry_run) {
                 (_, true) => "dry run",
                 (Some(true), _) => "reused",
                 _ => "built",
             }
-        ));
+            .to_owned(),
+        ]);
     }
-    ui.summary(&summary);
-}
-
-fn short_id(id: &str) -> &str {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    &hex[..hex.len().min(12)]
+    ui.summary(&table.to_markdown());
 }
 
 fn human_bytes(n: u64) -> String {

@@ -1,6 +1,7 @@
 //! Deciding what to build and how to call it: names, tags, labels, build arguments and the
 //! content digest. Pure functions; nothing here touches the disk, git or the Engine.
 
+use common::short::short_commit;
 use regex::Regex;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -43,11 +44,6 @@ pub fn actions_branch(var: impl Fn(&str) -> Option<String>) -> Option<String> {
             .then(|| non_empty("GITHUB_REF_NAME"))
             .flatten()
     })
-}
-
-/// The first 7 characters of a commit id, as `git log --oneline` shows it.
-pub fn short_sha(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
 }
 
 /// A branch name turned into a valid tag: lowercase, anything but `[a-z0-9_.-]` becomes
@@ -207,7 +203,7 @@ fn placeholder(key: &str, template: &str, values: &TagValues) -> Result<String, 
     };
     Ok(match key {
         "sha" => values.sha.clone().ok_or_else(need_git)?,
-        "short_sha" => short_sha(values.sha.as_deref().ok_or_else(need_git)?).to_owned(),
+        "short_sha" => short_commit(values.sha.as_deref().ok_or_else(need_git)?).to_owned(),
         "branch" => {
             let branch = values.branch.as_deref().ok_or_else(|| {
                 format!("--tag {template:?} uses {{branch}}, but HEAD is not on a branch")
@@ -239,7 +235,7 @@ pub fn default_tags(values: &TagValues) -> Result<Vec<String>, String> {
         )
     })?;
     let dirty = if values.dirty { "-dirty" } else { "" };
-    let mut tags = vec![format!("{}:git-{}{dirty}", values.name, short_sha(sha))];
+    let mut tags = vec![format!("{}:git-{}{dirty}", values.name, short_commit(sha))];
     if let Some(branch) = values.branch.as_deref() {
         let slug = slug_tag(branch);
         if !slug.is_empty() {
@@ -420,24 +416,8 @@ pub fn strip_credentials(remote: &str) -> String {
 
 /// Seconds since the Unix epoch as RFC 3339 UTC (`2024-05-01T12:00:00Z`).
 pub fn rfc3339(unix_seconds: u64) -> String {
-    let days = (unix_seconds / 86_400) as i64;
-    let secs = unix_seconds % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_seconds);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 #[cfg(test)]

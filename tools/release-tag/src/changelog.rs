@@ -2,6 +2,7 @@
 //! section and the Actions step summary all use it.
 
 use crate::plan::{Commit, cancelled};
+use common::envelope::ChangeKind;
 use std::fmt::Write;
 
 /// Whether a commit belongs in a section.
@@ -11,20 +12,23 @@ type Belongs = fn(&Commit) -> bool;
 const SECTIONS: [(&str, Belongs); 6] = [
     ("⚠ Breaking changes", |c| c.message.breaking),
     ("Features", |c| {
-        !c.message.breaking && c.message.kind == "feat"
+        !c.message.breaking && c.message.kind == ChangeKind::Feat
     }),
     ("Bug fixes", |c| {
-        !c.message.breaking && c.message.kind == "fix"
+        !c.message.breaking && c.message.kind == ChangeKind::Fix
     }),
     ("Performance", |c| {
-        !c.message.breaking && c.message.kind == "perf"
+        !c.message.breaking && c.message.kind == ChangeKind::Perf
     }),
     ("Reverts", |c| {
-        !c.message.breaking && c.message.kind == "revert"
+        !c.message.breaking && c.message.kind == ChangeKind::Revert
     }),
     ("Other changes", |c| {
         !c.message.breaking
-            && !matches!(c.message.kind.as_str(), "feat" | "fix" | "perf" | "revert")
+            && !matches!(
+                c.message.kind,
+                ChangeKind::Feat | ChangeKind::Fix | ChangeKind::Perf | ChangeKind::Revert
+            )
     }),
 ];
 

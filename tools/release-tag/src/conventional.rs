@@ -4,6 +4,8 @@
 //! that does not follow the convention is kept as type `other`, so it is listed but bumps
 //! nothing.
 
+use common::envelope::{Bump, ChangeKind};
+
 /// The bump a change calls for, in increasing order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -18,13 +20,13 @@ pub enum Level {
 }
 
 impl Level {
-    /// The name written to `release.bump`.
-    pub fn name(self) -> &'static str {
+    /// What is written to `release.bump` for a release of this level.
+    pub fn bump(self) -> Bump {
         match self {
-            Level::None => "none",
-            Level::Patch => "patch",
-            Level::Minor => "minor",
-            Level::Major => "major",
+            Level::None => Bump::None,
+            Level::Patch => Bump::Patch,
+            Level::Minor => Bump::Minor,
+            Level::Major => Bump::Major,
         }
     }
 }
@@ -33,7 +35,7 @@ impl Level {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// `feat`, `fix`, …, `revert`, or `other` when the message is not conventional.
-    pub kind: String,
+    pub kind: ChangeKind,
     /// The part in parentheses, if any.
     pub scope: Option<String>,
     /// The description after `: ` (the whole first line for `other`).
@@ -54,9 +56,9 @@ impl Message {
         if self.breaking {
             return Level::Major;
         }
-        match self.kind.as_str() {
-            "feat" => Level::Minor,
-            "fix" | "perf" | "revert" => Level::Patch,
+        match self.kind {
+            ChangeKind::Feat => Level::Minor,
+            ChangeKind::Fix | ChangeKind::Perf | ChangeKind::Revert => Level::Patch,
             _ => Level::None,
         }
     }
@@ -77,7 +79,7 @@ pub fn parse(message: &str, merge: bool) -> Message {
         .and_then(|rest| rest.strip_suffix('"'))
     {
         return Message {
-            kind: "revert".to_owned(),
+            kind: ChangeKind::Revert,
             scope: None,
             subject: original.to_owned(),
             breaking: false,
@@ -87,7 +89,7 @@ pub fn parse(message: &str, merge: bool) -> Message {
     }
     if let Some(mut parsed) = parse_header(header) {
         parsed.breaking |= has_breaking_footer(body);
-        if parsed.kind == "revert" {
+        if parsed.kind == ChangeKind::Revert {
             parsed.reverts = reverts;
         }
         return parsed;
@@ -102,7 +104,7 @@ pub fn parse(message: &str, merge: bool) -> Message {
         }
     }
     Message {
-        kind: "other".to_owned(),
+        kind: ChangeKind::Other,
         scope: None,
         subject: header.to_owned(),
         breaking: false,
@@ -139,7 +141,7 @@ fn parse_header(line: &str) -> Option<Message> {
         return None;
     }
     Some(Message {
-        kind: kind.to_ascii_lowercase(),
+        kind: ChangeKind::from(kind.to_ascii_lowercase()),
         scope,
         subject: subject.to_owned(),
         breaking: bang,
@@ -171,7 +173,7 @@ mod tests {
 
     fn kind_scope_subject(message: &str) -> (String, Option<String>, String, bool) {
         let m = parse(message, false);
-        (m.kind, m.scope, m.subject, m.breaking)
+        (m.kind.to_string(), m.scope, m.subject, m.breaking)
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! then call for, and the version that follows. Pure: the git facts come in as values.
 
 use crate::conventional::{self, Level, Message};
+use common::envelope::Bump;
 use semver::{Prerelease, Version};
 use std::collections::HashSet;
 
@@ -122,7 +123,7 @@ pub enum Decision {
         /// The new version.
         version: Version,
         /// `major`, `minor`, `patch` or `explicit`.
-        bump: &'static str,
+        bump: Bump,
     },
 }
 
@@ -135,7 +136,7 @@ pub fn decide(request: &Request, facts: &Facts<'_>) -> Decision {
         };
         return Decision::Release {
             version,
-            bump: "explicit",
+            bump: Bump::Explicit,
         };
     }
     let releasing_pre = request.pre.is_some();
@@ -160,8 +161,8 @@ pub fn decide(request: &Request, facts: &Facts<'_>) -> Decision {
                 .filter(|p| *p > request.initial)
                 .unwrap_or_else(|| request.initial.clone());
             let bump = match level {
-                Level::None => "explicit",
-                level => level.name(),
+                Level::None => Bump::Explicit,
+                level => level.bump(),
             };
             (next, bump)
         }
@@ -173,7 +174,7 @@ pub fn decide(request: &Request, facts: &Facts<'_>) -> Decision {
                 (None, Some(p)) => p,
                 (None, None) => return Decision::Nothing,
             };
-            let bump = difference(stable, &next).name();
+            let bump = difference(stable, &next).bump();
             (next, bump)
         }
     };
@@ -282,7 +283,7 @@ mod tests {
         }
     }
 
-    fn released(decision: Decision) -> (String, &'static str) {
+    fn released(decision: Decision) -> (String, Bump) {
         match decision {
             Decision::Release { version, bump } => (version.to_string(), bump),
             Decision::Nothing => panic!("expected a release"),
@@ -322,15 +323,15 @@ mod tests {
         let s = v("1.3.2");
         assert_eq!(
             released(decide(&request(), &facts(Some(&s), Level::Minor))),
-            ("1.4.0".into(), "minor")
+            ("1.4.0".into(), Bump::Minor)
         );
         assert_eq!(
             released(decide(&request(), &facts(Some(&s), Level::Patch))),
-            ("1.3.3".into(), "patch")
+            ("1.3.3".into(), Bump::Patch)
         );
         assert_eq!(
             released(decide(&request(), &facts(Some(&s), Level::Major))),
-            ("2.0.0".into(), "major")
+            ("2.0.0".into(), Bump::Major)
         );
         assert_eq!(
             decide(&request(), &facts(Some(&s), Level::None)),
@@ -343,15 +344,15 @@ mod tests {
         let s = v("0.3.4");
         assert_eq!(
             released(decide(&request(), &facts(Some(&s), Level::Major))),
-            ("0.4.0".into(), "minor")
+            ("0.4.0".into(), Bump::Minor)
         );
         assert_eq!(
             released(decide(&request(), &facts(Some(&s), Level::Minor))),
-            ("0.4.0".into(), "minor")
+            ("0.4.0".into(), Bump::Minor)
         );
         assert_eq!(
             released(decide(&request(), &facts(Some(&s), Level::Patch))),
-            ("0.3.5".into(), "patch")
+            ("0.3.5".into(), Bump::Patch)
         );
         let r = Request {
             major_on_zero: true,
@@ -359,7 +360,7 @@ mod tests {
         };
         assert_eq!(
             released(decide(&r, &facts(Some(&s), Level::Major))),
-            ("1.0.0".into(), "major")
+            ("1.0.0".into(), Bump::Major)
         );
         // An explicit --bump major is taken as asked.
         let r = Request {
@@ -368,7 +369,7 @@ mod tests {
         };
         assert_eq!(
             released(decide(&r, &facts(Some(&s), Level::None))),
-            ("1.0.0".into(), "major")
+            ("1.0.0".into(), Bump::Major)
         );
     }
 
@@ -381,7 +382,7 @@ mod tests {
         };
         assert_eq!(
             released(decide(&r, &facts(Some(&s), Level::Major))),
-            ("1.3.3".into(), "patch")
+            ("1.3.3".into(), Bump::Patch)
         );
         let r = Request {
             version: Some(v("5.0.0")),
@@ -389,7 +390,7 @@ mod tests {
         };
         assert_eq!(
             released(decide(&r, &facts(Some(&s), Level::None))),
-            ("5.0.0".into(), "explicit")
+            ("5.0.0".into(), Bump::Explicit)
         );
     }
 
@@ -398,7 +399,7 @@ mod tests {
         // Below 1.0.0 the 0.x rule applies to what the commits call for.
         assert_eq!(
             released(decide(&request(), &facts(None, Level::Major))),
-            ("0.1.0".into(), "minor")
+            ("0.1.0".into(), Bump::Minor)
         );
         let r = Request {
             initial: v("1.0.0"),
@@ -406,7 +407,7 @@ mod tests {
         };
         assert_eq!(
             released(decide(&r, &facts(None, Level::Patch))),
-            ("1.0.0".into(), "patch")
+            ("1.0.0".into(), Bump::Patch)
         );
         assert_eq!(
             decide(&request(), &facts(None, Level::None)),
@@ -441,7 +442,10 @@ mod tests {
             existing: &existing,
             ..facts(Some(&s), Level::Minor)
         };
-        assert_eq!(released(decide(&r, &f)), ("1.4.0-rc.12".into(), "minor"));
+        assert_eq!(
+            released(decide(&r, &f)),
+            ("1.4.0-rc.12".into(), Bump::Minor)
+        );
         // Another identifier counts on its own.
         let beta = Request {
             pre: Some("beta".into()),
@@ -456,7 +460,10 @@ mod tests {
             since_previous: Level::None,
             ..facts(Some(&s), Level::Patch)
         };
-        assert_eq!(released(decide(&request(), &f)), ("1.4.0".into(), "minor"));
+        assert_eq!(
+            released(decide(&request(), &f)),
+            ("1.4.0".into(), Bump::Minor)
+        );
         // A breaking change after the candidates moves the series on.
         let f = Facts {
             pending: Some(&pending),

@@ -1,0 +1,254 @@
+//! The whole job (doing): read the history, decide, then (unless `--dry-run`) tag, push and
+//! write the changelog; the envelope gets the release before anything can fail.
+
+use crate::history::{History, Tags};
+use crate::job::Job;
+use crate::plan::{self, Decision, VersionTag};
+use crate::record::{changes, release_entry};
+use crate::{changelog, repo};
+use common::envelope::{Bump, Release};
+use common::short::short_commit;
+use common::{Envelope, Error, Result, Ui};
+use std::path::Path;
+
+/// The whole job: read, decide, then (unless `--dry-run`) tag, push and write.
+pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
+    let mut request = job.request.clone();
+    let dir = job.repo.as_path();
+    common::git::work_tree_root(dir)?;
+    let info = common::git::describe(dir)?;
+    if envelope.git.is_none() {
+        envelope.git = Some(info.clone());
+    }
+    let head = info.commit.as_str();
+    let prefix = job.tag_prefix.as_str();
+
+    let group = ui.group("Reading the release history");
+    let tags = Tags::read(dir, prefix, head)?;
+    let current = match job.current {
+        true => {
+            let Some(current) = plan::latest(&tags.at_head, true) else {
+                return Err(Error::failed(format!(
+                    "HEAD ({}) carries no release tag matching {prefix}X.Y.Z",
+                    short_commit(head)
+                )));
+            };
+            // Recompute as the release run would have, to report the same bump and changes.
+            request.pre = current
+                .version
+                .pre
+                .as_str()
+                .split('.')
+                .next()
+                .filter(|ident| !ident.is_empty())
+                .map(str::to_owned);
+            Some(current.clone())
+        }
+        false => None,
+    };
+    let pre_mode =
+        request.pre.is_some() || request.version.as_ref().is_some_and(|v| !v.pre.is_empty());
+    let history = History::read(job, &tags, pre_mode)?;
+    let decision = plan::decide(&request, &history.facts(&tags));
+    tracing::debug!(
+        "previous release {}, {} commit(s) since; decision {decision:?}",
+        history.previous_tag().as_deref().unwrap_or("(none)"),
+        history.since_previous.len()
+    );
+    drop(group);
+
+    // A release HEAD already carries (`--current`, or a rerun) is reported, not made.
+    let carried = current.or_else(|| {
+        let on_head: Vec<VersionTag> = tags
+            .at_head
+            .iter()
+            .filter(|t| pre_mode || t.version.pre.is_empty())
+            .cloned()
+            .collect();
+        let carried = plan::latest(&on_head, true)?;
+        match &decision {
+            Decision::Release { version, .. } if *version > carried.version => None,
+            _ => Some(carried.clone()),
+        }
+    });
+    if let Some(carried) = carried {
+        let bump = match &decision {
+            Decision::Release { version, bump } if *version == carried.version => bump.clone(),
+            _ => Bump::Explicit,
+        };
+        tracing::info!(
+            "HEAD is already released as {}: nothing to tag",
+            carried.name
+        );
+        let release = release_entry(&carried, &history, bump, job);
+        return publish(job, envelope, ui, release, &history);
+    }
+    match decision {
+        Decision::Nothing => nothing_to_release(job, envelope, ui, &history, head),
+        Decision::Release { version, bump } => {
+            let tag = VersionTag {
+                name: format!("{prefix}{version}"),
+                version,
+                commit: head.to_owned(),
+            };
+            check_new_tag(job, &tags, &tag, info.dirty)?;
+            let release = release_entry(&tag, &history, bump, job);
+            create(job, &release, &history)?;
+            publish(job, envelope, ui, release, &history)
+        }
+    }
+}
+
+/// No release: the envelope says so (`bump: none`, empty version and tag, so nothing
+/// downstream can mistake the previous release for a new one).
+fn nothing_to_release(
+    job: &Job,
+    envelope: &mut Envelope,
+    ui: &Ui,
+    history: &History,
+    head: &str,
+) -> Result<()> {
+    envelope.release = Some(Release {
+        previous_tag: history.previous_tag(),
+        bump: Bump::None,
+        commit: head.to_owned(),
+        changes: changes(&history.since_previous),
+        dry_run: job.dry_run,
+        ..Release::default()
+    });
+    ui.set_output("version", "");
+    ui.set_output("tag", "");
+    ui.set_output("bump", "none");
+    let since = history
+        .previous_tag()
+        .unwrap_or_else(|| "the first commit".to_owned());
+    let count = history.since_previous.len();
+    ui.summary(&format!(
+        "**release-tag:** nothing to release since {since} ({count} commit(s), none releasable)\n"
+    ));
+    if job.require_change {
+        return Err(Error::failed(format!(
+            "nothing releasable since {since} (--require-change)"
+        )));
+    }
+    tracing::info!("nothing releasable since {since} ({count} commit(s)); no tag");
+    Ok(())
+}
+
+/// Refuses a new tag that would go backwards, exists elsewhere, or tag a dirty tree.
+fn check_new_tag(job: &Job, tags: &Tags, tag: &VersionTag, dirty: bool) -> Result<()> {
+    if let Some(latest) = plan::latest(&tags.reachable, true)
+        && tag.version <= latest.version
+    {
+        return Err(Error::usage(format!(
+            "{} would not be newer than {}, already released",
+            tag.name, latest.name
+        )));
+    }
+    if let Some(existing) = tags.all.iter().find(|t| t.name == tag.name) {
+        return Err(Error::failed(format!(
+            "tag {} already exists on commit {}, not on HEAD ({})",
+            tag.name,
+            short_commit(&existing.commit),
+            short_commit(&tag.commit)
+        )));
+    }
+    if dirty && !job.allow_dirty {
+        return Err(Error::usage(format!(
+            "the working tree at {} has uncommitted changes: commit or stash them, or pass \
+             --allow-dirty",
+            job.repo.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the annotated tag (nothing under `--dry-run`).
+fn create(job: &Job, release: &Release, history: &History) -> Result<()> {
+    let since = history
+        .previous_tag()
+        .unwrap_or_else(|| "the first commit".to_owned());
+    if job.dry_run {
+        tracing::info!(
+            "would tag {} ({}, since {since}): dry run, nothing created",
+            release.tag,
+            release.bump
+        );
+        return Ok(());
+    }
+    let message = changelog::tag_message(&release.tag, &history.since_previous);
+    repo::create_tag(&job.repo, &release.tag, &message, job.sign)?;
+    tracing::info!(
+        "tagged {} on {} ({}, {} commit(s) since {since})",
+        release.tag,
+        short_commit(&release.commit),
+        release.bump,
+        history.since_previous.len()
+    );
+    Ok(())
+}
+
+/// Hands the release on: step outputs and summary, then (unless `--dry-run`) the push and
+/// the changelog file. The envelope carries the release before anything can fail, so a
+/// failed push still reports the tag that was made.
+fn publish(
+    job: &Job,
+    envelope: &mut Envelope,
+    ui: &Ui,
+    mut release: Release,
+    history: &History,
+) -> Result<()> {
+    let date = repo::head_date(&job.repo)?;
+    let section = changelog::section(&release.tag, &date, &history.since_previous);
+    envelope.release = Some(release.clone());
+    ui.set_output("version", &release.version);
+    ui.set_output("tag", &release.tag);
+    ui.set_output("bump", release.bump.as_str());
+    ui.summary(&section);
+    if job.dry_run {
+        if job.push {
+            tracing::info!("would push {} to {}", release.tag, job.remote);
+        }
+        if let Some(file) = &job.changelog {
+            tracing::info!(
+                "would prepend the {} section to {}",
+                release.tag,
+                file.display()
+            );
+        }
+        return Ok(());
+    }
+    if job.push {
+        repo::push_tag(&job.repo, &job.remote, &release.tag)?;
+        release.pushed = true;
+        envelope.release = Some(release.clone());
+        tracing::info!("pushed {} to {}", release.tag, job.remote);
+    }
+    if let Some(file) = &job.changelog {
+        write_changelog(file, &release.tag, &section)?;
+    }
+    Ok(())
+}
+
+/// Prepends `section` to `file` unless it already has the release's section.
+fn write_changelog(file: &Path, tag: &str, section: &str) -> Result<()> {
+    let existing = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => {
+            return Err(Error::failed(format!(
+                "cannot read {}: {err}",
+                file.display()
+            )));
+        }
+    };
+    match changelog::prepend(&existing, tag, section) {
+        Some(text) => {
+            std::fs::write(file, text)
+                .map_err(|err| Error::failed(format!("cannot write {}: {err}", file.display())))?;
+            tracing::info!("added the {tag} section to {}", file.display());
+        }
+        None => tracing::info!("{} already has a {tag} section", file.display()),
+    }
+    Ok(())
+}
