@@ -1,0 +1,320 @@
+//! kubectl 1.32, unmodified and with default flags, against the emulator.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Emulator, config_map, deployment};
+
+fn jsonpath(emu: &Emulator, what: &str, path: &str) -> String {
+    emu.ok(&["get", what, "-o", &format!("jsonpath={path}")], None)
+}
+
+#[test]
+fn discovery_and_openapi_answer_what_kubectl_asks() {
+    let emu = Emulator::start();
+    let version = emu.ok(&["version"], None);
+    assert!(version.contains("Server Version: v1.32"), "{version}");
+    let resources = emu.ok(&["api-resources"], None);
+    let deployments = resources
+        .lines()
+        .find(|l| l.starts_with("deployments "))
+        .expect(&resources);
+    assert!(
+        deployments.contains("apps/v1")
+            && deployments.contains("true")
+            && deployments.contains("Deployment")
+    );
+    let crds = resources
+        .lines()
+        .find(|l| l.starts_with("customresourcedefinitions "))
+        .unwrap();
+    assert!(crds.contains("false"), "CRDs are cluster-scoped: {crds}");
+    let openapi = emu.ok(&["get", "--raw", "/openapi/v3"], None);
+    assert!(openapi.contains("apis/apps/v1"), "{openapi}");
+}
+
+#[test]
+fn apply_server_side_creates_then_a_second_apply_changes_nothing() {
+    let emu = Emulator::start();
+    let manifest = format!(
+        "{}---\n{}",
+        deployment("web", 2, "nginx:1.27"),
+        config_map("cfg", "1")
+    );
+    let out = emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let rv = jsonpath(&emu, "deployment/web", "{.metadata.resourceVersion}");
+    let generation = jsonpath(&emu, "deployment/web", "{.metadata.generation}");
+    assert_eq!(generation, "1");
+    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    assert_eq!(
+        jsonpath(&emu, "deployment/web", "{.metadata.resourceVersion}"),
+        rv,
+        "a no-op apply must not write"
+    );
+    // The server's defaults are there, so that a diff shows only real changes.
+    assert_eq!(
+        jsonpath(&emu, "deployment/web", "{.spec.progressDeadlineSeconds}"),
+        "600"
+    );
+    assert_eq!(
+        jsonpath(
+            &emu,
+            "deployment/web",
+            "{.spec.strategy.rollingUpdate.maxSurge}"
+        ),
+        "25%"
+    );
+    assert_eq!(
+        jsonpath(
+            &emu,
+            "deployment/web",
+            "{.spec.template.spec.containers[0].imagePullPolicy}"
+        ),
+        "IfNotPresent"
+    );
+    assert_eq!(
+        jsonpath(
+            &emu,
+            "deployment/web",
+            "{.metadata.managedFields[0].manager}"
+        ),
+        "kubectl"
+    );
+    assert_eq!(
+        jsonpath(
+            &emu,
+            "deployment/web",
+            "{.metadata.managedFields[0].operation}"
+        ),
+        "Apply"
+    );
+}
+
+#[test]
+fn an_unknown_field_is_refused_naming_it_and_nothing_is_created() {
+    let emu = Emulator::start();
+    let manifest = deployment("web", 2, "nginx:1.27").replace("replicas: 2", "replicass: 2");
+    let out = emu.run(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("replicass") && err.contains("field not declared in schema"),
+        "{err}"
+    );
+    let get = emu.run(&["get", "deployment", "web"], None);
+    assert!(String::from_utf8_lossy(&get.stderr).contains("NotFound"));
+}
+
+#[test]
+fn two_managers_conflict_until_one_forces() {
+    let emu = Emulator::start();
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&deployment("web", 2, "nginx:1.27")),
+    );
+    let theirs = deployment("web", 3, "nginx:1.27");
+    let out = emu.run(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "ops",
+            "-f",
+            "-",
+        ],
+        Some(&theirs),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.replicas"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("--force-conflicts"),
+        "kubectl's own advice follows the 409: {err}"
+    );
+    assert_eq!(jsonpath(&emu, "deployment/web", "{.spec.replicas}"), "2");
+    emu.ok(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "ops",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        Some(&theirs),
+    );
+    assert_eq!(jsonpath(&emu, "deployment/web", "{.spec.replicas}"), "3");
+    assert_eq!(
+        jsonpath(&emu, "deployment/web", "{.metadata.generation}"),
+        "2"
+    );
+    assert_eq!(
+        jsonpath(
+            &emu,
+            "deployment/web",
+            "{.metadata.managedFields[*].manager}"
+        ),
+        "kubectl ops"
+    );
+}
+
+#[test]
+fn diff_server_side_shows_exactly_the_changed_field() {
+    let emu = Emulator::start();
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&deployment("web", 2, "nginx:1.27")),
+    );
+    let same = emu.run(
+        &["diff", "--server-side", "-f", "-"],
+        Some(&deployment("web", 2, "nginx:1.27")),
+    );
+    assert_eq!(
+        same.status.code(),
+        Some(0),
+        "no change, no diff: {}",
+        String::from_utf8_lossy(&same.stdout)
+    );
+    let out = emu.run(
+        &["diff", "--server-side", "-f", "-"],
+        Some(&deployment("web", 2, "nginx:1.28")),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let changed: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            (l.starts_with('-') || l.starts_with('+'))
+                && !l.starts_with("---")
+                && !l.starts_with("+++")
+        })
+        .filter(|l| !l.contains("generation:"))
+        .collect();
+    assert_eq!(
+        changed,
+        ["-      - image: nginx:1.27", "+      - image: nginx:1.28"],
+        "{text}"
+    );
+    assert_eq!(
+        jsonpath(
+            &emu,
+            "deployment/web",
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "nginx:1.27",
+        "a diff is a dry run"
+    );
+}
+
+#[test]
+fn get_prints_the_kinds_columns() {
+    let emu = Emulator::start();
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&format!(
+            "{}---\n{}",
+            deployment("web", 2, "nginx:1.27"),
+            config_map("cfg", "1")
+        )),
+    );
+    let out = emu.ok(&["get", "deployments"], None);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["web", "0/2", "0", "0"]);
+    let wide = emu.ok(&["get", "deployment", "web", "-o", "wide"], None);
+    assert!(
+        wide.contains("nginx:1.27") && wide.contains("app=web"),
+        "{wide}"
+    );
+    let cms = emu.ok(&["get", "configmaps", "-l", "missing=label"], None);
+    assert!(cms.is_empty(), "{cms}");
+    let cms = emu.ok(&["get", "cm", "--chunk-size=1"], None);
+    assert!(cms.starts_with("NAME") && cms.contains("cfg "), "{cms}");
+}
+
+#[test]
+fn get_watch_sees_added_modified_deleted_in_order() {
+    let emu = Emulator::start();
+    // One object already there: kubectl prints it first, which says the watch is set up.
+    emu.ok(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&config_map("seed", "1")),
+    );
+    let lines = emu.lines_until(
+        &["get", "configmaps", "--watch", "--output-watch-events"],
+        Duration::from_secs(20),
+        |l| l.starts_with("DELETED") && l.contains(" w "),
+        || {
+            emu.ok(
+                &["apply", "--server-side", "-f", "-"],
+                Some(&config_map("w", "1")),
+            );
+            emu.ok(&["label", "configmap", "w", "tier=web"], None);
+            emu.ok(&["delete", "configmap", "w"], None);
+        },
+    );
+    let events: Vec<(&str, &str)> = lines
+        .iter()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?, f.next()?))
+        })
+        .filter(|(_, name)| *name == "w")
+        .collect();
+    assert_eq!(
+        events,
+        [("ADDED", "w"), ("MODIFIED", "w"), ("DELETED", "w")],
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_wrong_token_is_unauthorized_and_the_clusters_are_apart() {
+    let emu = Emulator::start();
+    let out = emu.run(&["get", "configmaps", "--token", "not-the-token"], None);
+    assert!(!out.status.success());
+    // What client-go says for a 401.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the server has asked for the client to provide credentials"),
+        "{err}"
+    );
+    emu.ok(
+        &["--context", "staging", "apply", "--server-side", "-f", "-"],
+        Some(&config_map("only-staging", "1")),
+    );
+    let prod = emu.run(
+        &[
+            "--context",
+            "production",
+            "get",
+            "configmap",
+            "only-staging",
+        ],
+        None,
+    );
+    assert!(String::from_utf8_lossy(&prod.stderr).contains("NotFound"));
+    let contexts = emu.ok(&["config", "get-contexts", "-o", "name"], None);
+    assert_eq!(
+        contexts.lines().collect::<Vec<_>>(),
+        ["production", "staging"]
+    );
+}
