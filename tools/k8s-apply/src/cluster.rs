@@ -1,0 +1,301 @@
+//! Every call to the Kubernetes API (kube-rs), with one-line errors: connecting through the
+//! kubeconfig, discovery, reading, server-side apply (real and dry run), restoring, deleting,
+//! pods and their logs. Objects travel as JSON values so the deciding modules stay plain.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, Discovery, Scope};
+use kube::{Client, Config};
+use serde_json::Value;
+
+/// The field manager k8s-apply applies as.
+pub const FIELD_MANAGER: &str = "k8s-apply";
+
+/// A call to the API that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// The kubeconfig is missing, unreadable, or names no usable context.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    /// Discovery (`/api`, `/apis`) failed: the cluster cannot be reached or refused us.
+    #[error("cannot discover the cluster's API at {server}: {source}")]
+    Discovery {
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// Another field manager owns fields this apply sets (HTTP 409 on an apply).
+    #[error("{what}: {message}")]
+    Conflict { what: String, message: String },
+    /// The API refused the object (400/422): it is the manifest's fault.
+    #[error("{what}: {message}")]
+    Refused { what: String, message: String },
+    /// Any other failed call.
+    #[error("{what}: {source}")]
+    Call {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+impl KubeError {
+    fn of_call(what: String, source: kube::Error) -> KubeError {
+        match &source {
+            kube::Error::Api(status) if status.code == 409 && status.reason == "Conflict" => {
+                KubeError::Conflict {
+                    what,
+                    message: status.message.clone(),
+                }
+            }
+            kube::Error::Api(status) if matches!(status.code, 400 | 422) => KubeError::Refused {
+                what,
+                message: status.message.clone(),
+            },
+            _ => KubeError::Call { what, source },
+        }
+    }
+
+    /// Whether the API answered 404 (the object, or its namespace, does not exist).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, KubeError::Call { source: kube::Error::Api(s), .. } if s.code == 404)
+    }
+}
+
+impl From<KubeError> for common::Error {
+    fn from(err: KubeError) -> Self {
+        match err {
+            KubeError::Kubeconfig(_) => common::Error::usage(err),
+            _ => common::Error::failed(err),
+        }
+    }
+}
+
+/// Which object: its resource type, namespace and name.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub resource: ApiResource,
+    /// Absent for cluster-scoped kinds.
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Target {
+    /// `Kind namespace/name`.
+    pub fn display(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{} {ns}/{}", self.resource.kind, self.name),
+            None => format!("{} {}", self.resource.kind, self.name),
+        }
+    }
+}
+
+/// A resolved kind: its resource type and whether it is namespaced.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub resource: ApiResource,
+    pub namespaced: bool,
+}
+
+/// A connected cluster, with its discovery.
+pub struct Cluster {
+    client: Client,
+    discovery: Discovery,
+    /// The kubeconfig context used.
+    pub context: String,
+    /// The context's cluster name (`deployments[].cluster`).
+    pub name: String,
+    /// The context's namespace, else `default`.
+    pub default_namespace: String,
+}
+
+impl Cluster {
+    /// Connects through the kubeconfig (`$KUBECONFIG`, else `~/.kube/config`) with `context`
+    /// (else the current one) and runs discovery.
+    pub async fn connect(context: Option<&str>) -> Result<Cluster, KubeError> {
+        let kubeconfig = Kubeconfig::read().map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
+        let chosen = match context {
+            Some(name) => name.to_owned(),
+            None => kubeconfig.current_context.clone().ok_or_else(|| {
+                KubeError::Kubeconfig("no current context; give --context".into())
+            })?,
+        };
+        let named = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == chosen)
+            .ok_or_else(|| {
+                let known: Vec<&str> = kubeconfig
+                    .contexts
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                KubeError::Kubeconfig(format!(
+                    "no context {chosen:?} (it has: {})",
+                    known.join(", ")
+                ))
+            })?;
+        let name = named
+            .context
+            .as_ref()
+            .map_or_else(|| chosen.clone(), |c| c.cluster.clone());
+        let options = KubeConfigOptions {
+            context: Some(chosen.clone()),
+            cluster: None,
+            user: None,
+        };
+        let config = Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| KubeError::Kubeconfig(format!("context {chosen}: {e}")))?;
+        let server = config.cluster_url.to_string();
+        let default_namespace = config.default_namespace.clone();
+        let client = Client::try_from(config).map_err(|source| KubeError::Discovery {
+            server: server.clone(),
+            source,
+        })?;
+        let discovery = Discovery::new(client.clone())
+            .run()
+            .await
+            .map_err(|source| KubeError::Discovery { server, source })?;
+        Ok(Cluster {
+            client,
+            discovery,
+            context: chosen,
+            name,
+            default_namespace,
+        })
+    }
+
+    /// The resource type of `apiVersion`/`kind`, when the cluster serves it.
+    pub fn resolve(&self, group: &str, version: &str, kind: &str) -> Option<Resolved> {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        self.discovery
+            .resolve_gvk(&gvk)
+            .map(|(resource, caps)| Resolved {
+                resource,
+                namespaced: caps.scope == Scope::Namespaced,
+            })
+    }
+
+    fn api(&self, target: &Target) -> Api<DynamicObject> {
+        match &target.namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &target.resource),
+            None => Api::all_with(self.client.clone(), &target.resource),
+        }
+    }
+
+    /// The live object, or `None` when it does not exist.
+    pub async fn get(&self, target: &Target) -> Result<Option<Value>, KubeError> {
+        let found = self
+            .api(target)
+            .get_opt(&target.name)
+            .await
+            .map_err(|e| KubeError::of_call(format!("reading {}", target.display()), e))?;
+        Ok(found.map(to_value))
+    }
+
+    /// Server-side apply of `object` as [`FIELD_MANAGER`]; what the server made of it.
+    pub async fn apply(
+        &self,
+        target: &Target,
+        object: &Value,
+        dry_run: bool,
+        force: bool,
+    ) -> Result<Value, KubeError> {
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        params.force = force;
+        params.dry_run = dry_run;
+        let what = match dry_run {
+            true => format!("dry-run applying {}", target.display()),
+            false => format!("applying {}", target.display()),
+        };
+        self.api(target)
+            .patch(&target.name, &params, &Patch::Apply(object))
+            .await
+            .map(to_value)
+            .map_err(|e| KubeError::of_call(what, e))
+    }
+
+    /// Puts `object` back in place of the live one (a rollback), whole.
+    pub async fn replace(&self, target: &Target, object: &Value) -> Result<Value, KubeError> {
+        let what = format!("restoring {}", target.display());
+        let typed: DynamicObject =
+            serde_json::from_value(object.clone()).map_err(|e| KubeError::Refused {
+                what: what.clone(),
+                message: e.to_string(),
+            })?;
+        self.api(target)
+            .replace(&target.name, &PostParams::default(), &typed)
+            .await
+            .map(to_value)
+            .map_err(|e| KubeError::of_call(what, e))
+    }
+
+    /// Deletes the object (gone already counts as deleted).
+    pub async fn delete(&self, target: &Target) -> Result<(), KubeError> {
+        match self
+            .api(target)
+            .delete(&target.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(KubeError::of_call(
+                format!("deleting {}", target.display()),
+                e,
+            )),
+        }
+    }
+
+    /// The pods of `namespace` that `selector` (a label selector) selects.
+    pub async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>, KubeError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        api.list(&ListParams::default().labels(selector))
+            .await
+            .map(|list| list.items)
+            .map_err(|e| KubeError::of_call(format!("listing pods in {namespace}"), e))
+    }
+
+    /// The ReplicaSets of `namespace` that `selector` selects.
+    pub async fn replica_sets(
+        &self,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<ReplicaSet>, KubeError> {
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+        api.list(&ListParams::default().labels(selector))
+            .await
+            .map(|list| list.items)
+            .map_err(|e| KubeError::of_call(format!("listing replica sets in {namespace}"), e))
+    }
+
+    /// The last `lines` log lines of `container`'s previous run (a crashed container's).
+    pub async fn last_logs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        lines: i64,
+    ) -> Result<Vec<String>, KubeError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = LogParams {
+            container: Some(container.to_owned()),
+            previous: true,
+            tail_lines: Some(lines),
+            ..LogParams::default()
+        };
+        api.logs(pod, &params)
+            .await
+            .map(|text| text.lines().map(str::to_owned).collect())
+            .map_err(|e| KubeError::of_call(format!("reading the logs of {pod}/{container}"), e))
+    }
+}
+
+fn to_value(object: DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
+}
