@@ -9,18 +9,26 @@
 //! - [`store`]: one cluster's objects, resourceVersions, events; [`watch`] streams them.
 //! - [`managed`]: server-side apply and managedFields, over [`fields`] (field paths and sets)
 //!   and [`merge`] (apply, merge and strategic merge patches).
+//! - [`controllers`] (Deployment, ReplicaSet, garbage collection; decisions in [`rollout`]) and
+//!   the [`kubelet`] that runs pods as containers on the local Docker Engine.
 //! - [`defaults`], [`schema`] (unknown fields), [`table`] (what `kubectl get` prints),
 //!   [`selectors`], [`status`] (errors), [`tls`], [`kubeconfig`], [`time`].
 
 pub mod auth;
+pub mod control;
+pub mod controllers;
 pub mod defaults;
 pub mod discovery;
+pub mod eks;
 pub mod fields;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod managed;
 pub mod merge;
 pub mod openapi;
+pub mod probe;
 pub mod resources;
+pub mod rollout;
 pub mod schema;
 pub mod selectors;
 pub mod server;
@@ -36,11 +44,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Response;
-use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::server::Served;
@@ -83,6 +86,15 @@ pub struct Args {
     /// Where to write a kubeconfig with one context per cluster, once they listen.
     #[arg(long, env = "KUBE_EMULATOR_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+    /// How often the controllers and the kubelet look at the clusters.
+    #[arg(long, env = "KUBE_EMULATOR_TICK", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub tick: std::time::Duration,
+    /// How many events each cluster keeps for watches to resume from (older: 410 Gone).
+    #[arg(long, env = "KUBE_EMULATOR_WATCH_HISTORY", default_value_t = store::HISTORY)]
+    pub watch_history: usize,
+    /// Serve the API without the Docker Engine: pods are stored but never run.
+    #[arg(long, env = "KUBE_EMULATOR_NO_DOCKER")]
+    pub no_docker: bool,
 }
 
 fn parse_cluster(s: &str) -> Result<(String, SocketAddr), String> {
@@ -112,7 +124,14 @@ pub async fn run(args: Args) -> Result<()> {
         .clone()
         .unwrap_or_else(|| args.ca_cert.with_file_name("ca.key"));
     let ca = tls::Ca::load(&args.ca_cert, &ca_key)?;
+    let kubelet = if args.no_docker {
+        None
+    } else {
+        Some(Arc::new(start_kubelet(&args).await?))
+    };
+    let eks = Arc::new(eks::Authenticator::from_env());
     let mut endpoints: Vec<(String, String)> = Vec::new();
+    let mut clusters = Vec::new();
     let mut tasks = Vec::new();
     for (name, addr) in &args.clusters {
         let listener = TcpListener::bind(addr)
@@ -120,8 +139,12 @@ pub async fn run(args: Args) -> Result<()> {
             .with_context(|| format!("cluster {name}: listening on {addr}"))?;
         let local = listener.local_addr()?;
         let address = format!("https://{local}");
+        let cluster = Arc::new(Cluster::with_history(name, args.watch_history));
+        clusters.push(cluster.clone());
         let served = Arc::new(Served {
-            cluster: Arc::new(Cluster::new(name)),
+            cluster,
+            eks: eks.clone(),
+            kubelet: kubelet.clone(),
             token: args.token.clone(),
             address: address.clone(),
         });
@@ -147,19 +170,89 @@ pub async fn run(args: Args) -> Result<()> {
         "kube-emulator listening on http://{}",
         control.local_addr()?
     );
-    let listing = json!(
-        endpoints
-            .iter()
-            .map(|(n, s)| json!({"name": n, "server": s}))
-            .collect::<Vec<_>>()
-    );
-    tasks.push(tokio::spawn(serve_control(control, listing)));
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned());
+    let endpoint = Arc::new(control::Control {
+        clusters: endpoints.clone(),
+        ca_pem: ca.cert_pem().to_owned(),
+        region,
+    });
+    tasks.push(tokio::spawn(control::serve(control, endpoint)));
+    tasks.push(tokio::spawn(run_controllers(
+        clusters,
+        kubelet.clone(),
+        args.tick,
+    )));
     shutdown_signal().await;
     tracing::info!("shutting down");
     for t in tasks {
         t.abort();
     }
+    if let Some(k) = kubelet {
+        let mut n = k.remove_all().await;
+        // A container start that was in flight may have created one after that listing.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        n += k.remove_all().await;
+        tracing::info!("removed {n} containers");
+    }
     Ok(())
+}
+
+/// Connects to the Docker Engine (`DOCKER_HOST` or the default socket) and removes what an
+/// earlier emulator on the same address left behind.
+async fn start_kubelet(args: &Args) -> Result<kubelet::Kubelet> {
+    let docker =
+        bollard::Docker::connect_with_defaults().context("connecting to the Docker Engine")?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .context("negotiating the Docker API version")?;
+    docker.ping().await.context(
+        "the Docker Engine does not answer (scripts/services up docker, or --no-docker)",
+    )?;
+    let listen = args.listen.to_string();
+    // Port 0 (tests): every instance shares the address, so there is no "same address" to
+    // clean up after, and another running instance's containers must stay.
+    let stale = if args.listen.port() == 0 {
+        0
+    } else {
+        kubelet::remove_labelled(&docker, kubelet::LABEL_LISTEN, &listen).await
+    };
+    if stale > 0 {
+        tracing::info!("removed {stale} containers left by an earlier kube-emulator on {listen}");
+    }
+    let instance: String = (0..16)
+        .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+        .collect();
+    Ok(kubelet::Kubelet::new(docker, instance, listen))
+}
+
+/// The controllers and the kubelet, every `tick`.
+async fn run_controllers(
+    clusters: Vec<Arc<Cluster>>,
+    kubelet: Option<Arc<kubelet::Kubelet>>,
+    tick: std::time::Duration,
+) {
+    let mut interval = tokio::time::interval(tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let mut live_pods = Vec::new();
+        for c in &clusters {
+            let now = std::time::SystemTime::now();
+            controllers::collect_garbage(c);
+            controllers::reconcile_deployments(c, now);
+            controllers::reconcile_replica_sets(c, now);
+            controllers::reconcile_jobs(c, now);
+            controllers::reconcile_stateful_sets(c);
+            controllers::reconcile_daemon_sets(c);
+            if let Some(k) = &kubelet {
+                k.sync(c, &mut live_pods).await;
+            }
+        }
+        if let Some(k) = &kubelet {
+            k.sweep(&live_pods).await;
+        }
+    }
 }
 
 /// Writes `text` readable by the owner only (the kubeconfig carries the token).
@@ -175,31 +268,6 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     std::fs::rename(&tmp, path)
-}
-
-/// The emulator's own endpoint: `GET /_emulator/clusters` lists `[{name, server}]`.
-async fn serve_control(listener: TcpListener, clusters: Value) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let clusters = clusters.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (status, body) = match req.uri().path() {
-                        "/_emulator/clusters" => (200, clusters.clone()),
-                        p => (404, json!({"error": format!("no such endpoint: {p}")})),
-                    };
-                    let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
-                    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
-                    async move { Ok::<_, std::convert::Infallible>(r) }
-                });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
 async fn shutdown_signal() {

@@ -28,6 +28,10 @@ pub type Body = BoxBody<Bytes, Infallible>;
 /// What every request of one cluster shares.
 pub struct Served {
     pub cluster: Arc<Cluster>,
+    /// Checks EKS (`k8s-aws-v1.`) tokens.
+    pub eks: Arc<crate::eks::Authenticator>,
+    /// The node's kubelet (pods/log), None without the Docker Engine.
+    pub kubelet: Option<Arc<crate::kubelet::Kubelet>>,
     pub token: String,
     /// `https://127.0.0.1:PORT`.
     pub address: String,
@@ -112,12 +116,24 @@ async fn handle(served: Arc<Served>, req: Request<Incoming>) -> Result<Response<
             .unwrap_or("")
             .to_owned()
     };
-    let authorized = auth::bearer_ok(
-        req.headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok()),
-        &served.token,
-    );
+    let authorization = header("authorization");
+    let mut authorized = auth::bearer_ok(Some(&authorization), &served.token);
+    if let Some(token) = authorization
+        .strip_prefix("Bearer ")
+        .filter(|t| t.starts_with("k8s-aws-v1."))
+    {
+        match served
+            .eks
+            .authenticate(token.trim(), &served.cluster.name)
+            .await
+        {
+            Ok(arn) => {
+                tracing::debug!("{}: EKS token of {arn}", served.cluster.name);
+                authorized = true;
+            }
+            Err(e) => tracing::info!("{}: EKS token refused: {e:#}", served.cluster.name),
+        }
+    }
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let query: HashMap<String, String> =
         url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
@@ -272,10 +288,8 @@ async fn verb(served: &Served, r: &Req, t: &Target) -> Result<Response<Body>, Ap
     let sub = t.subresource.clone().unwrap_or_default();
     let served_subresource = sub.is_empty() || sub == "status" && rt.has_status;
     if !served_subresource {
-        if sub == "log" && rt.kind == "Pod" {
-            return Err(ApiError::not_implemented(
-                "pods/log: the emulator does not run pods yet",
-            ));
+        if sub == "log" && rt.kind == "Pod" && r.method == Method::GET {
+            return pod_log(served, &t.namespace, t.name.as_deref().unwrap_or(""), r).await;
         }
         return Err(ApiError::no_route(&r.path));
     }
@@ -339,6 +353,51 @@ async fn verb(served: &Served, r: &Req, t: &Target) -> Result<Response<Body>, Ap
             r.method, r.path
         ))),
     }
+}
+
+/// `GET .../pods/<name>/log` (`container`, `tailLines`; `follow` answers what there is so far).
+async fn pod_log(
+    served: &Served,
+    ns: &str,
+    name: &str,
+    r: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let pods = resources::by_kind("v1", "Pod").expect("pods are built in");
+    let pod = served.cluster.get(pods, ns, name)?;
+    let containers: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .map(|cs| cs.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    let container = match (r.q("container"), containers.as_slice()) {
+        (Some(c), _) => c.to_owned(),
+        (None, [one]) => (*one).to_owned(),
+        (None, _) => {
+            return Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            )));
+        }
+    };
+    if !containers.contains(&container.as_str()) {
+        return Err(ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
+    }
+    let tail = r.q("tailLines").and_then(|t| t.parse::<u64>().ok());
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+    let text = match &served.kubelet {
+        Some(k) => k.logs(uid, &container, tail).await,
+        None => None,
+    };
+    let Some(text) = text else {
+        return Err(ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: ContainerCreating"
+        )));
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(text)).boxed());
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("text/plain"));
+    Ok(resp)
 }
 
 fn parse_body(r: &Req) -> Result<Value, ApiError> {

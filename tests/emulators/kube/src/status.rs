@@ -195,11 +195,6 @@ impl ApiError {
         )
     }
 
-    /// 406 / 501 and the like, for what the emulator does not implement.
-    pub fn not_implemented(message: impl Into<String>) -> Self {
-        Self::new(501, "NotImplemented", message)
-    }
-
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
         let mut s = json!({

@@ -12,7 +12,7 @@ use crate::resources::{self, ResourceType};
 use crate::status::ApiError;
 use crate::time;
 
-/// How many events a watch can resume from; older resourceVersions get 410 Gone.
+/// How many events a watch can resume from by default; older resourceVersions get 410 Gone.
 pub const HISTORY: usize = 5000;
 
 /// One change, as a watch reports it.
@@ -38,6 +38,8 @@ struct State {
     /// The newest resourceVersion no longer in `history`.
     compacted: u64,
     next_cluster_ip: u32,
+    /// How many events are kept.
+    keep: usize,
 }
 
 /// One cluster.
@@ -69,11 +71,17 @@ pub struct WriteOptions {
 impl Cluster {
     /// A cluster with the namespaces every cluster has.
     pub fn new(name: &str) -> Self {
+        Self::with_history(name, HISTORY)
+    }
+
+    /// A cluster keeping the last `keep` events for watches to resume from.
+    pub fn with_history(name: &str, keep: usize) -> Self {
         let (events, _) = broadcast::channel(4096);
         let c = Cluster {
             name: name.to_owned(),
             state: Mutex::new(State {
                 next_cluster_ip: 1,
+                keep: keep.max(1),
                 ..State::default()
             }),
             events,
@@ -629,7 +637,7 @@ fn publish(
         object,
     });
     st.history.push_back(e.clone());
-    while st.history.len() > HISTORY {
+    while st.history.len() > st.keep {
         if let Some(old) = st.history.pop_front() {
             st.compacted = old.rv;
         }
@@ -750,6 +758,19 @@ mod tests {
         let (past, _) = c.watch_from(rv).unwrap();
         let kinds: Vec<&str> = past.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, ["ADDED", "DELETED"]);
+    }
+
+    #[test]
+    fn a_watch_from_before_the_kept_history_is_gone() {
+        let c = Cluster::with_history("t", 2);
+        let rv = c.resource_version();
+        for n in ["a", "b", "c"] {
+            c.create(cms(), "default", cm(n, json!({})), &WriteOptions::default())
+                .unwrap();
+        }
+        let err = c.watch_from(rv).map(|_| ()).expect_err("410");
+        assert_eq!((err.code, err.reason), (410, "Expired"));
+        assert!(c.watch_from(c.resource_version() - 1).is_ok());
     }
 
     #[test]

@@ -80,8 +80,23 @@ async fn server_side_apply_creates_then_is_a_no_op_then_conflicts_until_forced()
         .patch("api", &mine, &Patch::Apply(deployment(2, "app:v1")))
         .await
         .unwrap();
-    let rv = created.metadata.resource_version.clone().unwrap();
     assert_eq!(created.metadata.generation, Some(1));
+    // The controllers write the status once; the object then rests.
+    let mut rv = created.metadata.resource_version.clone().unwrap();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        let now = deployments
+            .get("api")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version
+            .unwrap();
+        if now == rv {
+            break;
+        }
+        rv = now;
+    }
     assert_eq!(
         created.spec.as_ref().unwrap().progress_deadline_seconds,
         Some(600)
@@ -237,4 +252,51 @@ async fn lists_page_and_a_watch_resumes_from_a_resource_version() {
         .await;
     let expected = [("ADDED", "two"), ("ADDED", "three"), ("DELETED", "one")];
     assert_eq!(events, expected.map(|(a, b)| (a.to_owned(), b.to_owned())));
+}
+
+#[tokio::test]
+async fn a_watch_from_a_compacted_resource_version_is_gone_and_streaming_lists_end_with_a_bookmark()
+{
+    let emu = Emulator::start_with(&["--watch-history", "3"]);
+    let cms: Api<ConfigMap> = Api::namespaced(client(&emu, "staging").await, "default");
+    let cm = |name: &str| {
+        serde_json::from_value::<ConfigMap>(json!({"metadata": {"name": name}})).unwrap()
+    };
+    let first = cms.create(&PostParams::default(), &cm("c0")).await.unwrap();
+    for n in 1..6 {
+        cms.create(&PostParams::default(), &cm(&format!("c{n}")))
+            .await
+            .unwrap();
+    }
+    let rv = first.metadata.resource_version.unwrap();
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(5), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match stream.next().await {
+        Some(Ok(WatchEvent::Error(e))) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+
+    let params = WatchParams::streaming_lists().timeout(5);
+    let mut stream = cms.watch(&params, "").await.unwrap().boxed();
+    let mut added = 0;
+    loop {
+        match stream.next().await {
+            Some(Ok(WatchEvent::Added(_))) => added += 1,
+            Some(Ok(WatchEvent::Bookmark(b))) => {
+                let annotations = b.metadata.annotations;
+                assert_eq!(
+                    annotations
+                        .get("k8s.io/initial-events-end")
+                        .map(String::as_str),
+                    Some("true")
+                );
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(added, 6, "every existing object first");
 }

@@ -47,14 +47,41 @@ fn apply_server_side_creates_then_a_second_apply_changes_nothing() {
         out.contains("deployment.apps/web serverside-applied"),
         "{out}"
     );
-    let rv = jsonpath(&emu, "deployment/web", "{.metadata.resourceVersion}");
-    let generation = jsonpath(&emu, "deployment/web", "{.metadata.generation}");
-    assert_eq!(generation, "1");
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    // The controllers write the Deployment's status (and its ReplicaSet) once: wait until
+    // nothing moves, then apply again.
+    let mut rv = String::new();
+    loop {
+        std::thread::sleep(Duration::from_millis(700));
+        let now = jsonpath(&emu, "deployment/web", "{.metadata.resourceVersion}");
+        if now == rv {
+            break;
+        }
+        rv = now;
+    }
+    let cm_rv = jsonpath(&emu, "configmap/cfg", "{.metadata.resourceVersion}");
+    assert_eq!(
+        jsonpath(&emu, "deployment/web", "{.metadata.generation}"),
+        "1"
+    );
+    let out = emu.ok(
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+            "-o",
+            "jsonpath={.items[*].metadata.resourceVersion}",
+        ],
+        Some(&manifest),
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        [rv.as_str(), cm_rv.as_str()],
+        "a no-op apply must not write"
+    );
     assert_eq!(
         jsonpath(&emu, "deployment/web", "{.metadata.resourceVersion}"),
-        rv,
-        "a no-op apply must not write"
+        rv
     );
     // The server's defaults are there, so that a diff shows only real changes.
     assert_eq!(

@@ -36,8 +36,24 @@ fn write_ca(dir: &Path) -> PathBuf {
 }
 
 impl Emulator {
-    /// Starts the emulator binary on free loopback ports and waits for its kubeconfig.
+    /// Starts the emulator without the Docker Engine (the API alone: pods never run).
     pub fn start() -> Emulator {
+        Self::launch(&["--no-docker"])
+    }
+
+    /// Starts the emulator with its kubelet on the local Docker Engine (`DOCKER_HOST`).
+    pub fn start_with_docker() -> Emulator {
+        Self::launch(&["--tick", "200ms"])
+    }
+
+    /// Starts the emulator (API only) with extra flags.
+    pub fn start_with(extra: &[&str]) -> Emulator {
+        let mut args = vec!["--no-docker"];
+        args.extend_from_slice(extra);
+        Self::launch(&args)
+    }
+
+    fn launch(extra: &[&str]) -> Emulator {
         let dir = tempfile::tempdir().unwrap();
         let ca = write_ca(dir.path());
         let kubeconfig = dir.path().join("kubeconfig");
@@ -53,6 +69,7 @@ impl Emulator {
             .arg(&ca)
             .arg("--kubeconfig")
             .arg(&kubeconfig)
+            .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("SHIPKIT_CA_FILE")
             .stdout(Stdio::null())
@@ -74,6 +91,16 @@ impl Emulator {
             std::thread::sleep(Duration::from_millis(50));
         }
         emu
+    }
+
+    /// The emulator's own endpoint (`http://127.0.0.1:PORT`), from its start-up log line.
+    pub fn control_url(&self) -> String {
+        let log = self.log();
+        let url = log
+            .lines()
+            .find_map(|l| l.split("kube-emulator listening on ").nth(1))
+            .unwrap_or_else(|| panic!("no listening line in the log: {log}"));
+        url.trim().to_owned()
     }
 
     /// The emulator's log so far.
@@ -174,8 +201,26 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        // SIGTERM: the emulator removes the containers it started, then exits.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The pid of the emulator process (its containers carry its instance label).
+impl Emulator {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

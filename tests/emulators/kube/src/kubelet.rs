@@ -1,0 +1,712 @@
+//! The one node's kubelet: every pod's containers run on the local Docker Engine, labelled so
+//! that the emulator's shutdown (and `scripts/services down`) removes exactly them, with the
+//! container states, restarts and back-offs the API reports (`ErrImagePull`,
+//! `ImagePullBackOff`, `CrashLoopBackOff`, `CreateContainerConfigError`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use base64::Engine as _;
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions,
+};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::resources;
+use crate::store::{Cluster, WriteOptions};
+use crate::time;
+
+/// On every container: the emulator instance that started it.
+pub const LABEL_INSTANCE: &str = "shipkit.kube-emulator.instance";
+/// On every container: the emulator's `--listen` address (a restart on it removes leftovers).
+pub const LABEL_LISTEN: &str = "shipkit.kube-emulator.listen";
+/// On every container: the pod's uid.
+pub const LABEL_POD_UID: &str = "shipkit.kube-emulator.pod-uid";
+/// The node every pod is scheduled to.
+pub const NODE: &str = "shipkit-node";
+
+/// What the kubelet remembers of one container of one pod.
+#[derive(Debug, Default, Clone)]
+struct Tracked {
+    id: Option<String>,
+    image_id: String,
+    restarts: i64,
+    /// Consecutive failures (pulls or exits) that set the back-off.
+    failures: u32,
+    retry_at: Option<Instant>,
+    waiting: Option<(String, String)>,
+    started_at: Option<String>,
+    last_terminated: Option<Value>,
+    /// The container's address on the Docker bridge (the pod IP).
+    ip: Option<String>,
+    /// Ready: running, and the readiness probe (if any) passed.
+    ready: bool,
+    running_since: Option<Instant>,
+    next_probe: Option<Instant>,
+    probe_successes: u32,
+    probe_failures: u32,
+}
+
+/// The back-off after `failures` consecutive failures: 10 s doubling to 5 min (the kubelet's).
+pub fn back_off(failures: u32) -> Duration {
+    Duration::from_secs((10u64 << failures.saturating_sub(1).min(5)).min(300))
+}
+
+pub struct Kubelet {
+    docker: Docker,
+    instance: String,
+    listen: String,
+    tracked: Mutex<HashMap<(String, String), Tracked>>,
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+impl Kubelet {
+    pub fn new(docker: Docker, instance: String, listen: String) -> Self {
+        Kubelet {
+            docker,
+            instance,
+            listen,
+            tracked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, key: &(String, String)) -> Tracked {
+        self.tracked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn put(&self, key: (String, String), t: Tracked) {
+        self.tracked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, t);
+    }
+
+    /// One pass over every pod of `cluster`: containers started, observed, restarted; the
+    /// pod's status written when it changed; containers of deleted pods removed.
+    pub async fn sync(&self, cluster: &Cluster, all_pod_uids: &mut Vec<String>) {
+        let pods_type = resources::by_kind("v1", "Pod").expect("pods are built in");
+        let pods = cluster.list(pods_type, "", &|_| true, None, None).items;
+        for pod in pods {
+            let uid = text(&pod["metadata"]["uid"]).to_owned();
+            all_pod_uids.push(uid.clone());
+            let mut statuses = Vec::new();
+            for c in pod["spec"]["containers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                let key = (uid.clone(), text(&c["name"]).to_owned());
+                let mut t = self.get(&key);
+                self.step(cluster, &pod, &c, &mut t).await;
+                statuses.push(container_status(&c, &t));
+                self.put(key, t);
+            }
+            let pod_ip = statuses
+                .iter()
+                .find_map(|s| s["_ip"].as_str().map(str::to_owned));
+            for s in statuses.iter_mut() {
+                s.as_object_mut().map(|m| m.remove("_ip"));
+            }
+            let status = pod_status(&pod, &statuses, pod_ip.as_deref());
+            if pod["status"] != status {
+                let ns = text(&pod["metadata"]["namespace"]).to_owned();
+                let name = text(&pod["metadata"]["name"]).to_owned();
+                let opts = WriteOptions {
+                    dry_run: false,
+                    manager: "kubelet".into(),
+                    subresource: "status".into(),
+                };
+                let _ = cluster.modify(pods_type, &ns, &name, &opts, &|live| {
+                    let mut p = live
+                        .cloned()
+                        .ok_or_else(|| crate::status::ApiError::bad_request("gone"))?;
+                    p["status"] = status.clone();
+                    Ok(p)
+                });
+            }
+        }
+    }
+
+    /// Removes the containers of pods no cluster has any more.
+    pub async fn sweep(&self, live_pod_uids: &[String]) {
+        let filters = HashMap::from([(
+            "label".to_owned(),
+            vec![format!("{LABEL_INSTANCE}={}", self.instance)],
+        )]);
+        let opts = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        for c in self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .unwrap_or_default()
+        {
+            let pod_uid = c
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_POD_UID))
+                .cloned()
+                .unwrap_or_default();
+            if !live_pod_uids.contains(&pod_uid)
+                && let Some(id) = c.id
+            {
+                remove(&self.docker, &id).await;
+            }
+        }
+        let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
+        tracked.retain(|(uid, _), _| live_pod_uids.contains(uid));
+    }
+
+    async fn step(&self, cluster: &Cluster, pod: &Value, c: &Value, t: &mut Tracked) {
+        let now = Instant::now();
+        if t.waiting.as_ref().is_some_and(|(r, _)| r == "Terminated") {
+            // Done for good (restartPolicy Never, or OnFailure after a success).
+            return;
+        }
+        if t.retry_at.is_some_and(|at| now < at) {
+            // Still backing off: ErrImagePull turns into ImagePullBackOff meanwhile.
+            if let Some((reason, msg)) = &t.waiting
+                && reason == "ErrImagePull"
+            {
+                t.waiting = Some((
+                    "ImagePullBackOff".into(),
+                    format!("Back-off pulling image \"{}\": {msg}", text(&c["image"])),
+                ));
+            }
+            return;
+        }
+        match &t.id {
+            None => self.start(cluster, pod, c, t).await,
+            Some(id) => self.observe(pod, c, id.clone(), t).await,
+        }
+    }
+
+    async fn start(&self, cluster: &Cluster, pod: &Value, c: &Value, t: &mut Tracked) {
+        let image = text(&c["image"]).to_owned();
+        match ensure_image(&self.docker, &image, text(&c["imagePullPolicy"])).await {
+            Ok(image_id) => t.image_id = image_id,
+            Err(e) => {
+                t.failures += 1;
+                t.retry_at = Some(Instant::now() + back_off(t.failures));
+                t.waiting = Some(("ErrImagePull".into(), format!("{e:#}")));
+                return;
+            }
+        }
+        let env = match environment(cluster, pod, c) {
+            Ok(env) => env,
+            Err(msg) => {
+                t.retry_at = Some(Instant::now() + Duration::from_secs(2));
+                t.waiting = Some(("CreateContainerConfigError".into(), msg));
+                return;
+            }
+        };
+        let labels = HashMap::from([
+            (LABEL_INSTANCE.to_owned(), self.instance.clone()),
+            (LABEL_LISTEN.to_owned(), self.listen.clone()),
+            (
+                LABEL_POD_UID.to_owned(),
+                text(&pod["metadata"]["uid"]).to_owned(),
+            ),
+        ]);
+        let strings = |k: &str| {
+            c[k].as_array()
+                .map(|a| a.iter().map(|s| text(s).to_owned()).collect::<Vec<_>>())
+        };
+        let body = ContainerCreateBody {
+            image: Some(image.clone()),
+            env: Some(env),
+            entrypoint: strings("command"),
+            cmd: strings("args"),
+            working_dir: c["workingDir"].as_str().map(str::to_owned),
+            labels: Some(labels),
+            host_config: Some(HostConfig::default()),
+            ..Default::default()
+        };
+        let docker_name = format!(
+            "k8s_{}_{}_{}_{}",
+            text(&c["name"]),
+            text(&pod["metadata"]["name"]),
+            text(&pod["metadata"]["namespace"]),
+            &text(&pod["metadata"]["uid"])[..8.min(text(&pod["metadata"]["uid"]).len())]
+        );
+        let created = match self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(docker_name),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+        {
+            Ok(created) => created,
+            Err(e) => {
+                t.failures += 1;
+                t.retry_at = Some(Instant::now() + back_off(t.failures));
+                t.waiting = Some(("CreateContainerError".into(), e.to_string()));
+                return;
+            }
+        };
+        t.id = Some(created.id.clone());
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            t.waiting = Some(("RunContainerError".into(), e.to_string()));
+            return;
+        }
+        t.waiting = None;
+        t.started_at = Some(time::now());
+    }
+
+    async fn observe(&self, pod: &Value, c: &Value, id: String, t: &mut Tracked) {
+        let Ok(info) = self
+            .docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+        else {
+            // Removed behind our back: start it again.
+            t.id = None;
+            return;
+        };
+        let state = info.state.unwrap_or_default();
+        let bridge_ip = info
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|nets| {
+                nets.into_values()
+                    .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
+            });
+        t.ip = bridge_ip.or(t.ip.take());
+        if state.running.unwrap_or(false) {
+            if t.started_at.is_none() {
+                t.started_at = Some(time::now());
+            }
+            t.waiting = None;
+            self.probe_readiness(c, &id, t).await;
+            return;
+        }
+        t.ready = false;
+        t.running_since = None;
+        t.next_probe = None;
+        if t.waiting
+            .as_ref()
+            .is_some_and(|(r, _)| r == "CrashLoopBackOff")
+        {
+            // The back-off is over: restart.
+            t.restarts += 1;
+            t.waiting = None;
+            t.started_at = Some(time::now());
+            t.probe_successes = 0;
+            t.probe_failures = 0;
+            if let Err(e) = self.docker.start_container(&id, None).await {
+                t.waiting = Some(("RunContainerError".into(), e.to_string()));
+            }
+            return;
+        }
+        let code = state.exit_code.unwrap_or(0);
+        t.last_terminated = Some(json!({"terminated": {
+            "exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" },
+            "startedAt": t.started_at, "finishedAt": time::now(), "containerID": format!("docker://{id}"),
+        }}));
+        t.started_at = None;
+        let policy = text(&pod["spec"]["restartPolicy"]);
+        let restart = policy == "Always" || policy.is_empty() || policy == "OnFailure" && code != 0;
+        if restart {
+            t.failures += 1;
+            t.retry_at = Some(Instant::now() + back_off(t.failures));
+            let msg = format!(
+                "back-off {}s restarting failed container={} pod={}_{}",
+                back_off(t.failures).as_secs(),
+                text(&pod["spec"]["containers"][0]["name"]),
+                text(&pod["metadata"]["name"]),
+                text(&pod["metadata"]["namespace"])
+            );
+            t.waiting = Some(("CrashLoopBackOff".into(), msg));
+        } else {
+            t.waiting = Some(("Terminated".into(), String::new()));
+        }
+    }
+
+    /// The log of a pod's container (stdout and stderr interleaved), the last `tail` lines
+    /// when given; None when the container never started. A restarted container keeps its
+    /// earlier runs' output (the emulator restarts the same Docker container).
+    pub async fn logs(&self, pod_uid: &str, container: &str, tail: Option<u64>) -> Option<String> {
+        let id = self.get(&(pod_uid.to_owned(), container.to_owned())).id?;
+        let opts = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let mut stream = self.docker.logs(&id, Some(opts));
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.extend_from_slice(&chunk.into_bytes());
+        }
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Runs the readiness probe when it is due and updates `ready` by its thresholds;
+    /// without a probe a running container is ready.
+    async fn probe_readiness(&self, c: &Value, id: &str, t: &mut Tracked) {
+        let Some(probe) = c.get("readinessProbe").filter(|p| p.is_object()) else {
+            t.ready = true;
+            return;
+        };
+        let timing = crate::probe::timing(probe);
+        let now = Instant::now();
+        let since = *t.running_since.get_or_insert(now);
+        let due = t.next_probe.unwrap_or(since + timing.initial_delay);
+        if now < due {
+            return;
+        }
+        t.next_probe = Some(now + timing.period);
+        let ip = t.ip.clone().unwrap_or_default();
+        if crate::probe::run(&self.docker, id, &ip, c, probe).await {
+            t.probe_failures = 0;
+            t.probe_successes += 1;
+            if t.probe_successes >= timing.success_threshold {
+                t.ready = true;
+            }
+        } else {
+            t.probe_successes = 0;
+            t.probe_failures += 1;
+            if t.probe_failures >= timing.failure_threshold {
+                t.ready = false;
+            }
+        }
+    }
+
+    /// Removes every container of this instance (at shutdown).
+    pub async fn remove_all(&self) -> usize {
+        remove_labelled(&self.docker, LABEL_INSTANCE, &self.instance).await
+    }
+}
+
+/// The container's environment: `value`s, and `valueFrom` ConfigMap and Secret keys (a
+/// missing one is the pod's `CreateContainerConfigError`).
+fn environment(cluster: &Cluster, pod: &Value, c: &Value) -> Result<Vec<String>, String> {
+    let ns = text(&pod["metadata"]["namespace"]);
+    let mut env = Vec::new();
+    for e in c["env"].as_array().into_iter().flatten() {
+        let name = text(&e["name"]);
+        if let Some(v) = e["value"].as_str() {
+            env.push(format!("{name}={v}"));
+            continue;
+        }
+        let from = &e["valueFrom"];
+        let (kind, r) = if from["configMapKeyRef"].is_object() {
+            ("ConfigMap", &from["configMapKeyRef"])
+        } else if from["secretKeyRef"].is_object() {
+            ("Secret", &from["secretKeyRef"])
+        } else {
+            continue;
+        };
+        let rt = resources::by_kind("v1", kind).expect("built in");
+        let obj_name = text(&r["name"]);
+        let key = text(&r["key"]);
+        let value = cluster
+            .get(rt, ns, obj_name)
+            .ok()
+            .and_then(|o| o["data"][key].as_str().map(str::to_owned));
+        let value = match (value, kind) {
+            (Some(v), "Secret") => base64::engine::general_purpose::STANDARD
+                .decode(v)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .unwrap_or_default(),
+            (Some(v), _) => v,
+            (None, _) if r["optional"] == json!(true) => continue,
+            (None, _) => {
+                let what = if kind == "Secret" {
+                    "secret"
+                } else {
+                    "configmap"
+                };
+                return Err(format!("couldn't find key {key} in {kind} {ns}/{obj_name}")
+                    .replace(kind, what));
+            }
+        };
+        env.push(format!("{name}={value}"));
+    }
+    Ok(env)
+}
+
+fn container_status(c: &Value, t: &Tracked) -> Value {
+    let running = t.id.is_some() && t.waiting.is_none() && t.started_at.is_some();
+    let ready = running && t.ready;
+    let state = match (&t.waiting, running) {
+        (Some((reason, _)), _) if reason == "Terminated" => t
+            .last_terminated
+            .clone()
+            .unwrap_or(json!({"terminated": {}})),
+        (Some((reason, msg)), _) => json!({"waiting": {"reason": reason, "message": msg}}),
+        (None, true) => json!({"running": {"startedAt": t.started_at}}),
+        (None, false) => json!({"waiting": {"reason": "ContainerCreating"}}),
+    };
+    let mut s = json!({
+        "name": c["name"], "image": c["image"], "imageID": t.image_id,
+        "ready": ready, "started": running, "restartCount": t.restarts,
+        "state": state,
+        // The previous run, once there was a restart (a finished container's own end is `state`).
+        "lastState": if t.restarts > 0 || t.waiting.as_ref().is_some_and(|(r, _)| r == "CrashLoopBackOff") {
+            t.last_terminated.clone().unwrap_or(json!({}))
+        } else {
+            json!({})
+        },
+    });
+    if let Some(id) = &t.id {
+        s["containerID"] = json!(format!("docker://{id}"));
+    }
+    // Carried to pod_status, which takes it out again.
+    if let Some(ip) = &t.ip {
+        s["_ip"] = json!(ip);
+    }
+    s
+}
+
+/// The pod's phase and conditions from its containers' statuses.
+fn pod_status(pod: &Value, statuses: &[Value], pod_ip: Option<&str>) -> Value {
+    let prev = &pod["status"];
+    let now = time::now();
+    let all_ready = !statuses.is_empty() && statuses.iter().all(|s| s["ready"] == json!(true));
+    let all_terminated = !statuses.is_empty()
+        && statuses
+            .iter()
+            .all(|s| s["state"]["terminated"].is_object());
+    let phase = if all_terminated {
+        if statuses
+            .iter()
+            .all(|s| s["state"]["terminated"]["exitCode"] == json!(0))
+        {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+    } else if statuses
+        .iter()
+        .any(|s| s["state"]["running"].is_object() || s["restartCount"].as_i64().unwrap_or(0) > 0)
+    {
+        "Running"
+    } else {
+        "Pending"
+    };
+    let cond = |kind: &str, ok: bool| {
+        let status = if ok { "True" } else { "False" };
+        let since = prev["conditions"]
+            .as_array()
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c["type"] == kind && c["status"] == status)
+            })
+            .and_then(|c| c["lastTransitionTime"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| now.clone());
+        json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": since})
+    };
+    json!({
+        "phase": phase,
+        "conditions": [cond("PodReadyToStartContainers", true), cond("Initialized", true), cond("Ready", all_ready), cond("ContainersReady", all_ready), cond("PodScheduled", true)],
+        "hostIP": "127.0.0.1", "hostIPs": [{"ip": "127.0.0.1"}],
+        "podIP": pod_ip, "podIPs": pod_ip.map(|ip| vec![json!({"ip": ip})]),
+        "startTime": prev["startTime"].as_str().map(str::to_owned).unwrap_or(now.clone()),
+        "containerStatuses": statuses,
+        "qosClass": "BestEffort",
+    })
+}
+
+async fn remove(docker: &Docker, id: &str) {
+    let opts = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    if let Err(e) = docker.remove_container(id, Some(opts)).await {
+        tracing::debug!("removing container {id}: {e}");
+    }
+}
+
+/// Removes every container labelled `label=value`.
+pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) -> usize {
+    let filters = HashMap::from([("label".to_owned(), vec![format!("{label}={value}")])]);
+    let opts = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    let list = docker.list_containers(Some(opts)).await.unwrap_or_default();
+    let n = list.len();
+    for id in list.into_iter().filter_map(|c| c.id) {
+        remove(docker, &id).await;
+    }
+    n
+}
+
+/// The image's id, pulling it first unless it is there and the policy allows using it
+/// (from an ECR host with a token from the ECR API, as EKS nodes do with their role).
+async fn ensure_image(docker: &Docker, image: &str, policy: &str) -> Result<String> {
+    if policy != "Always"
+        && let Ok(info) = docker.inspect_image(image).await
+    {
+        return Ok(info.id.unwrap_or_default());
+    }
+    let credentials = match registry_host(image) {
+        Some(h) if h.contains(".dkr.ecr.") => Some(
+            ecr_credentials()
+                .await
+                .with_context(|| format!("getting an ECR token for {h}"))?,
+        ),
+        _ => None,
+    };
+    let (from_image, tag) = split_reference(image);
+    let opts = CreateImageOptions {
+        from_image: Some(from_image),
+        tag,
+        ..Default::default()
+    };
+    let mut stream = docker.create_image(Some(opts), None, credentials);
+    while let Some(item) = stream.next().await {
+        item.map_err(|e| anyhow!("failed to pull and unpack image \"{image}\": {e}"))?;
+    }
+    let info = docker
+        .inspect_image(image)
+        .await
+        .map_err(|e| anyhow!("{image} not found after pulling: {e}"))?;
+    Ok(info.id.unwrap_or_default())
+}
+
+fn split_reference(image: &str) -> (String, Option<String>) {
+    if image.contains('@') {
+        return (image.to_owned(), None);
+    }
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (
+            image[..last_slash + i].to_owned(),
+            Some(image[last_slash + i + 1..].to_owned()),
+        ),
+        None => (image.to_owned(), Some("latest".into())),
+    }
+}
+
+fn registry_host(image: &str) -> Option<String> {
+    let (first, rest) = image.split_once('/')?;
+    (!rest.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost"))
+        .then(|| first.to_owned())
+}
+
+/// An ECR token from the ECR API (`AWS_ENDPOINT_URL_ECR`, the local plain-HTTP moto), any
+/// signature being accepted there.
+async fn ecr_credentials() -> Result<DockerCredentials> {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_ECR")
+        .unwrap_or_else(|_| "http://127.0.0.1:5001".to_owned());
+    let hostport = endpoint
+        .strip_prefix("http://")
+        .ok_or_else(|| {
+            anyhow!("AWS_ENDPOINT_URL_ECR={endpoint}: only http:// endpoints are supported")
+        })?
+        .trim_end_matches('/');
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: {hostport}\r\nX-Amz-Target: AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(hostport),
+    )
+    .await??;
+    stream.write_all(req.as_bytes()).await?;
+    let mut resp = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut resp)).await??;
+    let resp = String::from_utf8_lossy(&resp);
+    let (head, body) = resp
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("malformed answer from {endpoint}"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(anyhow!(
+            "{endpoint} answered {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    let v: Value = serde_json::from_str(body.trim()).context("ECR GetAuthorizationToken answer")?;
+    let token = v["authorizationData"][0]["authorizationToken"]
+        .as_str()
+        .ok_or_else(|| anyhow!("no authorizationToken"))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .context("authorizationToken is not base64")?;
+    let decoded = String::from_utf8(decoded).context("authorizationToken is not text")?;
+    let (user, password) = decoded
+        .split_once(':')
+        .ok_or_else(|| anyhow!("authorizationToken is not user:password"))?;
+    Ok(DockerCredentials {
+        username: Some(user.to_owned()),
+        password: Some(password.to_owned()),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_from_ten_seconds_to_five_minutes() {
+        let secs: Vec<u64> = (1..=7).map(|n| back_off(n).as_secs()).collect();
+        assert_eq!(secs, [10, 20, 40, 80, 160, 300, 300]);
+    }
+
+    #[test]
+    fn references_split_into_repository_and_tag() {
+        assert_eq!(
+            split_reference("localhost:5000/app"),
+            ("localhost:5000/app".into(), Some("latest".into()))
+        );
+        assert_eq!(
+            split_reference("a.dkr.ecr.x/app:v1"),
+            ("a.dkr.ecr.x/app".into(), Some("v1".into()))
+        );
+        assert_eq!(registry_host("nginx:1"), None);
+        assert_eq!(
+            registry_host("localhost:5000/app").as_deref(),
+            Some("localhost:5000")
+        );
+    }
+
+    #[test]
+    fn a_crashed_container_is_reported_in_back_off_with_its_last_exit() {
+        let t = Tracked {
+            id: Some("abc".into()),
+            restarts: 2,
+            waiting: Some(("CrashLoopBackOff".into(), "back-off 40s".into())),
+            last_terminated: Some(json!({"terminated": {"exitCode": 3, "reason": "Error"}})),
+            ..Default::default()
+        };
+        let s = container_status(&json!({"name": "app", "image": "x"}), &t);
+        assert_eq!(s["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!(s["lastState"]["terminated"]["exitCode"], 3);
+        assert_eq!(s["restartCount"], 2);
+        assert_eq!(s["ready"], false);
+        let p = pod_status(&json!({"status": {}}), &[s], None);
+        assert_eq!(p["phase"], "Running");
+        assert_eq!(p["conditions"][2]["status"], "False");
+    }
+}
