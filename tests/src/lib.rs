@@ -12,6 +12,7 @@
 
 pub mod ecs;
 pub mod http_server;
+pub mod kube;
 
 use serde_json::Value;
 use std::collections::BTreeMap;

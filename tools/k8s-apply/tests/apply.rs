@@ -1,0 +1,427 @@
+//! k8s-apply against a kube-emulator of each test's own, API only (`--no-docker`: objects are
+//! stored and controllers run, pods never start): bad input, upstream failure, create then
+//! unchanged, dry run, conflicts, and a rollback after a timeout.
+//!
+//! Needs the workspace binaries (`cargo build -p kube-emulator`; `cargo test --workspace`
+//! builds them).
+
+use common::Envelope;
+use common::envelope::{Deployment, Outcome, Platform};
+use serde_json::{Value, json};
+use shipkit_tests::kube::KubeEmulator;
+use shipkit_tests::{Cmd, Output};
+use std::path::Path;
+
+const DIGEST: &str = "sha256:0123456789012345678901234567890123456789012345678901234567890123";
+const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+/// The shop: a Namespace, a ConfigMap with LOG_LEVEL, a Secret, a Deployment of `api-server`.
+fn shop(log_level: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Namespace
+metadata: {{name: shop}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: shop}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      containers: [{{name: app, image: 'api-server:dev'}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings, namespace: shop}}
+data: {{LOG_LEVEL: {log_level}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds, namespace: shop}}
+stringData: {{password: s3cret-value-{log_level}}}
+"
+    )
+}
+
+/// What img-push writes after pushing `api-server` to ECR.
+fn pushed() -> Value {
+    let repository = format!("{ECR}/api-server");
+    json!({"schema": "shipkit/v1", "images": [{"name": "api-server", "pushed": [{
+        "repository": repository, "tag": "git-abc1234", "digest": DIGEST,
+        "reference": format!("{repository}@{DIGEST}"), "skipped": false}]}]})
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn k8s_apply(emulator: &KubeEmulator) -> Cmd {
+    Cmd::new(env!("CARGO_BIN_EXE_k8s-apply"))
+        .env("KUBECONFIG", emulator.kubeconfig.display().to_string())
+        .env("K8S_APPLY_POLL", "250ms")
+        .args(["--context", "staging"])
+}
+
+fn envelope(out: &Output) -> Envelope {
+    serde_json::from_value(out.json()).expect("stdout decodes into common::Envelope")
+}
+
+fn deployment(out: &Output) -> Deployment {
+    let envelope = envelope(out);
+    assert_eq!(envelope.deployments.len(), 1, "{}", out.stderr);
+    envelope.deployments[0].clone()
+}
+
+/// `(kind, action, outcome)` of each resource.
+fn resources(d: &Deployment) -> Vec<(String, String, String)> {
+    d.extra["resources"]
+        .as_array()
+        .expect("resources[]")
+        .iter()
+        .map(|r| {
+            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (text("kind"), text("action"), text("outcome"))
+        })
+        .collect()
+}
+
+/// What a write by k8s-apply would move: the resourceVersions of the objects no controller
+/// touches, and the Deployment's generation and k8s-apply's managed-fields entry (its status
+/// is the controllers' to write).
+fn resource_versions(emulator: &KubeEmulator) -> String {
+    let get = |args: &[&str]| {
+        let mut argv = vec!["--context", "staging", "-n", "shop", "get"];
+        argv.extend_from_slice(args);
+        emulator.kubectl(&argv)
+    };
+    [
+        get(&["namespace/shop", "-o", "jsonpath={.metadata.resourceVersion}"]),
+        get(&["configmaps,secrets", "-o", "jsonpath={..metadata.resourceVersion}"]),
+        get(&[
+            "deployment/api",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.generation} {.metadata.managedFields[?(@.manager==\"k8s-apply\")].time}",
+        ]),
+    ]
+    .join(" | ")
+}
+
+#[test]
+fn bad_manifests_exit_2_naming_file_and_document_and_nothing_is_sent() {
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "invalid.yaml",
+            format!("{}---\nkind: [unclosed\n", shop("info")),
+            "document 5: invalid YAML",
+        ),
+        (
+            "noname.yaml",
+            format!(
+                "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{}}\n",
+                shop("info")
+            ),
+            "document 5: no metadata.name",
+        ),
+        (
+            "nokind.json",
+            r#"{"apiVersion": "v1", "metadata": {"name": "x"}}"#.to_owned(),
+            "nokind.json, document 1: no kind",
+        ),
+        (
+            "unknown.yaml",
+            format!(
+                "{}---\napiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: w}}\n",
+                shop("info")
+            ),
+            "document 5: the cluster does not serve kind Widget",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let path = write(dir.path(), name, &text);
+        let out = k8s_apply(&emulator)
+            .args(["-f", &path])
+            .stdin_json(&pushed())
+            .run();
+        out.assert_usage_error(needle);
+        let envelope = envelope(&out);
+        assert_eq!(envelope.failed.as_ref().map(|f| f.exit_code), Some(2));
+        assert!(envelope.deployments.is_empty());
+    }
+    let out = k8s_apply(&emulator)
+        .args(["-f", &dir.path().join("missing.yaml").display().to_string()])
+        .run();
+    out.assert_usage_error("missing.yaml");
+    assert_eq!(
+        emulator.writes(),
+        Vec::<String>::new(),
+        "the emulator received writes"
+    );
+}
+
+#[test]
+fn an_upstream_failure_is_passed_on_unchanged_with_exit_3() {
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "shop.yaml", &shop("info"));
+    let input = json!({"schema": "shipkit/v1", "failed": {"tool": "img-push", "error": "denied", "exit_code": 1}});
+    let out = k8s_apply(&emulator)
+        .args(["-f", &path])
+        .stdin_json(&input)
+        .run();
+    out.assert_code(3);
+    assert_eq!(out.json(), input);
+    assert!(emulator.writes().is_empty());
+}
+
+#[test]
+fn apply_creates_with_the_pushed_digest_and_a_second_run_changes_nothing() {
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "shop.yaml", &shop("info"));
+    let out = k8s_apply(&emulator)
+        .args(["-f", &path, "--no-wait"])
+        .stdin_json(&pushed())
+        .run();
+    out.assert_code(0);
+    let first = deployment(&out);
+    assert_eq!(first.platform, Platform::Kubernetes);
+    assert_eq!(first.cluster.as_deref(), Some("staging"));
+    assert_eq!(first.extra["context"], "staging");
+    assert_eq!(first.extra["namespaces"], json!(["shop"]));
+    let digest_reference = format!("{ECR}/api-server@{DIGEST}");
+    assert_eq!(first.images, std::slice::from_ref(&digest_reference));
+    assert_eq!(
+        resources(&first),
+        [
+            ("Namespace".into(), "created".into(), "started".into()),
+            ("ConfigMap".into(), "created".into(), "started".into()),
+            ("Secret".into(), "created".into(), "started".into()),
+            ("Deployment".into(), "created".into(), "started".into()),
+        ],
+        "applied in dependency order"
+    );
+    assert_eq!(first.extra["resources"][3]["generation"], 1);
+    let image = emulator.kubectl(&[
+        "--context",
+        "staging",
+        "-n",
+        "shop",
+        "get",
+        "deployment/api",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, digest_reference);
+    let managers = emulator.kubectl(&[
+        "--context",
+        "staging",
+        "-n",
+        "shop",
+        "get",
+        "configmap/settings",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert_eq!(managers, "k8s-apply");
+
+    let before = resource_versions(&emulator);
+    assert!(
+        before.ends_with('Z'),
+        "k8s-apply's managed-fields time is read: {before}"
+    );
+    let out = k8s_apply(&emulator)
+        .args(["-f", &path])
+        .stdin_json(&pushed())
+        .run();
+    out.assert_code(0);
+    let second = deployment(&out);
+    assert_eq!(second.outcome, Outcome::Unchanged);
+    assert!(
+        resources(&second)
+            .iter()
+            .all(|(_, action, outcome)| action == "unchanged" && outcome == "unchanged")
+    );
+    assert_eq!(
+        resource_versions(&emulator),
+        before,
+        "a no-op run wrote something"
+    );
+    assert!(!out.stderr.contains("s3cret-value"), "{}", out.stderr);
+}
+
+#[test]
+fn a_dry_run_shows_a_diff_with_secrets_redacted_and_changes_nothing() {
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "shop.yaml", &shop("info"));
+    k8s_apply(&emulator)
+        .args(["-f", &path, "--no-wait"])
+        .stdin_json(&pushed())
+        .run()
+        .assert_code(0);
+    let before = resource_versions(&emulator);
+
+    let changed = write(dir.path(), "changed.yaml", &shop("debug"));
+    let out = k8s_apply(&emulator)
+        .args(["-f", &changed, "--dry-run"])
+        .stdin_json(&pushed())
+        .run();
+    out.assert_code(0);
+    let planned = deployment(&out);
+    assert_eq!(planned.outcome, Outcome::Planned);
+    assert!(planned.dry_run);
+    let diff = planned.diff.clone().expect("a diff");
+    assert!(
+        diff.contains("-  LOG_LEVEL: info\n+  LOG_LEVEL: debug\n"),
+        "{diff}"
+    );
+    assert!(diff.contains("--- live/Secret shop/creds"), "{diff}");
+    assert!(diff.contains("password: '*** (after)'"), "{diff}");
+    assert!(
+        !diff.contains("managedFields") && !diff.contains("status:"),
+        "{diff}"
+    );
+    for text in [&out.stdout, &out.stderr] {
+        assert!(!text.contains("s3cret-value"), "a secret leaked: {text}");
+        // base64 of the values, as the API stores them
+        assert!(
+            !text.contains("czNjcmV0LXZhbHVl"),
+            "a secret leaked: {text}"
+        );
+    }
+    let actions = resources(&planned);
+    assert_eq!(
+        actions[1],
+        ("ConfigMap".into(), "configured".into(), "planned".into())
+    );
+    assert_eq!(
+        actions[0],
+        ("Namespace".into(), "unchanged".into(), "unchanged".into())
+    );
+    assert_eq!(
+        resource_versions(&emulator),
+        before,
+        "the dry run changed something"
+    );
+}
+
+#[test]
+fn a_conflict_names_the_manager_and_fields_and_applies_nothing_until_forced() {
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    emulator.kubectl_with_input(
+        &["--context", "staging", "apply", "--server-side", "--field-manager", "ops", "-f", "-"],
+        Some("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {LOG_LEVEL: trace}\n"),
+    );
+    let path = write(dir.path(), "shop.yaml", &shop("info"));
+    let out = k8s_apply(&emulator)
+        .args(["-f", &path, "--no-wait"])
+        .stdin_json(&pushed())
+        .run();
+    out.assert_code(1);
+    let error = envelope(&out).failed.expect("failed").error;
+    assert!(
+        error.contains("conflict with \"ops\"") && error.contains(".data.LOG_LEVEL"),
+        "{error}"
+    );
+    assert!(error.contains("ConfigMap shop/settings"), "{error}");
+    let deployments = emulator.kubectl(&[
+        "--context",
+        "staging",
+        "-n",
+        "shop",
+        "get",
+        "deployments,secrets",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(deployments, "", "nothing is applied after a conflict");
+
+    let out = k8s_apply(&emulator)
+        .args(["-f", &path, "--no-wait", "--force-conflicts"])
+        .stdin_json(&pushed())
+        .run();
+    out.assert_code(0);
+    let value = emulator.kubectl(&[
+        "--context",
+        "staging",
+        "-n",
+        "shop",
+        "get",
+        "configmap/settings",
+        "-o",
+        "jsonpath={.data.LOG_LEVEL}",
+    ]);
+    assert_eq!(value, "info");
+    let applied = resources(&deployment(&out));
+    assert_eq!(
+        applied[1],
+        ("ConfigMap".into(), "configured".into(), "started".into())
+    );
+    assert_eq!(
+        applied[3],
+        ("Deployment".into(), "created".into(), "started".into())
+    );
+}
+
+#[test]
+fn a_rollout_that_times_out_is_rolled_back_and_exits_124() {
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: shop}\ndata: {LOG_LEVEL: info}\n";
+    let base = write(dir.path(), "base.yaml", config);
+    k8s_apply(&emulator)
+        .args(["-f", &base])
+        .run()
+        .assert_code(0);
+
+    // The ConfigMap changes and a Deployment is new; its pods never run here.
+    let path = write(dir.path(), "shop.yaml", &shop("debug"));
+    let out = k8s_apply(&emulator)
+        .args(["-f", &path, "--timeout", "2s", "--rollback-timeout", "5s"])
+        .stdin_json(&pushed())
+        .run();
+    out.assert_code(124);
+    let rolled_back = deployment(&out);
+    assert_eq!(rolled_back.outcome, Outcome::RolledBack);
+    let failure = rolled_back.failure.clone().expect("a failure");
+    assert_eq!(failure.reason, "Timeout");
+    assert_eq!(failure.extra["resource"], "Deployment shop/api");
+    assert!(rolled_back.finished_at.is_some());
+    assert!(
+        out.stderr.contains("Deployment shop/api: deleted"),
+        "{}",
+        out.stderr
+    );
+    let value = emulator.kubectl(&[
+        "--context",
+        "staging",
+        "-n",
+        "shop",
+        "get",
+        "configmap/settings",
+        "-o",
+        "jsonpath={.data.LOG_LEVEL}",
+    ]);
+    assert_eq!(value, "info", "the ConfigMap is restored");
+    let left = emulator.kubectl(&[
+        "--context",
+        "staging",
+        "-n",
+        "shop",
+        "get",
+        "deployments,secrets",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(left, "", "what this run created is deleted");
+}
