@@ -235,9 +235,11 @@ pub fn selector_of(live: &Value) -> Option<String> {
 }
 
 /// The label that marks the pods of a workload's newest revision, when it can be known
-/// (pure): a Deployment's newest ReplicaSet's `pod-template-hash` (the one whose revision
-/// annotation is the Deployment's), a StatefulSet's `controller-revision-hash` of its update
-/// revision. Otherwise (DaemonSets, Jobs) every selected pod counts.
+/// (pure): a Deployment's newest ReplicaSet's `pod-template-hash` (the one of the highest
+/// `deployment.kubernetes.io/revision`: the controller gives the template it rolls out the
+/// next revision, a template rolled back to included), a StatefulSet's
+/// `controller-revision-hash` of its update revision. Otherwise (DaemonSets, Jobs) every
+/// selected pod counts.
 pub fn revision_label(
     kind: &str,
     live: &Value,
@@ -246,18 +248,17 @@ pub fn revision_label(
     const REVISION: &str = "deployment.kubernetes.io/revision";
     match kind {
         "Deployment" => {
-            let revision = live
-                .pointer("/metadata/annotations")?
-                .get(REVISION)?
-                .as_str()?;
-            let newest = replica_sets.iter().find(|rs| {
+            let revision_of = |rs: &ReplicaSet| {
                 rs.metadata
                     .annotations
                     .as_ref()
                     .and_then(|a| a.get(REVISION))
-                    .map(String::as_str)
-                    == Some(revision)
-            })?;
+                    .and_then(|r| r.parse::<i64>().ok())
+            };
+            let newest = replica_sets
+                .iter()
+                .filter(|rs| revision_of(rs).is_some())
+                .max_by_key(|rs| revision_of(rs))?;
             let hash = newest.metadata.labels.as_ref()?.get("pod-template-hash")?;
             Some(("pod-template-hash".into(), hash.clone()))
         }
@@ -287,19 +288,23 @@ mod tests {
     }
 
     #[test]
-    fn the_new_revision_is_the_replica_set_of_the_deployments_revision() {
+    fn the_new_revision_is_the_replica_set_of_the_highest_revision() {
         let rs = |revision: &str, hash: &str| -> ReplicaSet {
             serde_json::from_value(json!({"metadata": {"name": format!("api-{hash}"),
                 "annotations": {"deployment.kubernetes.io/revision": revision},
                 "labels": {"pod-template-hash": hash}}}))
             .unwrap()
         };
-        let live = json!({"metadata": {"annotations": {"deployment.kubernetes.io/revision": "3"}}});
+        let live = json!({"metadata": {}});
         assert_eq!(
-            revision_label("Deployment", &live, &[rs("2", "aaa"), rs("3", "bbb")]),
-            Some(("pod-template-hash".into(), "bbb".into()))
+            revision_label(
+                "Deployment",
+                &live,
+                &[rs("2", "aaa"), rs("10", "ccc"), rs("3", "bbb")]
+            ),
+            Some(("pod-template-hash".into(), "ccc".into()))
         );
-        assert_eq!(revision_label("Deployment", &live, &[rs("2", "aaa")]), None);
+        assert_eq!(revision_label("Deployment", &live, &[]), None);
         let sts = json!({"status": {"updateRevision": "web-5d8"}});
         assert_eq!(
             revision_label("StatefulSet", &sts, &[]),
