@@ -264,12 +264,62 @@ async fn restore(
     previous: &Value,
 ) -> std::result::Result<(), KubeError> {
     let current = cluster.get(&step.target).await?;
+    put_back(cluster, step, previous, current.as_ref()).await?;
+    if step.kind() == "StatefulSet"
+        && let Some(current) = &current
+    {
+        delete_stuck_pods(cluster, step, current).await?;
+    }
+    Ok(())
+}
+
+/// A StatefulSet controller replaces pods only while all are Ready, so a pod stuck on the
+/// bad revision stays after its template is restored (kubernetes#67250): delete the pods of
+/// that revision, and the controller recreates them from the restored template.
+async fn delete_stuck_pods(
+    cluster: &Cluster,
+    step: &Step,
+    failed: &Value,
+) -> std::result::Result<(), KubeError> {
+    let revision = failed
+        .pointer("/status/updateRevision")
+        .and_then(Value::as_str);
+    let current = failed
+        .pointer("/status/currentRevision")
+        .and_then(Value::as_str);
+    let (Some(revision), Some(namespace), Some(selector)) = (
+        revision,
+        step.target.namespace.as_deref(),
+        crate::wait::selector_of(failed),
+    ) else {
+        return Ok(());
+    };
+    if Some(revision) == current {
+        return Ok(()); // no pod was replaced by the bad revision
+    }
+    let selector = format!("{selector},controller-revision-hash={revision}");
+    let deleted = cluster.delete_pods(namespace, &selector).await?;
+    if deleted > 0 {
+        tracing::info!(
+            "{}: deleted {deleted} pods of the failed revision {revision}",
+            step.target.display()
+        );
+    }
+    Ok(())
+}
+
+/// Replaces the live object with `previous` whole (or creates it again when it is gone).
+async fn put_back(
+    cluster: &Cluster,
+    step: &Step,
+    previous: &Value,
+    current: Option<&Value>,
+) -> std::result::Result<(), KubeError> {
     let mut body = previous.clone();
     if let Some(map) = body.as_object_mut() {
         map.remove("status");
     }
     match current
-        .as_ref()
         .and_then(|c| c.pointer("/metadata/resourceVersion"))
         .cloned()
     {

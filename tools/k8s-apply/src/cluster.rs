@@ -261,6 +261,29 @@ impl Cluster {
             .map_err(|e| KubeError::of_call(format!("listing pods in {namespace}"), e))
     }
 
+    /// Deletes the pods of `namespace` that `selector` selects; how many there were.
+    pub async fn delete_pods(&self, namespace: &str, selector: &str) -> Result<usize, KubeError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let pods = api
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| KubeError::of_call(format!("listing pods in {namespace}"), e))?;
+        for pod in &pods.items {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    return Err(KubeError::of_call(
+                        format!("deleting pod {namespace}/{name}"),
+                        e,
+                    ));
+                }
+            }
+        }
+        Ok(pods.items.len())
+    }
+
     /// The ReplicaSets of `namespace` that `selector` selects.
     pub async fn replica_sets(
         &self,

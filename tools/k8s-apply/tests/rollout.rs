@@ -190,3 +190,131 @@ fn a_crashing_image_fails_after_fail_after_with_its_exit_code_and_logs_and_is_ro
     );
     assert_eq!(live(&emulator, "{.status.availableReplicas}"), "2");
 }
+
+fn stateful_set(image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: db, namespace: default}}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {{matchLabels: {{app: db}}}}
+  template:
+    metadata: {{labels: {{app: db}}}}
+    spec:
+      containers: [{{name: app, image: '{image}'}}]
+"
+    )
+}
+
+#[test]
+fn a_stateful_set_with_a_bad_image_is_rolled_back_and_its_stuck_pod_replaced() {
+    let v1 = image("db");
+    build_http_image(&v1, &[("/index.html", "v1")]);
+    let _images = Images(vec![v1.clone()]);
+    let emulator = KubeEmulator::start_with_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("db.yaml");
+    std::fs::write(&manifest, stateful_set(&v1)).unwrap();
+    let out = k8s_apply(&emulator, &manifest).run();
+    out.assert_code(0);
+    assert_eq!(
+        deployment(&out).outcome,
+        Outcome::Completed,
+        "{}",
+        out.stderr
+    );
+
+    // Nothing listens there: a pull error that may be transient, so it fails after --fail-after.
+    let out = k8s_apply(&emulator, &manifest)
+        .args([
+            "--image",
+            "db=127.0.0.1:1/k8s-apply-tests/missing:v1",
+            "--fail-after",
+            "2s",
+        ])
+        .run();
+    out.assert_code(1);
+    let d = deployment(&out);
+    assert_eq!(d.outcome, Outcome::RolledBack, "{}", out.stderr);
+    let failure = d.failure.expect("a failure");
+    assert_eq!(failure.extra["pod"], "db-1", "{failure:?}");
+    let pod_image = |pod: &str| {
+        emulator.kubectl(&[
+            "--context",
+            "staging",
+            "get",
+            &format!("pod/{pod}"),
+            "-o",
+            "jsonpath={.spec.containers[0].image}",
+        ])
+    };
+    assert_eq!(
+        pod_image("db-1"),
+        v1,
+        "the stuck pod was recreated from the restored template"
+    );
+    assert_eq!(pod_image("db-0"), v1);
+    let ready = emulator.kubectl(&[
+        "--context",
+        "staging",
+        "get",
+        "statefulset/db",
+        "-o",
+        "jsonpath={.status.readyReplicas}",
+    ]);
+    assert_eq!(ready, "2");
+}
+
+fn job(name: &str, image: &str, command: &str) -> String {
+    format!(
+        "apiVersion: batch/v1
+kind: Job
+metadata: {{name: {name}, namespace: default}}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{{name: task, image: '{image}', command: ['/busybox', 'sh', '-c', '{command}']}}]
+"
+    )
+}
+
+#[test]
+fn a_job_is_waited_for_until_complete_and_a_failed_one_is_deleted() {
+    let v1 = image("task");
+    build_http_image(&v1, &[("/index.html", "v1")]);
+    let _images = Images(vec![v1.clone()]);
+    let emulator = KubeEmulator::start_with_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("jobs.yaml");
+    std::fs::write(&manifest, job("migrate", &v1, "echo migrated")).unwrap();
+    let out = k8s_apply(&emulator, &manifest).run();
+    out.assert_code(0);
+    assert_eq!(
+        deployment(&out).outcome,
+        Outcome::Completed,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("Job default/migrate: completed"),
+        "{}",
+        out.stderr
+    );
+
+    std::fs::write(&manifest, job("broken", &v1, "exit 7")).unwrap();
+    let out = k8s_apply(&emulator, &manifest).run();
+    out.assert_code(1);
+    let d = deployment(&out);
+    assert_eq!(d.outcome, Outcome::RolledBack, "{}", out.stderr);
+    assert_eq!(d.failure.expect("a failure").reason, "BackoffLimitExceeded");
+    let left = emulator.kubectl(&["--context", "staging", "get", "jobs", "-o", "name"]);
+    assert_eq!(
+        left.trim(),
+        "job.batch/migrate",
+        "the failed Job this run created is deleted"
+    );
+}
