@@ -425,3 +425,54 @@ fn a_rollout_that_times_out_is_rolled_back_and_exits_124() {
     ]);
     assert_eq!(left, "", "what this run created is deleted");
 }
+
+#[test]
+fn an_interrupt_mid_wait_writes_the_partial_envelope_exits_130_and_blocks_no_later_run() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "shop.yaml", &shop("info"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_k8s-apply"))
+        .env("KUBECONFIG", &emulator.kubeconfig)
+        .env("NO_COLOR", "1")
+        .env_remove("GITHUB_ACTIONS")
+        .args(["--context", "staging", "-f", &path, "--poll", "250ms"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    // Waiting starts once the Deployment is applied: its first progress line says so.
+    let mut seen = String::new();
+    let t0 = std::time::Instant::now();
+    while !seen.contains("Deployment shop/api: waiting") {
+        let mut buf = [0u8; 512];
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(
+            n > 0 && t0.elapsed().as_secs() < 30,
+            "no wait started: {seen}"
+        );
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let envelope: Envelope = serde_json::from_slice(&out.stdout).expect("the partial envelope");
+    assert_eq!(envelope.failed.as_ref().map(|f| f.exit_code), Some(130));
+    let d = &envelope.deployments[0];
+    assert_eq!(d.outcome, Outcome::InProgress);
+    assert_eq!(
+        resources(d)[3],
+        ("Deployment".into(), "created".into(), "in_progress".into())
+    );
+
+    let out = k8s_apply(&emulator).args(["-f", &path, "--no-wait"]).run();
+    out.assert_code(0);
+    assert_eq!(deployment(&out).outcome, Outcome::Unchanged);
+}
