@@ -88,6 +88,17 @@ impl KubeEmulator {
         emulator
     }
 
+    /// The emulator's own endpoint (`http://127.0.0.1:PORT`): the EKS API
+    /// (`AWS_ENDPOINT_URL_EKS` for a tool under test).
+    pub fn control_url(&self) -> String {
+        let log = self.log();
+        let url = log
+            .lines()
+            .find_map(|l| l.split("kube-emulator listening on ").nth(1))
+            .unwrap_or_else(|| panic!("no listening line in the log: {log}"));
+        url.trim().to_owned()
+    }
+
     /// The emulator's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("emulator.log")).unwrap_or_default()

@@ -2,6 +2,9 @@
 //! kubeconfig, discovery, reading, server-side apply (real and dry run), restoring, deleting,
 //! pods and their logs. Objects travel as JSON values so the deciding modules stay plain.
 
+use crate::eks;
+use crate::request::Request;
+use common::Ui;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
@@ -115,10 +118,31 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Connects through the kubeconfig (`$KUBECONFIG`, else `~/.kube/config`) with `context`
-    /// (else the current one) and runs discovery.
-    pub async fn connect(context: Option<&str>) -> Result<Cluster, KubeError> {
-        let kubeconfig = Kubeconfig::read().map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
+    /// Connects to the cluster `request` names: `--eks-cluster` through the EKS API, else
+    /// the kubeconfig.
+    pub async fn connect(request: &Request, ui: &Ui) -> common::Result<Cluster> {
+        let Some(name) = &request.eks_cluster else {
+            let kubeconfig =
+                Kubeconfig::read().map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
+            return Ok(Cluster::from_kubeconfig(kubeconfig, request.context.as_deref()).await?);
+        };
+        let config = common::aws::load().await?;
+        let eks = eks::describe(&config, name).await?;
+        let token = eks::token_for(&config, name).await?;
+        ui.mask(&token);
+        let kubeconfig = Kubeconfig::from_yaml(&eks::kubeconfig(&eks, &token))
+            .map_err(|e| KubeError::Kubeconfig(format!("the EKS cluster {name}: {e}")))?;
+        let mut cluster = Cluster::from_kubeconfig(kubeconfig, None).await?;
+        cluster.name = name.clone();
+        Ok(cluster)
+    }
+
+    /// Connects through `kubeconfig` with `context` (else its current one) and runs
+    /// discovery.
+    pub async fn from_kubeconfig(
+        kubeconfig: Kubeconfig,
+        context: Option<&str>,
+    ) -> Result<Cluster, KubeError> {
         let chosen = match context {
             Some(name) => name.to_owned(),
             None => kubeconfig.current_context.clone().ok_or_else(|| {

@@ -6,7 +6,8 @@
 //!    ([`sources`], checked by [`manifests`]), the images pushed upstream, put into the pod
 //!    templates by digest ([`images`]), the apply order ([`order`]). Bad input stops here:
 //!    exit 2, nothing sent.
-//! 2. Plan with read-only calls ([`cluster`]): discovery resolves every kind (unknown → exit
+//! 2. Connect ([`cluster`]) through the kubeconfig, or with `--eks-cluster` through the EKS
+//!    API and an EKS token ([`eks`]). Plan with read-only calls: discovery resolves every kind (unknown → exit
 //!    2), the live objects are read (the state a rollback restores), and a server-side dry-run
 //!    apply of each says whether it would be created, configured or left unchanged, and finds
 //!    field-manager conflicts before anything is written ([`plan`], compared by [`diff`]).
@@ -26,6 +27,7 @@
 pub mod apply;
 pub mod cluster;
 pub mod diff;
+pub mod eks;
 pub mod failfast;
 pub mod images;
 pub mod manifests;
@@ -136,6 +138,18 @@ pub struct Args {
     )]
     pub context: Option<String>,
 
+    /// The EKS cluster to use instead of a kubeconfig: its endpoint and CA from the EKS API
+    /// (DescribeCluster), a token made as `aws eks get-token` makes it. AWS settings as
+    /// usual (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_EKS, ...).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "K8S_APPLY_EKS_CLUSTER",
+        conflicts_with = "context",
+        help_heading = "Cluster"
+    )]
+    pub eks_cluster: Option<String>,
+
     /// Take the fields another field manager owns instead of failing on the conflict.
     #[arg(long, env = "K8S_APPLY_FORCE_CONFLICTS", action = clap::ArgAction::SetTrue,
         value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Cluster")]
@@ -198,7 +212,7 @@ impl common::Tool for K8sApply {
     async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
         let request = Request::from_args(&args)?;
         let local = plan::Local::read(&request, envelope, ui)?;
-        let cluster = cluster::Cluster::connect(request.context.as_deref()).await?;
+        let cluster = cluster::Cluster::connect(&request, ui).await?;
         let plan = plan::plan(&cluster, &request, local).await?;
         let slot = envelope.deployments.len();
         envelope

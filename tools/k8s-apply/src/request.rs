@@ -19,6 +19,8 @@ pub struct Request {
     pub images: Vec<(String, String)>,
     /// `--context`: the kubeconfig context (else its current one).
     pub context: Option<String>,
+    /// `--eks-cluster`: the EKS cluster to find through the EKS API instead.
+    pub eks_cluster: Option<String>,
     /// Take fields other managers own (`--force-conflicts`).
     pub force_conflicts: bool,
     pub waiting: Waiting,
@@ -79,6 +81,7 @@ impl Request {
             namespace: args.namespace.clone().filter(|ns| !ns.is_empty()),
             images: args.images.clone(),
             context: args.context.clone().filter(|c| !c.is_empty()),
+            eks_cluster: args.eks_cluster.clone().filter(|c| !c.is_empty()),
             force_conflicts: args.force_conflicts,
             waiting: Waiting {
                 wait: !args.no_wait,

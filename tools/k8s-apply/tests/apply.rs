@@ -476,3 +476,68 @@ fn an_interrupt_mid_wait_writes_the_partial_envelope_exits_130_and_blocks_no_lat
     out.assert_code(0);
     assert_eq!(deployment(&out).outcome, Outcome::Unchanged);
 }
+
+/// k8s-apply with the local AWS settings (moto's STS, the test credentials) and the
+/// emulator's EKS API, instead of a kubeconfig.
+fn k8s_apply_eks(emulator: &KubeEmulator, cluster: &str) -> Cmd {
+    let mut cmd = Cmd::new(env!("CARGO_BIN_EXE_k8s-apply"));
+    for (key, value) in
+        shipkit_tests::services_env().expect("target/services.env: scripts/services up")
+    {
+        if key.starts_with("AWS_") {
+            cmd = cmd.env(&key, value);
+        }
+    }
+    cmd.env("AWS_ENDPOINT_URL_EKS", emulator.control_url())
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .args(["--eks-cluster", cluster])
+}
+
+#[test]
+fn eks_cluster_finds_the_cluster_through_the_eks_api_with_a_token_the_cluster_checks() {
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: through-eks}\ndata: {a: b}\n",
+    );
+    let out = k8s_apply_eks(&emulator, "production")
+        .args(["-f", &path])
+        .run();
+    out.assert_code(0);
+    let d = deployment(&out);
+    assert_eq!(d.cluster.as_deref(), Some("production"));
+    assert_eq!(d.extra["context"], "eks:production");
+    assert_eq!(
+        resources(&d),
+        [("ConfigMap".into(), "created".into(), "completed".into())]
+    );
+    let found = emulator.kubectl(&[
+        "--context",
+        "production",
+        "get",
+        "configmap/through-eks",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(found.trim(), "configmap/through-eks");
+    assert!(
+        emulator.log().contains("EKS token of"),
+        "the cluster checked an EKS token"
+    );
+    for text in [&out.stdout, &out.stderr] {
+        assert!(
+            !text.contains("k8s-aws-v1."),
+            "the token was printed: {text}"
+        );
+    }
+
+    let out = k8s_apply_eks(&emulator, "nope").args(["-f", &path]).run();
+    out.assert_code(1);
+    let error = envelope(&out).failed.expect("failed").error;
+    assert!(
+        error.contains("DescribeCluster nope") && error.contains("ResourceNotFoundException"),
+        "{error}"
+    );
+}
