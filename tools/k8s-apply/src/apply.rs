@@ -12,8 +12,21 @@ use common::envelope::{Deployment, Outcome};
 use common::{Error, Result, Ui};
 use serde_json::Value;
 
-/// Applies, waits, rolls back when needed; keeps `entry` current throughout.
+/// Applies, waits, rolls back when needed; keeps `entry` current throughout; ends with the
+/// table of what happened.
 pub async fn run(
+    cluster: &Cluster,
+    plan: &Plan,
+    request: &Request,
+    ui: &Ui,
+    entry: &mut Deployment,
+) -> Result<()> {
+    let result = apply_and_wait(cluster, plan, request, ui, entry).await;
+    summarize(entry, ui);
+    result
+}
+
+async fn apply_and_wait(
     cluster: &Cluster,
     plan: &Plan,
     request: &Request,
@@ -71,7 +84,6 @@ pub async fn run(
             record::set_resources(entry, &resources);
             entry.endpoints = endpoints(cluster, plan).await;
             record::finish(entry, Outcome::Completed);
-            summarize(entry, ui);
             Ok(())
         }
         WaitEnd::Failed(failure) => {
@@ -414,8 +426,15 @@ fn report_failure(f: &WorkloadFailure, ui: &Ui) {
     }
 }
 
-/// The step outputs and step summary under Actions.
+/// The final table on stderr, and the step outputs and step summary under Actions.
 fn summarize(entry: &Deployment, ui: &Ui) {
+    for r in record::resources(entry) {
+        let object = match &r.namespace {
+            Some(ns) => format!("{} {ns}/{}", r.kind, r.name),
+            None => format!("{} {}", r.kind, r.name),
+        };
+        ui.line(&format!("  {object:<40} {:<11} {}", r.action, r.outcome));
+    }
     ui.set_output("outcome", entry.outcome.as_str());
     if let Some(first) = entry.endpoints.first() {
         ui.set_output("endpoint", first);

@@ -15,6 +15,7 @@ use crate::request::Request;
 use crate::sources;
 use common::envelope::Envelope;
 use common::{Error, Result, Ui};
+use futures_util::StreamExt;
 use serde_json::Value;
 
 /// What an object gets.
@@ -125,43 +126,61 @@ pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<
         .filter(|(m, _)| m.kind() == "Namespace")
         .map(|(m, _)| m.name().to_owned())
         .collect();
-    let mut steps = Vec::with_capacity(targets.len());
-    for (manifest, target) in targets {
-        let live = cluster.get(&target).await?;
-        let would_be = match cluster
-            .apply(&target, &manifest.object, true, request.force_conflicts)
-            .await
-        {
-            Ok(would_be) => would_be,
-            // Its namespace is one this run creates: the dry run cannot see it yet.
-            Err(e) if e.is_not_found() && in_new_namespace(&target, &created_namespaces) => {
-                manifest.object.clone()
-            }
-            Err(e) => return Err(plan_error(&manifest, e)),
-        };
-        let action = match &live {
-            None => Action::Create,
-            Some(live) if diff::changes(live, &would_be) => Action::Configure,
-            Some(_) => Action::Unchanged,
-        };
-        let diff = diff::unified(
-            target.resource.kind.as_str(),
-            &target.display(),
-            live.as_ref(),
-            &would_be,
-        );
-        steps.push(Step {
-            manifest,
-            target,
-            live,
-            would_be,
-            action,
-            diff,
-        });
-    }
+    // Every object is planned on its own (read-only calls): several at once, kept in order.
+    let steps: Vec<Step> = futures_util::stream::iter(targets)
+        .map(|(manifest, target)| plan_one(cluster, request, manifest, target, &created_namespaces))
+        .buffered(PLANNED_AT_ONCE)
+        .collect::<Vec<Result<Step>>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
     Ok(Plan {
         steps,
         substitution: local.substitution,
+    })
+}
+
+/// How many objects are read and dry-run at once.
+const PLANNED_AT_ONCE: usize = 16;
+
+/// Reads the live object, dry-runs the apply, and decides the action.
+async fn plan_one(
+    cluster: &Cluster,
+    request: &Request,
+    manifest: Manifest,
+    target: Target,
+    created_namespaces: &[String],
+) -> Result<Step> {
+    let live = cluster.get(&target).await?;
+    let would_be = match cluster
+        .apply(&target, &manifest.object, true, request.force_conflicts)
+        .await
+    {
+        Ok(would_be) => would_be,
+        // Its namespace is one this run creates: the dry run cannot see it yet.
+        Err(e) if e.is_not_found() && in_new_namespace(&target, created_namespaces) => {
+            manifest.object.clone()
+        }
+        Err(e) => return Err(plan_error(&manifest, e)),
+    };
+    let action = match &live {
+        None => Action::Create,
+        Some(live) if diff::changes(live, &would_be) => Action::Configure,
+        Some(_) => Action::Unchanged,
+    };
+    let diff = diff::unified(
+        target.resource.kind.as_str(),
+        &target.display(),
+        live.as_ref(),
+        &would_be,
+    );
+    Ok(Step {
+        manifest,
+        target,
+        live,
+        would_be,
+        action,
+        diff,
     })
 }
 
