@@ -119,12 +119,15 @@ pub struct Cluster {
 
 impl Cluster {
     /// Connects to the cluster `request` names: `--eks-cluster` through the EKS API, else
-    /// the kubeconfig.
-    pub async fn connect(request: &Request, ui: &Ui) -> common::Result<Cluster> {
+    /// the kubeconfig. Discovery asks only for the API `groups` the manifests use (`""` is
+    /// the core group).
+    pub async fn connect(request: &Request, groups: &[&str], ui: &Ui) -> common::Result<Cluster> {
         let Some(name) = &request.eks_cluster else {
             let kubeconfig =
                 Kubeconfig::read().map_err(|e| KubeError::Kubeconfig(e.to_string()))?;
-            return Ok(Cluster::from_kubeconfig(kubeconfig, request.context.as_deref()).await?);
+            return Ok(
+                Cluster::from_kubeconfig(kubeconfig, request.context.as_deref(), groups).await?,
+            );
         };
         let config = common::aws::load().await?;
         let eks = eks::describe(&config, name).await?;
@@ -132,7 +135,7 @@ impl Cluster {
         ui.mask(&token);
         let kubeconfig = Kubeconfig::from_yaml(&eks::kubeconfig(&eks, &token))
             .map_err(|e| KubeError::Kubeconfig(format!("the EKS cluster {name}: {e}")))?;
-        let mut cluster = Cluster::from_kubeconfig(kubeconfig, None).await?;
+        let mut cluster = Cluster::from_kubeconfig(kubeconfig, None, groups).await?;
         cluster.name = name.clone();
         Ok(cluster)
     }
@@ -142,6 +145,7 @@ impl Cluster {
     pub async fn from_kubeconfig(
         kubeconfig: Kubeconfig,
         context: Option<&str>,
+        groups: &[&str],
     ) -> Result<Cluster, KubeError> {
         let chosen = match context {
             Some(name) => name.to_owned(),
@@ -183,6 +187,7 @@ impl Cluster {
             source,
         })?;
         let discovery = Discovery::new(client.clone())
+            .filter(groups)
             .run()
             .await
             .map_err(|source| KubeError::Discovery { server, source })?;

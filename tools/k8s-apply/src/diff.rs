@@ -2,15 +2,23 @@
 //! changes (so an unchanged object is not written), and the unified diff `--dry-run` shows,
 //! without managedFields and status, Secret values redacted as `kubectl diff` does.
 
+use crate::cluster::FIELD_MANAGER;
 use serde_json::{Map, Value};
 
-/// `object` without what changes on every write even when nothing was asked to change
-/// (`resourceVersion`, the managers' timestamps): two objects equal after this are the same.
+/// `object` as far as an apply by [`FIELD_MANAGER`] is concerned: without `status` and other
+/// managers' managed-fields entries (controllers write those at any moment, also between
+/// reading the live object and the dry run), and without what changes on every write
+/// (`resourceVersion`, the managers' timestamps). Two objects equal after this are the same
+/// to this apply.
 pub fn comparable(object: &Value) -> Value {
     let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("status");
+    }
     if let Some(metadata) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("resourceVersion");
         if let Some(Value::Array(managers)) = metadata.get_mut("managedFields") {
+            managers.retain(|m| m["manager"] == FIELD_MANAGER);
             for manager in managers.iter_mut().filter_map(Value::as_object_mut) {
                 manager.remove("time");
             }
@@ -124,7 +132,20 @@ mod tests {
         assert!(changes(&live(), &data));
         let mut owners = live();
         owners["metadata"]["managedFields"][0]["manager"] = json!("kubectl");
-        assert!(changes(&live(), &owners));
+        assert!(
+            changes(&live(), &owners),
+            "k8s-apply's ownership is part of the object"
+        );
+        let mut controllers = live();
+        controllers["status"] = json!({"replicas": 3});
+        controllers["metadata"]["managedFields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"manager": "kube-controller-manager", "subresource": "status"}));
+        assert!(
+            !changes(&live(), &controllers),
+            "status is the controllers'"
+        );
     }
 
     #[test]

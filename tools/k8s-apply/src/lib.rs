@@ -212,7 +212,7 @@ impl common::Tool for K8sApply {
     async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
         let request = Request::from_args(&args)?;
         let local = plan::Local::read(&request, envelope, ui)?;
-        let cluster = cluster::Cluster::connect(&request, ui).await?;
+        let cluster = cluster::Cluster::connect(&request, &local.groups(), ui).await?;
         let plan = plan::plan(&cluster, &request, local).await?;
         let slot = envelope.deployments.len();
         envelope

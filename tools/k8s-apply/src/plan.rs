@@ -59,6 +59,20 @@ impl Local {
     }
 }
 
+impl Local {
+    /// The API groups the manifests use, each once (`""`: the core group).
+    pub fn groups(&self) -> Vec<&str> {
+        let mut groups: Vec<&str> = Vec::new();
+        for manifest in &self.manifests {
+            let group = manifest.group_version().0;
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        groups
+    }
+}
+
 fn report_substitution(substitution: &Substitution, ui: &Ui) {
     for r in &substitution.replaced {
         ui.line(&format!(
