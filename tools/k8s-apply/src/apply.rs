@@ -58,11 +58,13 @@ async fn apply_and_wait(
         }
     };
     if applied.is_empty() {
+        prune(cluster, plan, ui, entry).await?;
         ui.line("nothing to apply: every object is unchanged");
         record::finish(entry, Outcome::Unchanged);
         return Ok(());
     }
     if !request.waiting.wait {
+        prune(cluster, plan, ui, entry).await?;
         mark(&mut resources, &applied, plan, Outcome::Started);
         record::set_resources(entry, &resources);
         entry.endpoints = endpoints(cluster, plan).await;
@@ -80,6 +82,7 @@ async fn apply_and_wait(
     .await
     {
         WaitEnd::RolledOut => {
+            prune(cluster, plan, ui, entry).await?;
             mark(&mut resources, &applied, plan, Outcome::Completed);
             record::set_resources(entry, &resources);
             entry.endpoints = endpoints(cluster, plan).await;
@@ -172,6 +175,25 @@ async fn apply_all(
         ));
     }
     Ok(applied)
+}
+
+/// `--prune --applyset`, once the apply rolled out: deletes the former members that left the
+/// manifests, then leaves the parent listing only the current members' kinds and namespaces.
+async fn prune(cluster: &Cluster, plan: &Plan, ui: &Ui, entry: &mut Deployment) -> Result<()> {
+    let Some(set) = &plan.applyset else {
+        return Ok(());
+    };
+    let mut pruned = Vec::new();
+    for target in &set.prune {
+        cluster.delete(target).await?;
+        ui.line(&format!("{}: pruned", target.display()));
+        pruned.push(target.display());
+    }
+    cluster
+        .apply(&set.parent, &set.final_parent, false, true)
+        .await?;
+    record::set_pruned(entry, &set.id, &pruned);
+    Ok(())
 }
 
 /// The failure path: record it, roll back unless told not to, and return `err` (or the

@@ -186,8 +186,12 @@ impl Cluster {
             server: server.clone(),
             source,
         })?;
-        let discovery = Discovery::new(client.clone())
-            .filter(groups)
+        // No groups named: all of them (pruning looks for kinds the manifests no longer have).
+        let discovery = match groups {
+            [] => Discovery::new(client.clone()),
+            groups => Discovery::new(client.clone()).filter(groups),
+        };
+        let discovery = discovery
             .run()
             .await
             .map_err(|source| KubeError::Discovery { server, source })?;
@@ -209,6 +213,42 @@ impl Cluster {
                 resource,
                 namespaced: caps.scope == Scope::Namespaced,
             })
+    }
+
+    /// The resource type of `kind` in `group` at the version the cluster prefers.
+    pub fn resolve_group_kind(&self, group: &str, kind: &str) -> Option<Resolved> {
+        let (resource, caps) = self.discovery.get(group)?.recommended_kind(kind)?;
+        Some(Resolved {
+            resource,
+            namespaced: caps.scope == Scope::Namespaced,
+        })
+    }
+
+    /// The names of the objects of `resource` in `namespace` (all, for a cluster-scoped
+    /// kind) that `selector` selects.
+    pub async fn names_labelled(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        selector: &str,
+    ) -> Result<Vec<String>, KubeError> {
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
+            None => Api::all_with(self.client.clone(), resource),
+        };
+        match api.list(&ListParams::default().labels(selector)).await {
+            Ok(list) => Ok(list
+                .items
+                .into_iter()
+                .filter_map(|o| o.metadata.name)
+                .collect()),
+            // A namespace that is gone has nothing left to prune.
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+            Err(e) => Err(KubeError::of_call(
+                format!("listing {}", resource.plural),
+                e,
+            )),
+        }
     }
 
     fn api(&self, target: &Target) -> Api<DynamicObject> {

@@ -25,6 +25,7 @@
 //! 130 interrupted.
 
 pub mod apply;
+pub mod applyset;
 pub mod cluster;
 pub mod diff;
 pub mod eks;
@@ -138,6 +139,23 @@ pub struct Args {
     )]
     pub context: Option<String>,
 
+    /// Delete what this applyset applied before and the manifests no longer have (needs
+    /// --applyset).
+    #[arg(long, env = "K8S_APPLY_PRUNE", action = clap::ArgAction::SetTrue, requires = "applyset",
+        value_parser = clap::builder::BoolishValueParser::new(), help_heading = "What to apply")]
+    pub prune: bool,
+
+    /// The applyset (kubectl's ApplySet: a parent Secret NAME in --namespace) whose members
+    /// --prune deletes when they leave the manifests.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "K8S_APPLY_APPLYSET",
+        requires = "prune",
+        help_heading = "What to apply"
+    )]
+    pub applyset: Option<String>,
+
     /// The EKS cluster to use instead of a kubeconfig: its endpoint and CA from the EKS API
     /// (DescribeCluster), a token made as `aws eks get-token` makes it. AWS settings as
     /// usual (AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_EKS, ...).
@@ -212,7 +230,11 @@ impl common::Tool for K8sApply {
     async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
         let request = Request::from_args(&args)?;
         let local = plan::Local::read(&request, envelope, ui)?;
-        let cluster = cluster::Cluster::connect(&request, &local.groups(), ui).await?;
+        let groups = match request.applyset {
+            Some(_) => Vec::new(), // every group: members of kinds no longer in the manifests
+            None => local.groups(),
+        };
+        let cluster = cluster::Cluster::connect(&request, &groups, ui).await?;
         let plan = plan::plan(&cluster, &request, local).await?;
         let slot = envelope.deployments.len();
         envelope
@@ -220,6 +242,13 @@ impl common::Tool for K8sApply {
             .push(record::start(&cluster, &plan, request.dry_run));
         plan::report(&plan, request.dry_run, ui);
         if request.dry_run {
+            if let Some(set) = &plan.applyset {
+                let pruned: Vec<String> = set.prune.iter().map(|t| t.display()).collect();
+                for name in &pruned {
+                    ui.line(&format!("{name}: would be pruned (dry run)"));
+                }
+                record::set_pruned(&mut envelope.deployments[slot], &set.id, &pruned);
+            }
             return Ok(());
         }
         apply::run(

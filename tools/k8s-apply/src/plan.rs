@@ -6,6 +6,7 @@
 //! with another field manager stops the run here, before any write), and the result compared
 //! with the live object: `created`, `configured` or `unchanged` (not written at all).
 
+use crate::applyset;
 use crate::cluster::{Cluster, KubeError, Target};
 use crate::diff;
 use crate::images::{self, Substitution};
@@ -115,6 +116,20 @@ impl Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub substitution: Substitution,
+    /// `--prune --applyset`: the set, and what leaves it.
+    pub applyset: Option<SetPlan>,
+}
+
+/// An applyset: its parent, its members now, and the former members to prune.
+#[derive(Debug, Clone)]
+pub struct SetPlan {
+    pub id: String,
+    /// The parent Secret.
+    pub parent: Target,
+    /// The parent as it is to be left: listing only the current members' kinds and namespaces.
+    pub final_parent: Value,
+    /// Former members no longer in the manifests.
+    pub prune: Vec<Target>,
 }
 
 impl Plan {
@@ -134,7 +149,27 @@ impl Plan {
 
 /// Resolves, reads and dry-runs every object (read-only; see the module documentation).
 pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<Plan> {
-    let targets = resolve_all(cluster, request, local.manifests)?;
+    let mut manifests = local.manifests;
+    let set_namespace = request
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
+    let set_id = request
+        .applyset
+        .as_ref()
+        .map(|name| applyset::id(name, &set_namespace));
+    if let Some(id) = &set_id {
+        for manifest in &mut manifests {
+            applyset::label_member(&mut manifest.object, id);
+        }
+    }
+    let mut targets = resolve_all(cluster, request, manifests)?;
+    let set = match (&request.applyset, &set_id) {
+        (Some(name), Some(id)) => {
+            Some(plan_set(cluster, name, &set_namespace, id, &mut targets).await?)
+        }
+        _ => None,
+    };
     let created_namespaces: Vec<String> = targets
         .iter()
         .filter(|(m, _)| m.kind() == "Namespace")
@@ -151,7 +186,127 @@ pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<
     Ok(Plan {
         steps,
         substitution: local.substitution,
+        applyset: set,
     })
+}
+
+/// The applyset's plan: its parent put among the targets (after the Namespaces, listing the
+/// former and current kinds and namespaces, so an interrupted run still covers both), and the
+/// former members that are no longer in the manifests.
+async fn plan_set(
+    cluster: &Cluster,
+    name: &str,
+    namespace: &str,
+    id: &str,
+    targets: &mut Vec<(Manifest, Target)>,
+) -> Result<SetPlan> {
+    let secret = cluster
+        .resolve("", "v1", "Secret")
+        .ok_or_else(|| Error::failed("the cluster does not serve Secrets"))?;
+    let parent = Target {
+        resource: secret.resource,
+        namespace: Some(namespace.to_owned()),
+        name: name.to_owned(),
+    };
+    let live = cluster.get(&parent).await?;
+    if let Some(live) = &live
+        && live["metadata"]["labels"][applyset::ID_LABEL] != id
+    {
+        return Err(Error::usage(format!(
+            "--applyset {name}: Secret {namespace}/{name} exists and is not this applyset's parent"
+        )));
+    }
+    let (mut kinds, mut namespaces) = live
+        .as_ref()
+        .map(|l| applyset::listed(l, namespace))
+        .unwrap_or_default();
+    let current: Vec<applyset::Member> = targets
+        .iter()
+        .map(|(m, t)| {
+            let kind = applyset::group_kind(m.group_version().0, m.kind());
+            (kind, t.namespace.clone(), t.name.clone())
+        })
+        .collect();
+    let current_kinds: Vec<String> = current.iter().map(|(k, _, _)| k.clone()).collect();
+    let mut current_namespaces: Vec<String> =
+        current.iter().filter_map(|(_, ns, _)| ns.clone()).collect();
+    current_namespaces.push(namespace.to_owned());
+    let found = members(cluster, id, &kinds, &namespaces).await?;
+    let prune = applyset::to_prune(&found, &current)
+        .into_iter()
+        .filter_map(|(kind, ns, name)| {
+            let (group, kind) = applyset::split_group_kind(&kind);
+            let resolved = cluster.resolve_group_kind(group, kind)?;
+            Some(Target {
+                resource: resolved.resource,
+                namespace: ns,
+                name,
+            })
+        })
+        .collect();
+    kinds.extend(current_kinds.iter().cloned());
+    namespaces.extend(current_namespaces.iter().cloned());
+    let manifest = |object: Value| Manifest {
+        source: crate::manifests::Source {
+            origin: format!("--applyset {name}"),
+            document: 1,
+            item: None,
+        },
+        object,
+    };
+    let first_after_namespaces = targets
+        .iter()
+        .take_while(|(m, _)| m.kind() == "Namespace")
+        .count();
+    targets.insert(
+        first_after_namespaces,
+        (
+            manifest(applyset::parent(name, namespace, &kinds, &namespaces)),
+            parent.clone(),
+        ),
+    );
+    Ok(SetPlan {
+        id: id.to_owned(),
+        parent,
+        final_parent: applyset::parent(name, namespace, &current_kinds, &current_namespaces),
+        prune,
+    })
+}
+
+/// The members of the set `id` found among `kinds` in `namespaces`.
+async fn members(
+    cluster: &Cluster,
+    id: &str,
+    kinds: &[String],
+    namespaces: &[String],
+) -> Result<Vec<applyset::Member>> {
+    let selector = format!("{}={id}", applyset::PART_OF_LABEL);
+    let mut found = Vec::new();
+    let mut namespaces = namespaces.to_vec();
+    namespaces.sort();
+    namespaces.dedup();
+    let mut kinds = kinds.to_vec();
+    kinds.sort();
+    kinds.dedup();
+    for group_kind in &kinds {
+        let (group, kind) = applyset::split_group_kind(group_kind);
+        let Some(resolved) = cluster.resolve_group_kind(group, kind) else {
+            continue; // a kind the cluster no longer serves has no members left
+        };
+        let scopes: Vec<Option<&str>> = match resolved.namespaced {
+            true => namespaces.iter().map(|ns| Some(ns.as_str())).collect(),
+            false => vec![None],
+        };
+        for namespace in scopes {
+            for name in cluster
+                .names_labelled(&resolved.resource, namespace, &selector)
+                .await?
+            {
+                found.push((group_kind.clone(), namespace.map(str::to_owned), name));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// How many objects are read and dry-run at once.

@@ -107,6 +107,12 @@ pub fn set_resources(entry: &mut Deployment, resources: &[ResourceEntry]) {
     entry.extra.insert("resources".into(), json!(resources));
 }
 
+/// Records the applyset's id and what was (or, in a dry run, would be) pruned from it.
+pub fn set_pruned(entry: &mut Deployment, id: &str, pruned: &[String]) {
+    entry.extra.insert("applyset".into(), json!(id));
+    entry.extra.insert("pruned".into(), json!(pruned));
+}
+
 /// Ends the entry with `outcome`.
 pub fn finish(entry: &mut Deployment, outcome: Outcome) {
     entry.outcome = outcome;

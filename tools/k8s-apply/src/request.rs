@@ -15,6 +15,8 @@ pub struct Request {
     pub kustomizations: Vec<PathBuf>,
     /// `--namespace`: for namespaced objects that name none (else the context's namespace).
     pub namespace: Option<String>,
+    /// `--prune --applyset NAME`: the applyset whose former members are pruned.
+    pub applyset: Option<String>,
     /// `(name, reference)` from `--image`: wins over the images pushed upstream.
     pub images: Vec<(String, String)>,
     /// `--context`: the kubeconfig context (else its current one).
@@ -79,6 +81,7 @@ impl Request {
             files: args.files.clone(),
             kustomizations: args.kustomize.clone(),
             namespace: args.namespace.clone().filter(|ns| !ns.is_empty()),
+            applyset: args.applyset.clone().filter(|_| args.prune),
             images: args.images.clone(),
             context: args.context.clone().filter(|c| !c.is_empty()),
             eks_cluster: args.eks_cluster.clone().filter(|c| !c.is_empty()),

@@ -541,3 +541,111 @@ fn eks_cluster_finds_the_cluster_through_the_eks_api_with_a_token_the_cluster_ch
         "{error}"
     );
 }
+
+fn config_map(name: &str) -> String {
+    format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{a: b}}\n")
+}
+
+#[test]
+fn prune_with_an_applyset_deletes_what_left_the_manifests_and_kubectl_sees_the_same_set() {
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let get = |args: &[&str]| {
+        let mut argv = vec!["--context", "staging", "-n", "default", "get"];
+        argv.extend_from_slice(args);
+        emulator.kubectl(&argv)
+    };
+    let web = "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: nginx}]}\n";
+    let all = write(
+        dir.path(),
+        "all.yaml",
+        &format!("{}{}{web}", config_map("keep"), config_map("drop")),
+    );
+    let set = ["--prune", "--applyset", "shop-set", "--no-wait"];
+    let out = k8s_apply(&emulator).args(["-f", &all]).args(set).run();
+    out.assert_code(0);
+    let id = k8s_apply::applyset::id("shop-set", "default");
+    assert_eq!(deployment(&out).extra["applyset"], id.as_str());
+    let parent = get(&[
+        "secret/shop-set",
+        "-o",
+        "jsonpath={.metadata.labels.applyset\\.kubernetes\\.io/id} {.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}",
+    ]);
+    assert_eq!(parent, format!("{id} ConfigMap,Deployment.apps"));
+    let selector = format!("applyset.kubernetes.io/part-of={id}");
+    assert_eq!(
+        get(&["configmaps,deployments", "-l", &selector, "-o", "name"])
+            .lines()
+            .count(),
+        3
+    );
+
+    let fewer = write(dir.path(), "fewer.yaml", &config_map("keep"));
+    let out = k8s_apply(&emulator)
+        .args(["-f", &fewer, "--dry-run"])
+        .args(&set[..3])
+        .run();
+    out.assert_code(0);
+    assert_eq!(
+        deployment(&out).extra["pruned"],
+        json!(["ConfigMap default/drop", "Deployment default/web"])
+    );
+    assert_eq!(
+        get(&["configmaps,deployments", "-l", &selector, "-o", "name"])
+            .lines()
+            .count(),
+        3,
+        "a dry run prunes nothing"
+    );
+
+    let out = k8s_apply(&emulator).args(["-f", &fewer]).args(set).run();
+    out.assert_code(0);
+    assert_eq!(
+        deployment(&out).extra["pruned"],
+        json!(["ConfigMap default/drop", "Deployment default/web"])
+    );
+    assert_eq!(
+        get(&["configmaps,deployments", "-l", &selector, "-o", "name"]),
+        "configmap/keep\n"
+    );
+    let kinds = get(&[
+        "secret/shop-set",
+        "-o",
+        "jsonpath={.metadata.annotations.applyset\\.kubernetes\\.io/contains-group-kinds}",
+    ]);
+    assert_eq!(kinds, "ConfigMap");
+
+    // kubectl's own applyset of the same name and namespace has the same id.
+    let theirs = write(dir.path(), "theirs.yaml", &config_map("kubectls"));
+    let out = std::process::Command::new(shipkit_tests::kube::KUBECTL)
+        .env("KUBECONFIG", &emulator.kubeconfig)
+        .env("KUBECTL_APPLYSET", "true")
+        .args([
+            "--context",
+            "staging",
+            "-n",
+            "default",
+            "apply",
+            "--server-side",
+            "--prune",
+            "--applyset=kubectl-set",
+            "-f",
+            &theirs,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let kubectl_id = get(&[
+        "secret/kubectl-set",
+        "-o",
+        "jsonpath={.metadata.labels.applyset\\.kubernetes\\.io/id}",
+    ]);
+    assert_eq!(
+        kubectl_id,
+        k8s_apply::applyset::id("kubectl-set", "default")
+    );
+}
