@@ -649,3 +649,33 @@ fn prune_with_an_applyset_deletes_what_left_the_manifests_and_kubectl_sees_the_s
         k8s_apply::applyset::id("kubectl-set", "default")
     );
 }
+
+#[test]
+fn under_actions_it_groups_the_wait_and_writes_step_outputs_and_a_summary() {
+    let emulator = KubeEmulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "cm.yaml", &config_map("settings"));
+    let (outputs, summary) = (dir.path().join("out"), dir.path().join("summary"));
+    let out = k8s_apply(&emulator)
+        .args(["-f", &path])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_OUTPUT", outputs.display().to_string())
+        .env("GITHUB_STEP_SUMMARY", summary.display().to_string())
+        .run();
+    out.assert_code(0);
+    assert!(
+        out.stderr.contains("::group::waiting for the rollout"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("::endgroup::"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&outputs).unwrap(),
+        "outcome=completed\n"
+    );
+    let table = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        table.contains("| ConfigMap default/settings | created | completed |"),
+        "{table}"
+    );
+}
