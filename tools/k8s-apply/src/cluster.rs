@@ -107,7 +107,10 @@ pub struct Resolved {
 
 /// A connected cluster, with its discovery.
 pub struct Cluster {
-    client: Client,
+    /// Replaced when an EKS token is renewed.
+    client: std::sync::RwLock<Client>,
+    /// `--eks-cluster`: how to make the next token.
+    renewal: Option<Renewal>,
     discovery: Discovery,
     /// The kubeconfig context used.
     pub context: String,
@@ -137,7 +140,34 @@ impl Cluster {
             .map_err(|e| KubeError::Kubeconfig(format!("the EKS cluster {name}: {e}")))?;
         let mut cluster = Cluster::from_kubeconfig(kubeconfig, None, groups).await?;
         cluster.name = name.clone();
+        cluster.renewal = Some(Renewal {
+            config,
+            eks,
+            ui: ui.clone(),
+            made: std::sync::Mutex::new(std::time::Instant::now()),
+        });
         Ok(cluster)
+    }
+
+    /// The client, with a fresh EKS token once the one in use is due for renewal (a wait can
+    /// outlast a token's 15 minutes). A renewal that fails keeps the old token and says so.
+    async fn client(&self) -> Client {
+        if let Some(renewal) = &self.renewal
+            && renewal.due()
+        {
+            match renewal.new_client().await {
+                Ok(client) => {
+                    if let Ok(mut current) = self.client.write() {
+                        *current = client;
+                    }
+                }
+                Err(e) => tracing::warn!("cannot renew the EKS token: {e}"),
+            }
+        }
+        match self.client.read() {
+            Ok(client) => client.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Connects through `kubeconfig` with `context` (else its current one) and runs
@@ -196,7 +226,8 @@ impl Cluster {
             .await
             .map_err(|source| KubeError::Discovery { server, source })?;
         Ok(Cluster {
-            client,
+            client: std::sync::RwLock::new(client),
+            renewal: None,
             discovery,
             context: chosen,
             name,
@@ -233,8 +264,8 @@ impl Cluster {
         selector: &str,
     ) -> Result<Vec<String>, KubeError> {
         let api: Api<DynamicObject> = match namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, resource),
-            None => Api::all_with(self.client.clone(), resource),
+            Some(ns) => Api::namespaced_with(self.client().await, ns, resource),
+            None => Api::all_with(self.client().await, resource),
         };
         match api.list(&ListParams::default().labels(selector)).await {
             Ok(list) => Ok(list
@@ -251,10 +282,11 @@ impl Cluster {
         }
     }
 
-    fn api(&self, target: &Target) -> Api<DynamicObject> {
+    async fn api(&self, target: &Target) -> Api<DynamicObject> {
+        let client = self.client().await;
         match &target.namespace {
-            Some(ns) => Api::namespaced_with(self.client.clone(), ns, &target.resource),
-            None => Api::all_with(self.client.clone(), &target.resource),
+            Some(ns) => Api::namespaced_with(client, ns, &target.resource),
+            None => Api::all_with(client, &target.resource),
         }
     }
 
@@ -262,6 +294,7 @@ impl Cluster {
     pub async fn get(&self, target: &Target) -> Result<Option<Value>, KubeError> {
         let found = self
             .api(target)
+            .await
             .get_opt(&target.name)
             .await
             .map_err(|e| KubeError::of_call(format!("reading {}", target.display()), e))?;
@@ -284,6 +317,7 @@ impl Cluster {
             false => format!("applying {}", target.display()),
         };
         self.api(target)
+            .await
             .patch(&target.name, &params, &Patch::Apply(object))
             .await
             .map(to_value)
@@ -299,6 +333,7 @@ impl Cluster {
                 message: e.to_string(),
             })?;
         self.api(target)
+            .await
             .replace(&target.name, &PostParams::default(), &typed)
             .await
             .map(to_value)
@@ -309,6 +344,7 @@ impl Cluster {
     pub async fn delete(&self, target: &Target) -> Result<(), KubeError> {
         match self
             .api(target)
+            .await
             .delete(&target.name, &DeleteParams::background())
             .await
         {
@@ -323,7 +359,7 @@ impl Cluster {
 
     /// The pods of `namespace` that `selector` (a label selector) selects.
     pub async fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>, KubeError> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<Pod> = Api::namespaced(self.client().await, namespace);
         api.list(&ListParams::default().labels(selector))
             .await
             .map(|list| list.items)
@@ -332,7 +368,7 @@ impl Cluster {
 
     /// Deletes the pods of `namespace` that `selector` selects; how many there were.
     pub async fn delete_pods(&self, namespace: &str, selector: &str) -> Result<usize, KubeError> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<Pod> = Api::namespaced(self.client().await, namespace);
         let pods = api
             .list(&ListParams::default().labels(selector))
             .await
@@ -359,7 +395,7 @@ impl Cluster {
         namespace: &str,
         selector: &str,
     ) -> Result<Vec<ReplicaSet>, KubeError> {
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<ReplicaSet> = Api::namespaced(self.client().await, namespace);
         api.list(&ListParams::default().labels(selector))
             .await
             .map(|list| list.items)
@@ -374,7 +410,7 @@ impl Cluster {
         container: &str,
         lines: i64,
     ) -> Result<Vec<String>, KubeError> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<Pod> = Api::namespaced(self.client().await, namespace);
         let params = LogParams {
             container: Some(container.to_owned()),
             previous: true,
@@ -385,6 +421,40 @@ impl Cluster {
             .await
             .map(|text| text.lines().map(str::to_owned).collect())
             .map_err(|e| KubeError::of_call(format!("reading the logs of {pod}/{container}"), e))
+    }
+}
+
+/// What makes the next EKS token.
+struct Renewal {
+    config: common::aws::SdkConfig,
+    eks: eks::EksCluster,
+    ui: Ui,
+    made: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Renewal {
+    fn due(&self) -> bool {
+        self.made
+            .lock()
+            .map(|made| eks::renewal_due(made.elapsed()))
+            .unwrap_or(true)
+    }
+
+    async fn new_client(&self) -> Result<Client, String> {
+        let token = eks::token_for(&self.config, &self.eks.name)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.ui.mask(&token);
+        let kubeconfig = Kubeconfig::from_yaml(&eks::kubeconfig(&self.eks, &token))
+            .map_err(|e| e.to_string())?;
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| e.to_string())?;
+        let client = Client::try_from(config).map_err(|e| e.to_string())?;
+        if let Ok(mut made) = self.made.lock() {
+            *made = std::time::Instant::now();
+        }
+        Ok(client)
     }
 }
 

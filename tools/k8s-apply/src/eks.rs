@@ -37,6 +37,14 @@ impl From<EksError> for common::Error {
     }
 }
 
+/// A token is accepted for 15 minutes after it is made: a new one is made after this.
+pub const RENEW_AFTER: Duration = Duration::from_secs(10 * 60);
+
+/// Whether a token made `age` ago is due for renewal.
+pub fn renewal_due(age: Duration) -> bool {
+    age >= RENEW_AFTER
+}
+
 /// How long the presigned URL is valid (the authenticator takes 15 minutes from signing).
 const PRESIGNED_FOR: Duration = Duration::from_secs(60);
 
@@ -247,6 +255,13 @@ mod tests {
         )
         .unwrap();
         assert_ne!(token, other, "the signature covers the cluster's name");
+    }
+
+    #[test]
+    fn a_token_is_renewed_well_before_its_15_minutes() {
+        assert!(!renewal_due(Duration::from_secs(60)));
+        assert!(renewal_due(Duration::from_secs(10 * 60)));
+        assert!(RENEW_AFTER < Duration::from_secs(14 * 60));
     }
 
     #[test]
