@@ -1,10 +1,10 @@
 //! Failing fast, with the reason, on the pods of a workload's new revision (pure: observed
 //! pods and the time in, a decision out).
 //!
-//! - at once: `ErrImagePull` whose message says the image or tag does not exist or access is
-//!   denied; `CreateContainerConfigError`, `InvalidImageName`, `RunContainerError`;
-//! - after `--fail-after` of seeing it: `ImagePullBackOff`, `CrashLoopBackOff`, any other
-//!   `ErrImagePull` (a registry hiccup), `Unschedulable` — so one transient error or one
+//! - at once: `ErrImagePull` (or `ImagePullBackOff`) whose message says the image or tag does
+//!   not exist or access is denied; `CreateContainerConfigError`, `InvalidImageName`, `RunContainerError`;
+//! - after `--fail-after` of seeing it: `CrashLoopBackOff`, any other `ErrImagePull` or
+//!   `ImagePullBackOff` (a registry hiccup), `Unschedulable` — so one transient error or one
 //!   restart does not fail a deploy (the rule krane settled on).
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
@@ -46,7 +46,9 @@ const FATAL_PULL_WORDS: [&str; 7] = [
 /// How soon `reason` (with `message`) fails a rollout; `None` when it is no problem.
 pub fn urgency(reason: &str, message: &str) -> Option<Urgency> {
     match reason {
-        "ErrImagePull" => {
+        // A back-off's message carries the pull error too (kubelet 1.30+, and the emulator):
+        // the state a poll sees may be either, so both are read the same way.
+        "ErrImagePull" | "ImagePullBackOff" => {
             let lower = message.to_ascii_lowercase();
             Some(match FATAL_PULL_WORDS.iter().any(|w| lower.contains(w)) {
                 true => Urgency::AtOnce,
@@ -56,7 +58,7 @@ pub fn urgency(reason: &str, message: &str) -> Option<Urgency> {
         "CreateContainerConfigError" | "InvalidImageName" | "RunContainerError" => {
             Some(Urgency::AtOnce)
         }
-        "ImagePullBackOff" | "CrashLoopBackOff" | "Unschedulable" => Some(Urgency::Persisting),
+        "CrashLoopBackOff" | "Unschedulable" => Some(Urgency::Persisting),
         _ => None,
     }
 }
@@ -191,6 +193,17 @@ mod tests {
         );
         assert_eq!(
             urgency("ErrImagePull", "dial tcp 10.0.0.1:443: i/o timeout"),
+            Some(Urgency::Persisting)
+        );
+        assert_eq!(
+            urgency(
+                "ImagePullBackOff",
+                "Back-off pulling image \"r/api:nope\": Docker responded with status code 404: manifest unknown"
+            ),
+            Some(Urgency::AtOnce)
+        );
+        assert_eq!(
+            urgency("ImagePullBackOff", "Back-off pulling image \"r/api:1\""),
             Some(Urgency::Persisting)
         );
         assert_eq!(urgency("ContainerCreating", ""), None);

@@ -144,6 +144,7 @@ async fn wait_one(
             Verdict::Progressing(line) => record(&line),
         }
         if !pace.tolerate_failures
+            && spec_observed(&live)
             && let Some(problem) =
                 pod_problem(cluster, workload, &live, started, &mut fail_fast).await
         {
@@ -212,6 +213,22 @@ async fn with_logs(cluster: &Cluster, workload: &Workload, problem: PodProblem) 
     }
 }
 
+/// Whether the controller has seen the workload's current spec (pure): before that, which
+/// pods are the new revision's is not known yet (a template rolled back to an old
+/// ReplicaSet's gets its new revision number only then), so no pod is judged.
+pub fn spec_observed(live: &Value) -> bool {
+    let generation = live.pointer("/metadata/generation").and_then(Value::as_i64);
+    let observed = live
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
+    match (generation, observed) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (Some(_), None) => false,
+        // Jobs have no observedGeneration: their pods are always theirs.
+        (None, _) => true,
+    }
+}
+
 /// The label selector of a workload (`spec.selector`), as the API's query syntax.
 pub fn selector_of(live: &Value) -> Option<String> {
     let selector: LabelSelector =
@@ -274,6 +291,22 @@ pub fn revision_label(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn pods_are_judged_only_once_the_spec_is_observed() {
+        assert!(!spec_observed(
+            &json!({"metadata": {"generation": 3}, "status": {"observedGeneration": 2}})
+        ));
+        assert!(!spec_observed(
+            &json!({"metadata": {"generation": 1}, "status": {}})
+        ));
+        assert!(spec_observed(
+            &json!({"metadata": {"generation": 3}, "status": {"observedGeneration": 3}})
+        ));
+        assert!(spec_observed(
+            &json!({"metadata": {}, "status": {"active": 1}})
+        ));
+    }
 
     #[test]
     fn selectors_are_written_in_the_api_query_syntax() {
