@@ -36,9 +36,10 @@ async fn apply_and_wait(
     let mut resources = record::resources(entry);
     let applied = match apply_all(cluster, plan, request, ui, entry, &mut resources).await {
         Ok(applied) => applied,
-        Err((applied, err)) => {
+        Err((applied, failed_at, err)) => {
             let reason = err.to_string();
             let failure = WorkloadFailure {
+                resource: plan.steps[failed_at].target.display(),
                 reason: "ApplyFailed".into(),
                 message: reason.clone(),
                 ..WorkloadFailure::default()
@@ -140,7 +141,8 @@ async fn apply_and_wait(
 }
 
 /// Applies every step that changes something, in order; the indices applied. On an error,
-/// what was applied before it and the error (nothing after it is applied).
+/// what was applied before it, the step that failed and the error (nothing after it is
+/// applied).
 async fn apply_all(
     cluster: &Cluster,
     plan: &Plan,
@@ -148,7 +150,7 @@ async fn apply_all(
     ui: &Ui,
     entry: &mut Deployment,
     resources: &mut [ResourceEntry],
-) -> std::result::Result<Vec<usize>, (Vec<usize>, KubeError)> {
+) -> std::result::Result<Vec<usize>, (Vec<usize>, usize, KubeError)> {
     let mut applied = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         if step.action == Action::Unchanged {
@@ -162,7 +164,7 @@ async fn apply_all(
                 request.force_conflicts,
             )
             .await
-            .map_err(|e| (applied.clone(), e))?;
+            .map_err(|e| (applied.clone(), i, e))?;
         applied.push(i);
         resources[i].generation = result
             .pointer("/metadata/generation")
