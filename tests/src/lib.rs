@@ -17,12 +17,14 @@
 //! - [`ecr`]: moto's ECR API through `aws-sdk-ecr` (the login token, repositories);
 //! - [`wait`]: polling until something is true ([`wait::wait_for`]);
 //! - [`http_server`]: scripted HTTP(S) servers on loopback, [`http_server::unused_port`];
-//! - [`ecs`]: an ECS emulator per test, an `aws-sdk-ecs` client, busybox images in ECR.
+//! - [`ecs`]: an ECS emulator per test, an `aws-sdk-ecs` client, busybox images in ECR;
+//! - [`kube`]: a Kubernetes emulator per test, with its own CA and kubeconfig.
 
 pub mod docker;
 pub mod ecr;
 pub mod ecs;
 pub mod http_server;
+pub mod kube;
 pub mod wait;
 
 /// The AWS settings a tool has with `AWS_ENDPOINT_URL_<SERVICE>=endpoint` and the local

@@ -1,0 +1,505 @@
+//! The plan: what each object gets, decided before anything is written.
+//!
+//! [`Local::read`] reads everything local (manifests, images, order). [`plan`] then makes
+//! read-only calls only: every kind resolved by discovery (unknown → exit 2), every live
+//! object read (the state a rollback restores), every object dry-run applied (a conflict
+//! with another field manager stops the run here, before any write), and the result compared
+//! with the live object: `created`, `configured` or `unchanged` (not written at all).
+
+use crate::applyset;
+use crate::cluster::{Cluster, KubeError, Target};
+use crate::diff;
+use crate::images::{self, Substitution};
+use crate::manifests::{self, Manifest};
+use crate::order;
+use crate::request::Request;
+use crate::sources;
+use common::envelope::Envelope;
+use common::{Error, Result, Ui};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+/// What an object gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Configure,
+    Unchanged,
+}
+
+impl Action {
+    /// As written in `resources[].action`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "created",
+            Action::Configure => "configured",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// Everything read locally, checked: the manifests in apply order, images substituted.
+#[derive(Debug, Clone)]
+pub struct Local {
+    pub manifests: Vec<Manifest>,
+    pub substitution: Substitution,
+}
+
+impl Local {
+    /// Reads the manifests and the images on offer, substitutes and orders (exit 2 on bad
+    /// input), and reports what was substituted.
+    pub fn read(request: &Request, envelope: &Envelope, ui: &Ui) -> Result<Local> {
+        let offers = images::offers(envelope, &request.images)?;
+        let mut manifests = sources::read_all(&request.files, &request.kustomizations)?;
+        let substitution = images::substitute(&mut manifests, &offers);
+        report_substitution(&substitution, ui);
+        Ok(Local {
+            manifests: order::in_apply_order(manifests),
+            substitution,
+        })
+    }
+}
+
+impl Local {
+    /// The API groups the manifests use, each once (`""`: the core group).
+    pub fn groups(&self) -> Vec<&str> {
+        let mut groups: Vec<&str> = Vec::new();
+        for manifest in &self.manifests {
+            let group = manifest.group_version().0;
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        groups
+    }
+}
+
+fn report_substitution(substitution: &Substitution, ui: &Ui) {
+    for r in &substitution.replaced {
+        ui.line(&format!(
+            "{} {}: image {} -> {}",
+            r.object, r.container, r.from, r.to
+        ));
+    }
+    for name in &substitution.unmatched {
+        tracing::warn!(
+            "image {name} was pushed upstream but no container in the manifests uses it"
+        );
+    }
+    for (object, container, image) in &substitution.mutable {
+        tracing::warn!("{object} {container}: image {image} is on a mutable tag, not a digest");
+    }
+}
+
+/// One object of the plan.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub manifest: Manifest,
+    pub target: Target,
+    /// The object as it is before this run (what a rollback restores); absent when new.
+    pub live: Option<Value>,
+    /// What the server would make of it (the dry run's answer).
+    pub would_be: Value,
+    pub action: Action,
+    /// Live vs would-be, for `--dry-run` and `-v`.
+    pub diff: String,
+}
+
+impl Step {
+    pub fn kind(&self) -> &str {
+        &self.target.resource.kind
+    }
+}
+
+/// The whole plan, in apply order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub substitution: Substitution,
+    /// `--prune --applyset`: the set, and what leaves it.
+    pub applyset: Option<SetPlan>,
+}
+
+/// An applyset: its parent, its members now, and the former members to prune.
+#[derive(Debug, Clone)]
+pub struct SetPlan {
+    pub id: String,
+    /// The parent Secret.
+    pub parent: Target,
+    /// The parent as it is to be left: listing only the current members' kinds and namespaces.
+    pub final_parent: Value,
+    /// Former members no longer in the manifests.
+    pub prune: Vec<Target>,
+}
+
+impl Plan {
+    /// The namespaces the objects are in, each once, in order.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut namespaces: Vec<String> = Vec::new();
+        for step in &self.steps {
+            if let Some(ns) = &step.target.namespace
+                && !namespaces.contains(ns)
+            {
+                namespaces.push(ns.clone());
+            }
+        }
+        namespaces
+    }
+}
+
+/// Resolves, reads and dry-runs every object (read-only; see the module documentation).
+pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<Plan> {
+    let mut manifests = local.manifests;
+    let set_namespace = request
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
+    let set_id = request
+        .applyset
+        .as_ref()
+        .map(|name| applyset::id(name, &set_namespace));
+    if let Some(id) = &set_id {
+        for manifest in &mut manifests {
+            applyset::label_member(&mut manifest.object, id);
+        }
+    }
+    let mut targets = resolve_all(cluster, request, manifests)?;
+    let set = match (&request.applyset, &set_id) {
+        (Some(name), Some(id)) => {
+            Some(plan_set(cluster, name, &set_namespace, id, &mut targets).await?)
+        }
+        _ => None,
+    };
+    let created_namespaces: Vec<String> = targets
+        .iter()
+        .filter(|(m, _)| m.kind() == "Namespace")
+        .map(|(m, _)| m.name().to_owned())
+        .collect();
+    // Every object is planned on its own (read-only calls): several at once, kept in order.
+    let steps: Vec<Step> = futures_util::stream::iter(targets)
+        .map(|(manifest, target)| plan_one(cluster, request, manifest, target, &created_namespaces))
+        .buffered(PLANNED_AT_ONCE)
+        .collect::<Vec<Result<Step>>>()
+        .await
+        .into_iter()
+        .collect::<Result<_>>()?;
+    Ok(Plan {
+        steps,
+        substitution: local.substitution,
+        applyset: set,
+    })
+}
+
+/// The applyset's plan: its parent put among the targets (after the Namespaces, listing the
+/// former and current kinds and namespaces, so an interrupted run still covers both), and the
+/// former members that are no longer in the manifests.
+async fn plan_set(
+    cluster: &Cluster,
+    name: &str,
+    namespace: &str,
+    id: &str,
+    targets: &mut Vec<(Manifest, Target)>,
+) -> Result<SetPlan> {
+    let secret = cluster
+        .resolve("", "v1", "Secret")
+        .ok_or_else(|| Error::failed("the cluster does not serve Secrets"))?;
+    let parent = Target {
+        resource: secret.resource,
+        namespace: Some(namespace.to_owned()),
+        name: name.to_owned(),
+    };
+    let live = cluster.get(&parent).await?;
+    if let Some(live) = &live
+        && live["metadata"]["labels"][applyset::ID_LABEL] != id
+    {
+        return Err(Error::usage(format!(
+            "--applyset {name}: Secret {namespace}/{name} exists and is not this applyset's parent"
+        )));
+    }
+    let (mut kinds, mut namespaces) = live
+        .as_ref()
+        .map(|l| applyset::listed(l, namespace))
+        .unwrap_or_default();
+    let current: Vec<applyset::Member> = targets
+        .iter()
+        .map(|(m, t)| {
+            let kind = applyset::group_kind(m.group_version().0, m.kind());
+            (kind, t.namespace.clone(), t.name.clone())
+        })
+        .collect();
+    let current_kinds: Vec<String> = current.iter().map(|(k, _, _)| k.clone()).collect();
+    let mut current_namespaces: Vec<String> =
+        current.iter().filter_map(|(_, ns, _)| ns.clone()).collect();
+    current_namespaces.push(namespace.to_owned());
+    let found = members(cluster, id, &kinds, &namespaces).await?;
+    let prune = applyset::to_prune(&found, &current)
+        .into_iter()
+        .filter_map(|(kind, ns, name)| {
+            let (group, kind) = applyset::split_group_kind(&kind);
+            let resolved = cluster.resolve_group_kind(group, kind)?;
+            Some(Target {
+                resource: resolved.resource,
+                namespace: ns,
+                name,
+            })
+        })
+        .collect();
+    kinds.extend(current_kinds.iter().cloned());
+    namespaces.extend(current_namespaces.iter().cloned());
+    let manifest = |object: Value| Manifest {
+        source: crate::manifests::Source {
+            origin: format!("--applyset {name}"),
+            document: 1,
+            item: None,
+        },
+        object,
+    };
+    let first_after_namespaces = targets
+        .iter()
+        .take_while(|(m, _)| m.kind() == "Namespace")
+        .count();
+    targets.insert(
+        first_after_namespaces,
+        (
+            manifest(applyset::parent(name, namespace, &kinds, &namespaces)),
+            parent.clone(),
+        ),
+    );
+    Ok(SetPlan {
+        id: id.to_owned(),
+        parent,
+        final_parent: applyset::parent(name, namespace, &current_kinds, &current_namespaces),
+        prune,
+    })
+}
+
+/// The members of the set `id` found among `kinds` in `namespaces`.
+async fn members(
+    cluster: &Cluster,
+    id: &str,
+    kinds: &[String],
+    namespaces: &[String],
+) -> Result<Vec<applyset::Member>> {
+    let selector = format!("{}={id}", applyset::PART_OF_LABEL);
+    let mut found = Vec::new();
+    let mut namespaces = namespaces.to_vec();
+    namespaces.sort();
+    namespaces.dedup();
+    let mut kinds = kinds.to_vec();
+    kinds.sort();
+    kinds.dedup();
+    for group_kind in &kinds {
+        let (group, kind) = applyset::split_group_kind(group_kind);
+        let Some(resolved) = cluster.resolve_group_kind(group, kind) else {
+            continue; // a kind the cluster no longer serves has no members left
+        };
+        let scopes: Vec<Option<&str>> = match resolved.namespaced {
+            true => namespaces.iter().map(|ns| Some(ns.as_str())).collect(),
+            false => vec![None],
+        };
+        for namespace in scopes {
+            for name in cluster
+                .names_labelled(&resolved.resource, namespace, &selector)
+                .await?
+            {
+                found.push((group_kind.clone(), namespace.map(str::to_owned), name));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// How many objects are read and dry-run at once.
+const PLANNED_AT_ONCE: usize = 16;
+
+/// Reads the live object, dry-runs the apply, and decides the action.
+async fn plan_one(
+    cluster: &Cluster,
+    request: &Request,
+    manifest: Manifest,
+    target: Target,
+    created_namespaces: &[String],
+) -> Result<Step> {
+    let live = cluster.get(&target).await?;
+    let would_be = match cluster
+        .apply(&target, &manifest.object, true, request.force_conflicts)
+        .await
+    {
+        Ok(would_be) => would_be,
+        // Its namespace is one this run creates: the dry run cannot see it yet.
+        Err(e) if e.is_not_found() && in_new_namespace(&target, created_namespaces) => {
+            manifest.object.clone()
+        }
+        Err(e) => return Err(plan_error(&manifest, e)),
+    };
+    let action = match &live {
+        None => Action::Create,
+        Some(live) if diff::changes(live, &would_be) => Action::Configure,
+        Some(_) => Action::Unchanged,
+    };
+    let diff = diff::unified(
+        target.resource.kind.as_str(),
+        &target.display(),
+        live.as_ref(),
+        &would_be,
+    );
+    Ok(Step {
+        manifest,
+        target,
+        live,
+        would_be,
+        action,
+        diff,
+    })
+}
+
+fn in_new_namespace(target: &Target, created: &[String]) -> bool {
+    target
+        .namespace
+        .as_ref()
+        .is_some_and(|ns| created.contains(ns))
+}
+
+/// A dry run that failed: the manifest's fault (exit 2, naming where it came from), a
+/// conflict (exit 1, naming the manager and fields), or the API's (exit 1).
+fn plan_error(manifest: &Manifest, err: KubeError) -> Error {
+    match err {
+        KubeError::Refused { message, .. } => Error::usage(format!(
+            "{}: {}: {message}",
+            manifest.source,
+            manifest.display_name()
+        )),
+        KubeError::Conflict { what, message } => Error::failed(format!(
+            "{what}: {message} (nothing was applied; --force-conflicts takes these fields)"
+        )),
+        other => other.into(),
+    }
+}
+
+/// Every manifest with its resource type, its namespace settled (exit 2 for an unknown kind,
+/// a namespace that contradicts `--namespace`, or an object given twice).
+fn resolve_all(
+    cluster: &Cluster,
+    request: &Request,
+    manifests: Vec<Manifest>,
+) -> Result<Vec<(Manifest, Target)>> {
+    let default_namespace = request
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
+    let mut resolved = Vec::with_capacity(manifests.len());
+    for mut manifest in manifests {
+        let (group, version) = manifest.group_version();
+        let Some(found) = cluster.resolve(group, version, manifest.kind()) else {
+            return Err(Error::usage(format!(
+                "{}: the cluster does not serve kind {} in {} ({})",
+                manifest.source,
+                manifest.kind(),
+                manifest.api_version(),
+                manifest.display_name()
+            )));
+        };
+        let namespace = settle_namespace(
+            &manifest,
+            found.namespaced,
+            request.namespace.as_deref(),
+            &default_namespace,
+        )
+        .map_err(|problem| Error::usage(format!("{}: {problem}", manifest.source)))?;
+        manifest.set_namespace(namespace.as_deref());
+        let target = Target {
+            resource: found.resource,
+            namespace,
+            name: manifest.name().to_owned(),
+        };
+        resolved.push((manifest, target));
+    }
+    let manifests: Vec<Manifest> = resolved.iter().map(|(m, _)| m.clone()).collect();
+    manifests::refuse_duplicates(&manifests).map_err(Error::usage)?;
+    Ok(resolved)
+}
+
+/// The namespace of an object (pure): none for a cluster-scoped kind; its own, which must
+/// agree with `--namespace` when both are given (as kubectl insists); else the default.
+pub fn settle_namespace(
+    manifest: &Manifest,
+    namespaced: bool,
+    flag: Option<&str>,
+    default: &str,
+) -> Result<Option<String>, String> {
+    if !namespaced {
+        return Ok(None);
+    }
+    match (manifest.namespace(), flag) {
+        (Some(own), Some(flag)) if own != flag => Err(format!(
+            "{} names namespace {own}, which does not match --namespace {flag}",
+            manifest.display_name()
+        )),
+        (Some(own), _) => Ok(Some(own.to_owned())),
+        (None, _) => Ok(Some(default.to_owned())),
+    }
+}
+
+/// Tells what the plan does: one line per object; under `--dry-run` (or `-v`) each diff.
+pub fn report(plan: &Plan, dry_run: bool, ui: &Ui) {
+    let verbose = matches!(
+        ui.verbosity(),
+        common::ui::Verbosity::Verbose | common::ui::Verbosity::Trace
+    );
+    for step in &plan.steps {
+        // Without --dry-run, what is applied is told as it is applied; only the rest here.
+        match (dry_run, step.action) {
+            (true, action) => ui.line(&format!(
+                "{}: {} (dry run)",
+                step.target.display(),
+                action.as_str()
+            )),
+            (false, Action::Unchanged) => ui.line(&format!("{}: unchanged", step.target.display())),
+            (false, _) => {}
+        }
+        if (dry_run || verbose) && !step.diff.is_empty() {
+            ui.line(step.diff.trim_end());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifests::parse;
+
+    #[test]
+    fn namespaces_are_settled_as_kubectl_settles_them() {
+        let with = parse(
+            "a.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: shop}\n",
+        )
+        .unwrap()
+        .remove(0);
+        let without = parse(
+            "a.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(
+            settle_namespace(&without, true, None, "default"),
+            Ok(Some("default".into()))
+        );
+        assert_eq!(
+            settle_namespace(&without, true, Some("x"), "x"),
+            Ok(Some("x".into()))
+        );
+        assert_eq!(
+            settle_namespace(&with, true, None, "default"),
+            Ok(Some("shop".into()))
+        );
+        assert_eq!(
+            settle_namespace(&with, true, Some("shop"), "shop"),
+            Ok(Some("shop".into()))
+        );
+        assert_eq!(settle_namespace(&with, false, None, "default"), Ok(None));
+        let err = settle_namespace(&with, true, Some("other"), "other").unwrap_err();
+        assert!(err.contains("does not match --namespace other"), "{err}");
+    }
+}
