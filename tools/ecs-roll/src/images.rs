@@ -6,6 +6,7 @@
 //! overrides the match for one container.
 
 use common::envelope::Envelope;
+use common::reference::Reference;
 use common::{Error, Result};
 use std::collections::BTreeMap;
 
@@ -22,24 +23,8 @@ pub struct ImageOffer {
 /// Docker Hub's short forms are expanded so that `nginx` and `docker.io/library/nginx`
 /// compare equal; a registry host keeps its port (`localhost:5000/app`).
 pub fn repository_of(image: &str) -> String {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    let last_slash = without_digest.rfind('/').map_or(0, |i| i + 1);
-    let without_tag = match without_digest[last_slash..].find(':') {
-        Some(colon) => &without_digest[..last_slash + colon],
-        None => without_digest,
-    };
-    normalize_docker_hub(without_tag)
-}
-
-fn normalize_docker_hub(repository: &str) -> String {
-    let first = repository.split('/').next().unwrap_or_default();
-    let has_host = repository.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
-    match (has_host, repository.contains('/')) {
-        (true, _) => repository.to_owned(),
-        (false, true) => format!("docker.io/{repository}"),
-        (false, false) => format!("docker.io/library/{repository}"),
-    }
+    // An image ECS would not accept either is compared as it is written.
+    Reference::parse(image).map_or_else(|_| image.to_owned(), |r| r.normalized_repository())
 }
 
 /// The images pushed upstream, one per repository (every tag of one push shares its
@@ -198,8 +183,14 @@ mod tests {
     fn repositories_drop_tags_and_digests_and_keep_ports() {
         let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/auth-server";
         assert_eq!(repository_of(&format!("{ecr}:latest")), ecr);
-        assert_eq!(repository_of(&format!("{ecr}@sha256:abcd")), ecr);
-        assert_eq!(repository_of(&format!("{ecr}:v1@sha256:abcd")), ecr);
+        assert_eq!(
+            repository_of(&format!("{ecr}@sha256:{}", "ab".repeat(32))),
+            ecr
+        );
+        assert_eq!(
+            repository_of(&format!("{ecr}:v1@sha256:{}", "ab".repeat(32))),
+            ecr
+        );
         assert_eq!(repository_of("localhost:5000/app:1"), "localhost:5000/app");
         assert_eq!(repository_of("localhost:5000/app"), "localhost:5000/app");
         assert_eq!(repository_of("nginx:1.27"), "docker.io/library/nginx");
