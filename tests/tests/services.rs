@@ -97,7 +97,7 @@ fn the_generic_registry_wants_its_password() {
 #[test]
 fn moto_answers_for_sts_and_ecr() {
     let env = env();
-    for key in ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_EKS"] {
+    for key in ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL_ECR"] {
         let url = format!("{}/moto-api/", var(&env, key));
         Cmd::tool("health-wait")
             .args(["--url", &url, "--timeout", "10s"])
@@ -105,4 +105,40 @@ fn moto_answers_for_sts_and_ecr() {
             .assert_code(0);
     }
     assert_eq!(var(&env, "AWS_REGION"), "us-east-1");
+}
+
+/// `AWS_ENDPOINT_URL_EKS` is the kube emulator's EKS API (moto's cannot hand out a usable
+/// CA): the real AWS CLI describes each cluster as ACTIVE, at the server the kubeconfig names.
+#[test]
+fn the_eks_api_describes_the_kube_emulators_clusters_to_the_aws_cli() {
+    let env = env();
+    for (cluster, url_key) in [
+        ("staging", "SHIPKIT_KUBE_STAGING_URL"),
+        ("production", "SHIPKIT_KUBE_PRODUCTION_URL"),
+    ] {
+        let out = std::process::Command::new(var(&env, "AWS_CLI"))
+            .args([
+                "eks",
+                "describe-cluster",
+                "--name",
+                cluster,
+                "--output",
+                "json",
+            ])
+            .envs(env.iter().filter(|(key, _)| key.as_str() != "PATH"))
+            .output()
+            .expect("run the AWS CLI");
+        assert!(
+            out.status.success(),
+            "aws eks describe-cluster --name {cluster}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let described: Value = serde_json::from_slice(&out.stdout).expect("JSON from the AWS CLI");
+        assert_eq!(described["cluster"]["status"], "ACTIVE", "{described}");
+        assert_eq!(
+            described["cluster"]["endpoint"],
+            var(&env, url_key),
+            "{described}"
+        );
+    }
 }
