@@ -21,7 +21,7 @@
 
 use crate::{services_env, workspace_bin};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The kubectl the emulator is measured against.
@@ -39,6 +39,11 @@ impl KubeEmulator {
     /// The API alone (`--no-docker`): objects are stored, controllers run, pods never start.
     pub fn start() -> KubeEmulator {
         Self::launch(&["--no-docker"])
+    }
+
+    /// The API alone, with `extra` flags (`--watch-history 3`, …).
+    pub fn start_with(extra: &[&str]) -> KubeEmulator {
+        Self::launch(&[&["--no-docker"], extra].concat())
     }
 
     /// With the kubelet on the local Docker Engine, ticking every 200 ms.
@@ -127,11 +132,22 @@ impl KubeEmulator {
 
     /// Runs kubectl with `args` and `input` on stdin; its stdout, asserting success.
     pub fn kubectl_with_input(&self, args: &[&str], input: Option<&str>) -> String {
+        let out = self.run_kubectl(args, input);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}\n--- emulator log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs kubectl with `args` and `input` on stdin, whatever its exit code (for tests of
+    /// what kubectl reports when it fails).
+    pub fn run_kubectl(&self, args: &[&str], input: Option<&str>) -> Output {
         use std::io::Write;
-        let mut child = Command::new(KUBECTL)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("kube-cache"))
+        let mut child = self
+            .kubectl_command()
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -143,14 +159,76 @@ impl KubeEmulator {
             stdin.write_all(text.as_bytes()).expect("kubectl's stdin");
         }
         drop(stdin);
-        let out = child.wait_with_output().expect("kubectl ran");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}\n--- emulator log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        child.wait_with_output().expect("kubectl ran")
+    }
+
+    /// A kubectl command against this emulator, with a discovery cache of its own.
+    pub fn kubectl_command(&self) -> Command {
+        let mut command = Command::new(KUBECTL);
+        command
+            .env("KUBECONFIG", &self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"));
+        command
+    }
+
+    /// Starts `kubectl args` in the background (a watch) and collects its stdout lines: the
+    /// first one (the watch is established), then runs `meanwhile`, then until `done` accepts
+    /// a line or `timeout` passes; then stops kubectl.
+    pub fn lines_until(
+        &self,
+        args: &[&str],
+        timeout: Duration,
+        done: impl Fn(&str) -> bool,
+        meanwhile: impl FnOnce(),
+    ) -> Vec<String> {
+        use std::io::{BufRead, BufReader};
+        use std::sync::mpsc::{RecvTimeoutError, channel};
+        let mut child = self
+            .kubectl_command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("running kubectl");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut lines = vec![rx.recv_timeout(timeout).expect("kubectl printed nothing")];
+        meanwhile();
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    let stop = done(&line);
+                    lines.push(line);
+                    if stop {
+                        break;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        lines
+    }
+
+    /// The emulator's pid (its containers carry it in their instance label).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The emulator's own directory (its CA, kubeconfigs and log).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 }
 

@@ -50,7 +50,7 @@ fn describe_cluster_gives_the_endpoint_and_the_ca_kubectl_needs() {
     ]);
     let c = &v["cluster"];
     assert_eq!(c["status"], "ACTIVE");
-    let server = emu.ok(
+    let server = emu.kubectl_with_input(
         &[
             "config",
             "view",
@@ -61,7 +61,7 @@ fn describe_cluster_gives_the_endpoint_and_the_ca_kubectl_needs() {
         None,
     );
     assert_eq!(c["endpoint"], server.as_str());
-    let ca = emu.ok(
+    let ca = emu.kubectl_with_input(
         &[
             "config",
             "view",
@@ -91,7 +91,7 @@ fn describe_cluster_gives_the_endpoint_and_the_ca_kubectl_needs() {
 fn an_eks_token_is_accepted_by_its_cluster_only_and_a_tampered_one_is_refused() {
     let emu = Emulator::start();
     let staging = token("staging");
-    let ok = emu.ok(
+    let ok = emu.kubectl_with_input(
         &[
             "--context",
             "staging",
@@ -106,7 +106,7 @@ fn an_eks_token_is_accepted_by_its_cluster_only_and_a_tampered_one_is_refused() 
         None,
     );
     assert_eq!(ok.trim(), "namespace/default");
-    let other = emu.run(
+    let other = emu.run_kubectl(
         &[
             "--context",
             "production",
@@ -127,7 +127,7 @@ fn an_eks_token_is_accepted_by_its_cluster_only_and_a_tampered_one_is_refused() 
     let i = tampered.len() - 5;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let out = emu.run(
+    let out = emu.run_kubectl(
         &[
             "--context",
             "staging",
@@ -145,7 +145,7 @@ fn an_eks_token_is_accepted_by_its_cluster_only_and_a_tampered_one_is_refused() 
 #[test]
 fn an_exec_kubeconfig_running_aws_eks_get_token_works() {
     let emu = Emulator::start();
-    let server = emu.ok(
+    let server = emu.kubectl_with_input(
         &[
             "config",
             "view",
@@ -155,7 +155,7 @@ fn an_exec_kubeconfig_running_aws_eks_get_token_works() {
         ],
         None,
     );
-    let ca = emu.ok(
+    let ca = emu.kubectl_with_input(
         &[
             "config",
             "view",
@@ -177,9 +177,9 @@ fn an_exec_kubeconfig_running_aws_eks_get_token_works() {
         "contexts": [{"name": "staging", "context": {"cluster": "staging", "user": "eks"}}],
         "current-context": "staging",
     });
-    let path = emu.dir.path().join("kubeconfig-eks");
+    let path = emu.dir().join("kubeconfig-eks");
     std::fs::write(&path, kubeconfig.to_string()).unwrap();
-    let out = emu.ok(
+    let out = emu.kubectl_with_input(
         &[
             "--kubeconfig",
             path.to_str().unwrap(),

@@ -7,15 +7,15 @@ use std::time::Duration;
 use support::{Emulator, config_map, deployment};
 
 fn jsonpath(emu: &Emulator, what: &str, path: &str) -> String {
-    emu.ok(&["get", what, "-o", &format!("jsonpath={path}")], None)
+    emu.kubectl_with_input(&["get", what, "-o", &format!("jsonpath={path}")], None)
 }
 
 #[test]
 fn discovery_and_openapi_answer_what_kubectl_asks() {
     let emu = Emulator::start();
-    let version = emu.ok(&["version"], None);
+    let version = emu.kubectl_with_input(&["version"], None);
     assert!(version.contains("Server Version: v1.32"), "{version}");
-    let resources = emu.ok(&["api-resources"], None);
+    let resources = emu.kubectl_with_input(&["api-resources"], None);
     let deployments = resources
         .lines()
         .find(|l| l.starts_with("deployments "))
@@ -30,7 +30,7 @@ fn discovery_and_openapi_answer_what_kubectl_asks() {
         .find(|l| l.starts_with("customresourcedefinitions "))
         .unwrap();
     assert!(crds.contains("false"), "CRDs are cluster-scoped: {crds}");
-    let openapi = emu.ok(&["get", "--raw", "/openapi/v3"], None);
+    let openapi = emu.kubectl_with_input(&["get", "--raw", "/openapi/v3"], None);
     assert!(openapi.contains("apis/apps/v1"), "{openapi}");
 }
 
@@ -42,7 +42,7 @@ fn apply_server_side_creates_then_a_second_apply_changes_nothing() {
         deployment("web", 2, "nginx:1.27"),
         config_map("cfg", "1")
     );
-    let out = emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    let out = emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&manifest));
     assert!(
         out.contains("deployment.apps/web serverside-applied"),
         "{out}"
@@ -63,7 +63,7 @@ fn apply_server_side_creates_then_a_second_apply_changes_nothing() {
         jsonpath(&emu, "deployment/web", "{.metadata.generation}"),
         "1"
     );
-    let out = emu.ok(
+    let out = emu.kubectl_with_input(
         &[
             "apply",
             "--server-side",
@@ -126,26 +126,26 @@ fn apply_server_side_creates_then_a_second_apply_changes_nothing() {
 fn an_unknown_field_is_refused_naming_it_and_nothing_is_created() {
     let emu = Emulator::start();
     let manifest = deployment("web", 2, "nginx:1.27").replace("replicas: 2", "replicass: 2");
-    let out = emu.run(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    let out = emu.run_kubectl(&["apply", "--server-side", "-f", "-"], Some(&manifest));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("replicass") && err.contains("field not declared in schema"),
         "{err}"
     );
-    let get = emu.run(&["get", "deployment", "web"], None);
+    let get = emu.run_kubectl(&["get", "deployment", "web"], None);
     assert!(String::from_utf8_lossy(&get.stderr).contains("NotFound"));
 }
 
 #[test]
 fn two_managers_conflict_until_one_forces() {
     let emu = Emulator::start();
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.27")),
     );
     let theirs = deployment("web", 3, "nginx:1.27");
-    let out = emu.run(
+    let out = emu.run_kubectl(
         &[
             "apply",
             "--server-side",
@@ -169,7 +169,7 @@ fn two_managers_conflict_until_one_forces() {
         "kubectl's own advice follows the 409: {err}"
     );
     assert_eq!(jsonpath(&emu, "deployment/web", "{.spec.replicas}"), "2");
-    emu.ok(
+    emu.kubectl_with_input(
         &[
             "apply",
             "--server-side",
@@ -199,11 +199,11 @@ fn two_managers_conflict_until_one_forces() {
 #[test]
 fn diff_server_side_shows_exactly_the_changed_field() {
     let emu = Emulator::start();
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.27")),
     );
-    let same = emu.run(
+    let same = emu.run_kubectl(
         &["diff", "--server-side", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.27")),
     );
@@ -213,7 +213,7 @@ fn diff_server_side_shows_exactly_the_changed_field() {
         "no change, no diff: {}",
         String::from_utf8_lossy(&same.stdout)
     );
-    let out = emu.run(
+    let out = emu.run_kubectl(
         &["diff", "--server-side", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.28")),
     );
@@ -252,7 +252,7 @@ fn diff_server_side_shows_exactly_the_changed_field() {
 #[test]
 fn get_prints_the_kinds_columns() {
     let emu = Emulator::start();
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&format!(
             "{}---\n{}",
@@ -260,20 +260,20 @@ fn get_prints_the_kinds_columns() {
             config_map("cfg", "1")
         )),
     );
-    let out = emu.ok(&["get", "deployments"], None);
+    let out = emu.kubectl_with_input(&["get", "deployments"], None);
     let mut lines = out.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(&row[..4], ["web", "0/2", "0", "0"]);
-    let wide = emu.ok(&["get", "deployment", "web", "-o", "wide"], None);
+    let wide = emu.kubectl_with_input(&["get", "deployment", "web", "-o", "wide"], None);
     assert!(
         wide.contains("nginx:1.27") && wide.contains("app=web"),
         "{wide}"
     );
-    let cms = emu.ok(&["get", "configmaps", "-l", "missing=label"], None);
+    let cms = emu.kubectl_with_input(&["get", "configmaps", "-l", "missing=label"], None);
     assert!(cms.is_empty(), "{cms}");
-    let cms = emu.ok(&["get", "cm", "--chunk-size=1"], None);
+    let cms = emu.kubectl_with_input(&["get", "cm", "--chunk-size=1"], None);
     assert!(cms.starts_with("NAME") && cms.contains("cfg "), "{cms}");
 }
 
@@ -281,7 +281,7 @@ fn get_prints_the_kinds_columns() {
 fn get_watch_sees_added_modified_deleted_in_order() {
     let emu = Emulator::start();
     // One object already there: kubectl prints it first, which says the watch is set up.
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&config_map("seed", "1")),
     );
@@ -290,12 +290,12 @@ fn get_watch_sees_added_modified_deleted_in_order() {
         Duration::from_secs(20),
         |l| l.starts_with("DELETED") && l.contains(" w "),
         || {
-            emu.ok(
+            emu.kubectl_with_input(
                 &["apply", "--server-side", "-f", "-"],
                 Some(&config_map("w", "1")),
             );
-            emu.ok(&["label", "configmap", "w", "tier=web"], None);
-            emu.ok(&["delete", "configmap", "w"], None);
+            emu.kubectl_with_input(&["label", "configmap", "w", "tier=web"], None);
+            emu.kubectl_with_input(&["delete", "configmap", "w"], None);
         },
     );
     let events: Vec<(&str, &str)> = lines
@@ -316,7 +316,7 @@ fn get_watch_sees_added_modified_deleted_in_order() {
 #[test]
 fn a_wrong_token_is_unauthorized_and_the_clusters_are_apart() {
     let emu = Emulator::start();
-    let out = emu.run(&["get", "configmaps", "--token", "not-the-token"], None);
+    let out = emu.run_kubectl(&["get", "configmaps", "--token", "not-the-token"], None);
     assert!(!out.status.success());
     // What client-go says for a 401.
     let err = String::from_utf8_lossy(&out.stderr);
@@ -324,11 +324,11 @@ fn a_wrong_token_is_unauthorized_and_the_clusters_are_apart() {
         err.contains("the server has asked for the client to provide credentials"),
         "{err}"
     );
-    emu.ok(
+    emu.kubectl_with_input(
         &["--context", "staging", "apply", "--server-side", "-f", "-"],
         Some(&config_map("only-staging", "1")),
     );
-    let prod = emu.run(
+    let prod = emu.run_kubectl(
         &[
             "--context",
             "production",
@@ -339,7 +339,7 @@ fn a_wrong_token_is_unauthorized_and_the_clusters_are_apart() {
         None,
     );
     assert!(String::from_utf8_lossy(&prod.stderr).contains("NotFound"));
-    let contexts = emu.ok(&["config", "get-contexts", "-o", "name"], None);
+    let contexts = emu.kubectl_with_input(&["config", "get-contexts", "-o", "name"], None);
     assert_eq!(
         contexts.lines().collect::<Vec<_>>(),
         ["production", "staging"]
@@ -365,8 +365,8 @@ spec:
 #[test]
 fn a_crd_once_established_serves_its_custom_resources_in_that_cluster_only() {
     let emu = Emulator::start();
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(CRD));
-    emu.ok(
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(CRD));
+    emu.kubectl_with_input(
         &[
             "wait",
             "--for=condition=Established",
@@ -377,24 +377,24 @@ fn a_crd_once_established_serves_its_custom_resources_in_that_cluster_only() {
     );
     let widget =
         "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n";
-    let out = emu.ok(&["apply", "--server-side", "-f", "-"], Some(widget));
+    let out = emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(widget));
     assert!(
         out.contains("widget.example.com/w1 serverside-applied"),
         "{out}"
     );
-    let table = emu.ok(&["get", "wg"], None);
+    let table = emu.kubectl_with_input(&["get", "wg"], None);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "AGE"]);
     assert_eq!(
         jsonpath(&emu, "widget/w1", "{.spec.size} {.metadata.generation}"),
         "3 1"
     );
-    let prod = emu.run(&["--context", "production", "get", "widgets"], None);
+    let prod = emu.run_kubectl(&["--context", "production", "get", "widgets"], None);
     assert!(!prod.status.success(), "production has no such CRD");
-    emu.ok(&["delete", "crd", "widgets.example.com"], None);
+    emu.kubectl_with_input(&["delete", "crd", "widgets.example.com"], None);
     let t0 = std::time::Instant::now();
     loop {
-        let gone = emu.run(&["get", "widgets"], None);
+        let gone = emu.run_kubectl(&["get", "widgets"], None);
         if !gone.status.success() {
             break;
         }
@@ -409,11 +409,11 @@ fn a_crd_once_established_serves_its_custom_resources_in_that_cluster_only() {
 #[test]
 fn client_side_apply_then_plain_diff_shows_exactly_the_changed_field() {
     let emu = Emulator::start();
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.27")),
     );
-    let same = emu.run(
+    let same = emu.run_kubectl(
         &["diff", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.27")),
     );
@@ -423,7 +423,7 @@ fn client_side_apply_then_plain_diff_shows_exactly_the_changed_field() {
         "{}",
         String::from_utf8_lossy(&same.stdout)
     );
-    let out = emu.run(
+    let out = emu.run_kubectl(
         &["diff", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.28")),
     );

@@ -27,12 +27,12 @@ fn rand_suffix() -> String {
 }
 
 fn jsonpath(emu: &Emulator, what: &str, path: &str) -> String {
-    emu.ok(&["get", what, "-o", &format!("jsonpath={path}")], None)
+    emu.kubectl_with_input(&["get", what, "-o", &format!("jsonpath={path}")], None)
 }
 
 /// Like [`jsonpath`], None while kubectl cannot answer it (no pod yet, no status yet).
 fn try_jsonpath(emu: &Emulator, what: &str, path: &str) -> Option<String> {
-    let out = emu.run(&["get", what, "-o", &format!("jsonpath={path}")], None);
+    let out = emu.run_kubectl(&["get", what, "-o", &format!("jsonpath={path}")], None);
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -84,16 +84,16 @@ fn a_deployment_rolls_out_to_containers_and_a_new_template_gets_a_new_replica_se
     build_http_image(&v2, &[("/index.html", "v2")]);
     let _remove_v2 = RemoveOnDrop(v2.clone());
     let emu = Emulator::start_with_docker();
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&deployment("web", 2, &v1)),
     );
-    let out = emu.ok(
+    let out = emu.kubectl_with_input(
         &["rollout", "status", "deployment/web", "--timeout=60s"],
         None,
     );
     assert!(out.contains("successfully rolled out"), "{out}");
-    let pods = emu.ok(&["get", "pods", "-l", "app=web", "--no-headers"], None);
+    let pods = emu.kubectl_with_input(&["get", "pods", "-l", "app=web", "--no-headers"], None);
     assert_eq!(
         pods.lines()
             .filter(|l| l.contains("1/1") && l.contains("Running"))
@@ -102,7 +102,7 @@ fn a_deployment_rolls_out_to_containers_and_a_new_template_gets_a_new_replica_se
         "{pods}"
     );
     let first_rs = jsonpath(&emu, "replicasets", "{.items[0].metadata.name}");
-    let events = emu.ok(&["get", "events"], None);
+    let events = emu.kubectl_with_input(&["get", "events"], None);
     assert!(
         events.contains(&format!("Scaled up replica set {first_rs} from 0 to")),
         "{events}"
@@ -116,16 +116,16 @@ fn a_deployment_rolls_out_to_containers_and_a_new_template_gets_a_new_replica_se
         "1"
     );
 
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&deployment("web", 2, &v2)),
     );
-    let out = emu.ok(
+    let out = emu.kubectl_with_input(
         &["rollout", "status", "deployment/web", "--timeout=60s"],
         None,
     );
     assert!(out.contains("successfully rolled out"), "{out}");
-    let rs = emu.ok(&["get", "replicasets", "--no-headers", "-o", "custom-columns=NAME:.metadata.name,DESIRED:.spec.replicas,REV:.metadata.annotations.deployment\\.kubernetes\\.io/revision"], None);
+    let rs = emu.kubectl_with_input(&["get", "replicasets", "--no-headers", "-o", "custom-columns=NAME:.metadata.name,DESIRED:.spec.replicas,REV:.metadata.annotations.deployment\\.kubernetes\\.io/revision"], None);
     let rows: Vec<Vec<&str>> = rs.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows.len(), 2, "{rs}");
     assert!(
@@ -147,13 +147,13 @@ fn a_deployment_rolls_out_to_containers_and_a_new_template_gets_a_new_replica_se
 
     // Background deletion: the ReplicaSets, pods and containers follow the Deployment.
     assert_eq!(containers_of(&v2).len(), 2);
-    emu.ok(&["delete", "deployment", "web"], None);
+    emu.kubectl_with_input(&["delete", "deployment", "web"], None);
     eventually(
         20,
         "ReplicaSets, pods and their containers deleted",
         &emu,
         || {
-            let left = emu.ok(&["get", "replicasets,pods", "--no-headers"], None);
+            let left = emu.kubectl_with_input(&["get", "replicasets,pods", "--no-headers"], None);
             (left.trim().is_empty() && containers_of(&v2).is_empty()).then_some(())
         },
     );
@@ -166,11 +166,11 @@ fn a_missing_image_is_image_pull_back_off_then_progress_deadline_exceeded_while_
     build_http_image(&v1, &[("/index.html", "v1")]);
     let _remove_v1 = RemoveOnDrop(v1.clone());
     let emu = Emulator::start_with_docker();
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&deployment("api", 2, &v1)),
     );
-    emu.ok(
+    emu.kubectl_with_input(
         &["rollout", "status", "deployment/api", "--timeout=60s"],
         None,
     );
@@ -182,7 +182,7 @@ fn a_missing_image_is_image_pull_back_off_then_progress_deadline_exceeded_while_
         "spec:\n  replicas",
         "spec:\n  progressDeadlineSeconds: 6\n  replicas",
     );
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&manifest));
     let message = eventually(30, "a pod in ImagePullBackOff", &emu, || {
         let out = try_jsonpath(
             &emu,
@@ -194,10 +194,10 @@ fn a_missing_image_is_image_pull_back_off_then_progress_deadline_exceeded_while_
             .map(str::to_owned)
     });
     assert!(message.contains(&missing), "{message}");
-    let events = emu.ok(&["get", "events"], None);
+    let events = emu.kubectl_with_input(&["get", "events"], None);
     assert!(events.contains("Failed to pull image"), "{events}");
     let t0 = Instant::now();
-    let out = emu.run(
+    let out = emu.run_kubectl(
         &["rollout", "status", "deployment/api", "--timeout=60s"],
         None,
     );
@@ -225,7 +225,7 @@ fn a_crashing_container_restarts_into_crash_loop_back_off_with_its_exit_code() {
     crashing_image(&crash);
     let _remove_crash = RemoveOnDrop(crash.clone());
     let emu = Emulator::start_with_docker();
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&deployment("crash", 1, &crash)),
     );
@@ -240,7 +240,7 @@ fn a_crashing_container_restarts_into_crash_loop_back_off_with_its_exit_code() {
             .then(|| f.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     });
     assert_eq!(seen[2], CRASH_EXIT_CODE.to_string());
-    let events = emu.ok(&["get", "events"], None);
+    let events = emu.kubectl_with_input(&["get", "events"], None);
     assert!(
         events.lines().any(|l| l.contains("Warning")
             && l.contains("BackOff")
@@ -249,9 +249,9 @@ fn a_crashing_container_restarts_into_crash_loop_back_off_with_its_exit_code() {
     );
     // The container's own output, through pods/log (what k8s-apply shows of a crash).
     let pod = jsonpath(&emu, "pods", "{.items[0].metadata.name}");
-    let log = emu.ok(&["logs", &pod, "--tail=1"], None);
+    let log = emu.kubectl_with_input(&["logs", &pod, "--tail=1"], None);
     assert_eq!(log.trim(), "crashing on purpose");
-    let row = emu.ok(&["get", "pods", "--no-headers"], None);
+    let row = emu.kubectl_with_input(&["get", "pods", "--no-headers"], None);
     assert!(
         row.contains("CrashLoopBackOff"),
         "kubectl get shows the reason: {row}"
@@ -295,8 +295,8 @@ fn a_job_completes_or_fails_with_backoff_limit_exceeded() {
         job("ok", &sh, "echo done", 2),
         job("bad", &sh, "exit 4", 1)
     );
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
-    emu.ok(
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    emu.kubectl_with_input(
         &[
             "wait",
             "--for=condition=complete",
@@ -311,8 +311,8 @@ fn a_job_completes_or_fails_with_backoff_limit_exceeded() {
         "pods",
         "{.items[?(@.metadata.labels.job-name==\"ok\")].metadata.name}",
     );
-    assert_eq!(emu.ok(&["logs", &pod], None).trim(), "done");
-    emu.ok(
+    assert_eq!(emu.kubectl_with_input(&["logs", &pod], None).trim(), "done");
+    emu.kubectl_with_input(
         &["wait", "--for=condition=failed", "job/bad", "--timeout=60s"],
         None,
     );
@@ -335,7 +335,7 @@ fn a_job_completes_or_fails_with_backoff_limit_exceeded() {
         "{.items[?(@.metadata.labels.job-name==\"bad\")].status.containerStatuses[0].state.terminated.exitCode}",
     );
     assert_eq!(codes.split_whitespace().collect::<Vec<_>>(), ["4", "4"]);
-    let table = emu.ok(&["get", "jobs"], None);
+    let table = emu.kubectl_with_input(&["get", "jobs"], None);
     assert!(
         table
             .lines()
@@ -375,11 +375,11 @@ fn a_stateful_set_rolls_out_in_order_and_a_reverted_template_needs_the_stuck_pod
     build_http_image(&v2, &[("/index.html", "v2")]);
     let _remove_v2 = RemoveOnDrop(v2.clone());
     let emu = Emulator::start_with_docker();
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&stateful_set("db", 2, &v1)),
     );
-    let out = emu.ok(
+    let out = emu.kubectl_with_input(
         &["rollout", "status", "statefulset/db", "--timeout=60s"],
         None,
     );
@@ -393,11 +393,11 @@ fn a_stateful_set_rolls_out_in_order_and_a_reverted_template_needs_the_stuck_pod
         "db-0 db-1"
     );
 
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&stateful_set("db", 2, &v2)),
     );
-    emu.ok(
+    emu.kubectl_with_input(
         &["rollout", "status", "statefulset/db", "--timeout=60s"],
         None,
     );
@@ -417,7 +417,7 @@ fn a_stateful_set_rolls_out_in_order_and_a_reverted_template_needs_the_stuck_pod
     // A bad template stops at the highest ordinal; reverting it leaves that pod stuck, as a
     // real StatefulSet does, until it is deleted.
     let missing = "127.0.0.1:1/kube-emulator-tests/missing:v1";
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&stateful_set("db", 2, missing)),
     );
@@ -434,7 +434,7 @@ fn a_stateful_set_rolls_out_in_order_and_a_reverted_template_needs_the_stuck_pod
         v2,
         "the rollout stopped at db-1"
     );
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&stateful_set("db", 2, &v2)),
     );
@@ -444,8 +444,8 @@ fn a_stateful_set_rolls_out_in_order_and_a_reverted_template_needs_the_stuck_pod
         missing,
         "still stuck"
     );
-    emu.ok(&["delete", "pod", "db-1"], None);
-    emu.ok(
+    emu.kubectl_with_input(&["delete", "pod", "db-1"], None);
+    emu.kubectl_with_input(
         &["rollout", "status", "statefulset/db", "--timeout=60s"],
         None,
     );
@@ -469,8 +469,8 @@ fn a_daemon_set_runs_one_pod_on_the_node_and_rolls_a_new_template() {
             .replace("kind: Deployment", "kind: DaemonSet")
             .replace("  replicas: 1\n", "")
     };
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&ds(&v1)));
-    let out = emu.ok(
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&ds(&v1)));
+    let out = emu.kubectl_with_input(
         &["rollout", "status", "daemonset/agent", "--timeout=60s"],
         None,
     );
@@ -478,8 +478,8 @@ fn a_daemon_set_runs_one_pod_on_the_node_and_rolls_a_new_template() {
         out.contains("daemon set \"agent\" successfully rolled out"),
         "{out}"
     );
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&ds(&v2)));
-    emu.ok(
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&ds(&v2)));
+    emu.kubectl_with_input(
         &["rollout", "status", "daemonset/agent", "--timeout=60s"],
         None,
     );
@@ -487,7 +487,7 @@ fn a_daemon_set_runs_one_pod_on_the_node_and_rolls_a_new_template() {
         jsonpath(&emu, "pods", "{.items[*].spec.containers[0].image}"),
         v2
     );
-    let row = emu.ok(&["get", "daemonset", "agent", "--no-headers"], None);
+    let row = emu.kubectl_with_input(&["get", "daemonset", "agent", "--no-headers"], None);
     assert_eq!(
         row.split_whitespace().take(6).collect::<Vec<_>>(),
         ["agent", "1", "1", "1", "1", "1"],
@@ -510,8 +510,8 @@ fn readiness_probes_decide_ready_and_a_never_ready_template_keeps_the_old_pods()
     let _remove_web = RemoveOnDrop(web.clone());
     let emu = Emulator::start_with_docker();
     let tcp = with_readiness(&deployment("web", 2, &web), "tcpSocket: {port: 8080}");
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&tcp));
-    emu.ok(
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&tcp));
+    emu.kubectl_with_input(
         &["rollout", "status", "deployment/web", "--timeout=60s"],
         None,
     );
@@ -526,16 +526,16 @@ fn readiness_probes_decide_ready_and_a_never_ready_template_keeps_the_old_pods()
         &deployment("web", 2, &web),
         "httpGet: {path: /missing, port: 8080}",
     );
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&never));
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&never));
     let row = eventually(30, "a new pod running but not ready", &emu, || {
-        let pods = emu.ok(&["get", "pods", "--no-headers"], None);
+        let pods = emu.kubectl_with_input(&["get", "pods", "--no-headers"], None);
         pods.lines()
             .find(|l| l.contains("0/1") && l.contains("Running"))
             .map(str::to_owned)
     });
     std::thread::sleep(Duration::from_secs(3));
     assert!(
-        emu.ok(&["get", "pods", "--no-headers"], None)
+        emu.kubectl_with_input(&["get", "pods", "--no-headers"], None)
             .contains(row.split_whitespace().next().unwrap())
     );
     assert_eq!(
@@ -552,8 +552,8 @@ fn readiness_probes_decide_ready_and_a_never_ready_template_keeps_the_old_pods()
         &deployment("web", 2, &web),
         "httpGet: {path: /healthz, port: 8080}",
     );
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&good));
-    emu.ok(
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&good));
+    emu.kubectl_with_input(
         &["rollout", "status", "deployment/web", "--timeout=60s"],
         None,
     );
@@ -589,8 +589,8 @@ fn a_service_port_serves_ready_pods_only_and_never_drops_during_a_rollout() {
             with_readiness(&deployment("web", 2, image), probe)
         )
     };
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest(&v1)));
-    emu.ok(
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&manifest(&v1)));
+    emu.kubectl_with_input(
         &["rollout", "status", "deployment/web", "--timeout=60s"],
         None,
     );
@@ -611,7 +611,7 @@ fn a_service_port_serves_ready_pods_only_and_never_drops_during_a_rollout() {
     let body = eventually(20, "v1 through the Service", &emu, || http_get(port));
     assert_eq!(body, "v1");
 
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest(&v2)));
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&manifest(&v2)));
     let (mut answers, mut failures) = (Vec::new(), 0);
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(60) {
@@ -619,7 +619,7 @@ fn a_service_port_serves_ready_pods_only_and_never_drops_during_a_rollout() {
             Some(b) => answers.push(b),
             None => failures += 1,
         }
-        let done = emu.run(
+        let done = emu.run_kubectl(
             &["rollout", "status", "deployment/web", "--watch=false"],
             None,
         );
@@ -668,11 +668,11 @@ fn an_ingress_routes_by_host_and_path_to_the_service_through_the_clusters_alb_po
     let _remove_auth = RemoveOnDrop(auth.clone());
     let emu = Emulator::start_with_docker();
     let rest = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\nspec:\n  rules:\n  - host: app.example.com\n    http:\n      paths:\n      - path: /auth\n        pathType: Prefix\n        backend:\n          service: {name: web, port: {name: http}}\n";
-    emu.ok(
+    emu.kubectl_with_input(
         &["apply", "--server-side", "-f", "-"],
         Some(&format!("{}---\n{rest}", deployment("web", 1, &auth))),
     );
-    emu.ok(
+    emu.kubectl_with_input(
         &["rollout", "status", "deployment/web", "--timeout=60s"],
         None,
     );
@@ -712,7 +712,7 @@ fn a_failing_liveness_probe_restarts_the_container() {
         "        readinessProbe:",
         "        livenessProbe: {httpGet: {path: /missing, port: 8080}, periodSeconds: 1, failureThreshold: 2}\n        readinessProbe:",
     );
-    emu.ok(&["apply", "--server-side", "-f", "-"], Some(&manifest));
+    emu.kubectl_with_input(&["apply", "--server-side", "-f", "-"], Some(&manifest));
     let code = eventually(
         40,
         "a restart after the liveness probe failed",
