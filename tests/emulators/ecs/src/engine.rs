@@ -13,8 +13,7 @@ use bollard::models::{
     ContainerCreateBody, HealthConfig, HealthStatusEnum, HostConfig, PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, StopContainerOptions,
 };
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -29,6 +28,8 @@ use crate::rollout::{
     TaskObservation, TaskPhase, decide,
 };
 use crate::state::{NetworkBinding, State, Task, TaskContainer, arn, hex_id, now, uuid};
+pub use emulator_node::remove_labelled;
+use emulator_node::{ecr_credentials, is_ecr_host, pull_reference, remove_container};
 
 /// The label every container the emulator starts carries: the emulator instance's id.
 pub const LABEL_INSTANCE: &str = "shipkit.ecs-emulator.instance";
@@ -1010,36 +1011,6 @@ async fn teardown_task(emu: &Arc<Emulator>, task_id: &str) {
     t.version += 1;
 }
 
-async fn remove_container(docker: &Docker, id: &str) {
-    let opts = RemoveContainerOptions {
-        force: true,
-        v: true,
-        ..Default::default()
-    };
-    if let Err(e) = docker.remove_container(id, Some(opts)).await {
-        tracing::debug!("removing container {id}: {e}");
-    }
-}
-
-/// Removes every container labelled with `label=value` (at start-up: leftovers of a crashed
-/// run on the same address; at shutdown: this instance's).
-pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) -> usize {
-    let filters = HashMap::from([("label".to_owned(), vec![format!("{label}={value}")])]);
-    let opts = ListContainersOptions {
-        all: true,
-        filters: Some(filters),
-        ..Default::default()
-    };
-    let list = docker.list_containers(Some(opts)).await.unwrap_or_default();
-    let n = list.len();
-    let removals = list
-        .into_iter()
-        .filter_map(|c| c.id)
-        .map(|id| async move { remove_container(docker, &id).await });
-    futures_util::future::join_all(removals).await;
-    n
-}
-
 // ------------------------------------------------------------------- images --
 
 /// Makes sure the image is there: used as it is when the daemon already has it, else pulled
@@ -1056,7 +1027,7 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>> {
     let reference = Reference::parse(image)?;
     let host = reference.domain.as_deref();
     let credentials = match host {
-        Some(h) if h.contains(".dkr.ecr.") => Some(
+        Some(h) if is_ecr_host(h) => Some(
             ecr_credentials()
                 .await
                 .with_context(|| format!("getting an ECR token for {h}"))?,
@@ -1082,71 +1053,6 @@ async fn ensure_image(docker: &Docker, image: &str) -> Result<Option<String>> {
         .repo_digests
         .and_then(|d| d.into_iter().next())
         .and_then(|d| d.split_once('@').map(|(_, x)| x.to_owned())))
-}
-
-/// What the Engine's pull (`fromImage`, `tag`) takes for `reference`: `repo:tag` →
-/// (`repo`, `tag`); `repo@digest` → (`repo@digest`, none); `repo` → (`repo`, `latest`).
-fn pull_reference(reference: &Reference) -> (String, Option<String>) {
-    match &reference.digest {
-        Some(digest) => (format!("{}@{digest}", reference.repository()), None),
-        None => (
-            reference.repository(),
-            reference.tag_or_default().map(str::to_owned),
-        ),
-    }
-}
-
-/// Asks the ECR API (`AWS_ENDPOINT_URL_ECR`, a plain-HTTP local endpoint) for a token.
-async fn ecr_credentials() -> Result<DockerCredentials> {
-    // Unset: the ECR API of shipkit's local services (moto on 5001, see scripts/README.md).
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_ECR")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
-        .unwrap_or_else(|_| "http://127.0.0.1:5001".to_owned());
-    let hostport = endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| {
-            anyhow!("AWS_ENDPOINT_URL_ECR={endpoint}: only http:// endpoints are supported")
-        })?
-        .trim_end_matches('/');
-    let body = "{}";
-    let req = format!(
-        "POST / HTTP/1.1\r\nHost: {hostport}\r\nX-Amz-Target: AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken\r\n\
-         Content-Type: application/x-amz-json-1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(hostport),
-    )
-    .await??;
-    stream.write_all(req.as_bytes()).await?;
-    let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut resp)).await??;
-    let resp = String::from_utf8_lossy(&resp);
-    let (head, body) = resp
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed answer from {endpoint}"))?;
-    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
-        return Err(anyhow!(
-            "{endpoint} answered {}",
-            head.lines().next().unwrap_or("")
-        ));
-    }
-    let v: Value = serde_json::from_str(body.trim()).context("ECR GetAuthorizationToken answer")?;
-    let token = v["authorizationData"][0]["authorizationToken"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no authorizationToken"))?;
-    let decoded =
-        base64_decode(token).ok_or_else(|| anyhow!("authorizationToken is not base64"))?;
-    let (user, password) = decoded
-        .split_once(':')
-        .ok_or_else(|| anyhow!("authorizationToken is not user:password"))?;
-    Ok(DockerCredentials {
-        username: Some(user.to_owned()),
-        password: Some(password.to_owned()),
-        ..Default::default()
-    })
 }
 
 /// Credentials for a registry from the Docker config file (`$DOCKER_CONFIG/config.json` or
@@ -1207,32 +1113,6 @@ mod tests {
             base64_decode("c2hpcGtpdDpwdw").as_deref(),
             Some("shipkit:pw")
         );
-    }
-
-    #[test]
-    fn image_references_split_into_repository_and_tag() {
-        let pull = |image: &str| pull_reference(&Reference::parse(image).unwrap());
-        let host = |image: &str| Reference::parse(image).unwrap().domain;
-        assert_eq!(
-            pull("localhost:5000/a/b:v1"),
-            ("localhost:5000/a/b".into(), Some("v1".into()))
-        );
-        assert_eq!(
-            pull("localhost:5000/a"),
-            ("localhost:5000/a".into(), Some("latest".into()))
-        );
-        let digest = format!("sha256:{}", "0".repeat(64));
-        assert_eq!(
-            pull(&format!("r/a@{digest}")),
-            (format!("r/a@{digest}"), None)
-        );
-        assert_eq!(host("localhost:5000/a").as_deref(), Some("localhost:5000"));
-        assert_eq!(
-            host("123.dkr.ecr.us-east-1.amazonaws.com/a:1").as_deref(),
-            Some("123.dkr.ecr.us-east-1.amazonaws.com")
-        );
-        assert_eq!(host("library/busybox"), None);
-        assert_eq!(host("busybox"), None);
     }
 
     #[test]

@@ -10,15 +10,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow};
 use base64::Engine as _;
 use bollard::Docker;
-use bollard::auth::DockerCredentials;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions,
-    LogsOptions, RemoveContainerOptions,
+    LogsOptions,
 };
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::reference::Reference;
+pub use emulator_node::remove_labelled;
+use emulator_node::{ecr_credentials, is_ecr_host, pull_reference, remove_container};
 
 use crate::resources;
 use crate::store::{Cluster, WriteOptions};
@@ -173,7 +175,7 @@ impl Kubelet {
             if !live_pod_uids.contains(&pod_uid)
                 && let Some(id) = c.id
             {
-                remove(&self.docker, &id).await;
+                remove_container(&self.docker, &id).await;
             }
         }
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
@@ -613,33 +615,6 @@ fn pod_status(pod: &Value, statuses: &[Value], pod_ip: Option<&str>) -> Value {
     })
 }
 
-async fn remove(docker: &Docker, id: &str) {
-    let opts = RemoveContainerOptions {
-        force: true,
-        v: true,
-        ..Default::default()
-    };
-    if let Err(e) = docker.remove_container(id, Some(opts)).await {
-        tracing::debug!("removing container {id}: {e}");
-    }
-}
-
-/// Removes every container labelled `label=value`.
-pub async fn remove_labelled(docker: &Docker, label: &str, value: &str) -> usize {
-    let filters = HashMap::from([("label".to_owned(), vec![format!("{label}={value}")])]);
-    let opts = ListContainersOptions {
-        all: true,
-        filters: Some(filters),
-        ..Default::default()
-    };
-    let list = docker.list_containers(Some(opts)).await.unwrap_or_default();
-    let n = list.len();
-    for id in list.into_iter().filter_map(|c| c.id) {
-        remove(docker, &id).await;
-    }
-    n
-}
-
 /// The image's id, pulling it first unless it is there and the policy allows using it
 /// (from an ECR host with a token from the ECR API, as EKS nodes do with their role).
 async fn ensure_image(docker: &Docker, image: &str, policy: &str) -> Result<String> {
@@ -648,15 +623,17 @@ async fn ensure_image(docker: &Docker, image: &str, policy: &str) -> Result<Stri
     {
         return Ok(info.id.unwrap_or_default());
     }
-    let credentials = match registry_host(image) {
-        Some(h) if h.contains(".dkr.ecr.") => Some(
+    let reference =
+        Reference::parse(image).map_err(|e| anyhow!("failed to pull image \"{image}\": {e}"))?;
+    let credentials = match reference.domain.as_deref() {
+        Some(h) if is_ecr_host(h) => Some(
             ecr_credentials()
                 .await
                 .with_context(|| format!("getting an ECR token for {h}"))?,
         ),
         _ => None,
     };
-    let (from_image, tag) = split_reference(image);
+    let (from_image, tag) = pull_reference(&reference);
     let opts = CreateImageOptions {
         from_image: Some(from_image),
         tag,
@@ -673,78 +650,6 @@ async fn ensure_image(docker: &Docker, image: &str, policy: &str) -> Result<Stri
     Ok(info.id.unwrap_or_default())
 }
 
-fn split_reference(image: &str) -> (String, Option<String>) {
-    if image.contains('@') {
-        return (image.to_owned(), None);
-    }
-    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
-    match image[last_slash..].rfind(':') {
-        Some(i) => (
-            image[..last_slash + i].to_owned(),
-            Some(image[last_slash + i + 1..].to_owned()),
-        ),
-        None => (image.to_owned(), Some("latest".into())),
-    }
-}
-
-fn registry_host(image: &str) -> Option<String> {
-    let (first, rest) = image.split_once('/')?;
-    (!rest.is_empty() && (first.contains('.') || first.contains(':') || first == "localhost"))
-        .then(|| first.to_owned())
-}
-
-/// An ECR token from the ECR API (`AWS_ENDPOINT_URL_ECR`, the local plain-HTTP moto), any
-/// signature being accepted there.
-async fn ecr_credentials() -> Result<DockerCredentials> {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_ECR")
-        .unwrap_or_else(|_| "http://127.0.0.1:5001".to_owned());
-    let hostport = endpoint
-        .strip_prefix("http://")
-        .ok_or_else(|| {
-            anyhow!("AWS_ENDPOINT_URL_ECR={endpoint}: only http:// endpoints are supported")
-        })?
-        .trim_end_matches('/');
-    let req = format!(
-        "POST / HTTP/1.1\r\nHost: {hostport}\r\nX-Amz-Target: AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken\r\n\
-         Content-Type: application/x-amz-json-1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/ecr/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-    );
-    let mut stream = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(hostport),
-    )
-    .await??;
-    stream.write_all(req.as_bytes()).await?;
-    let mut resp = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut resp)).await??;
-    let resp = String::from_utf8_lossy(&resp);
-    let (head, body) = resp
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| anyhow!("malformed answer from {endpoint}"))?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(anyhow!(
-            "{endpoint} answered {}",
-            head.lines().next().unwrap_or("")
-        ));
-    }
-    let v: Value = serde_json::from_str(body.trim()).context("ECR GetAuthorizationToken answer")?;
-    let token = v["authorizationData"][0]["authorizationToken"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no authorizationToken"))?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .context("authorizationToken is not base64")?;
-    let decoded = String::from_utf8(decoded).context("authorizationToken is not text")?;
-    let (user, password) = decoded
-        .split_once(':')
-        .ok_or_else(|| anyhow!("authorizationToken is not user:password"))?;
-    Ok(DockerCredentials {
-        username: Some(user.to_owned()),
-        password: Some(password.to_owned()),
-        ..Default::default()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -753,23 +658,6 @@ mod tests {
     fn back_off_doubles_from_ten_seconds_to_five_minutes() {
         let secs: Vec<u64> = (1..=7).map(|n| back_off(n).as_secs()).collect();
         assert_eq!(secs, [10, 20, 40, 80, 160, 300, 300]);
-    }
-
-    #[test]
-    fn references_split_into_repository_and_tag() {
-        assert_eq!(
-            split_reference("localhost:5000/app"),
-            ("localhost:5000/app".into(), Some("latest".into()))
-        );
-        assert_eq!(
-            split_reference("a.dkr.ecr.x/app:v1"),
-            ("a.dkr.ecr.x/app".into(), Some("v1".into()))
-        );
-        assert_eq!(registry_host("nginx:1"), None);
-        assert_eq!(
-            registry_host("localhost:5000/app").as_deref(),
-            Some("localhost:5000")
-        );
     }
 
     #[test]
