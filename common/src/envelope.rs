@@ -222,6 +222,27 @@ impl Envelope {
         self.images.iter_mut().find(|i| i.name == name)
     }
 
+    /// The pushes a deploy tool may deploy, in order: each image's `pushed[]` entries that
+    /// have a digest reference. A push made with `--dry-run` put nothing in a registry, so an
+    /// envelope holding one is bad input (exit 2) for ecs-roll and k8s-apply alike.
+    pub fn deployable_pushes(&self) -> crate::Result<Vec<(&Image, &Pushed)>> {
+        let mut pushes = Vec::new();
+        for image in &self.images {
+            for pushed in &image.pushed {
+                if pushed.dry_run {
+                    return Err(crate::Error::usage(format!(
+                        "image {} was not pushed (img-push ran with --dry-run): nothing to deploy",
+                        image.name
+                    )));
+                }
+                if !pushed.reference.is_empty() {
+                    pushes.push((image, pushed));
+                }
+            }
+        }
+        Ok(pushes)
+    }
+
     /// Adds `image`, replacing an earlier image of the same name (chained builds).
     pub fn upsert_image(&mut self, image: Image) {
         match self.images.iter_mut().find(|i| i.name == image.name) {

@@ -32,35 +32,24 @@ pub fn repository_of(image: &str) -> String {
 /// deployed: that is bad input.
 pub fn offers_from(envelope: &Envelope) -> Result<Vec<ImageOffer>> {
     let mut offers: BTreeMap<String, ImageOffer> = BTreeMap::new();
-    for image in &envelope.images {
-        for pushed in &image.pushed {
-            if pushed.dry_run {
-                return Err(Error::usage(format!(
-                    "image {} was not pushed (img-push ran with --dry-run): nothing to deploy",
-                    image.name
-                )));
-            }
-            if pushed.reference.is_empty() {
-                continue;
-            }
-            let repository = repository_of(&pushed.repository);
-            if let Some(seen) = offers.get(&repository)
-                && seen.reference != pushed.reference
-            {
-                return Err(Error::usage(format!(
-                    "two different images were pushed to {repository} upstream ({} and {}): \
-                     which one to deploy is ambiguous",
-                    seen.reference, pushed.reference
-                )));
-            }
-            offers.insert(
-                repository.clone(),
-                ImageOffer {
-                    repository,
-                    reference: pushed.reference.clone(),
-                },
-            );
+    for (_, pushed) in envelope.deployable_pushes()? {
+        let repository = repository_of(&pushed.repository);
+        if let Some(seen) = offers.get(&repository)
+            && seen.reference != pushed.reference
+        {
+            return Err(Error::usage(format!(
+                "two different images were pushed to {repository} upstream ({} and {}): \
+                 which one to deploy is ambiguous",
+                seen.reference, pushed.reference
+            )));
         }
+        offers.insert(
+            repository.clone(),
+            ImageOffer {
+                repository,
+                reference: pushed.reference.clone(),
+            },
+        );
     }
     Ok(offers.into_values().collect())
 }

@@ -11,7 +11,7 @@
 use crate::manifests::Manifest;
 use common::envelope::Envelope;
 use common::reference::Reference;
-use common::{Error, Result};
+use common::Result;
 use serde_json::Value;
 
 /// An image on offer: what it matches, and the reference it gives.
@@ -69,29 +69,18 @@ pub fn offers(envelope: &Envelope, overrides: &[(String, String)]) -> Result<Vec
             from_flag: true,
         })
         .collect();
-    for image in &envelope.images {
-        for pushed in &image.pushed {
-            if pushed.dry_run {
-                return Err(Error::usage(format!(
-                    "image {} was not pushed (img-push ran with --dry-run): nothing to deploy",
-                    image.name
-                )));
-            }
-            if pushed.reference.is_empty() {
-                continue;
-            }
-            let repository =
-                normalized_repository(&pushed.repository).unwrap_or(pushed.repository.clone());
-            // A promotion adds the promoted repository after the original: both stay on offer,
-            // each matched by its own repository; by name, the last one pushed wins.
-            offers.retain(|o| o.from_flag || o.repository != repository);
-            offers.push(Offer {
-                name: image.name.clone(),
-                repository,
-                reference: pushed.reference.clone(),
-                from_flag: false,
-            });
-        }
+    for (image, pushed) in envelope.deployable_pushes()? {
+        let repository =
+            normalized_repository(&pushed.repository).unwrap_or(pushed.repository.clone());
+        // A promotion adds the promoted repository after the original: both stay on offer,
+        // each matched by its own repository; by name, the last one pushed wins.
+        offers.retain(|o| o.from_flag || o.repository != repository);
+        offers.push(Offer {
+            name: image.name.clone(),
+            repository,
+            reference: pushed.reference.clone(),
+            from_flag: false,
+        });
     }
     Ok(offers)
 }
