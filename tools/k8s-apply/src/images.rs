@@ -9,9 +9,9 @@
 //! `--image NAME=REF` wins over both.
 
 use crate::manifests::Manifest;
+use common::Result;
 use common::envelope::Envelope;
 use common::reference::Reference;
-use common::Result;
 use serde_json::Value;
 
 /// An image on offer: what it matches, and the reference it gives.
