@@ -27,6 +27,7 @@ use crate::rollout::{
     Action, CircuitBreaker, DeploymentObservation, RolloutState, ServiceObservation, StopCause,
     TaskObservation, TaskPhase, decide,
 };
+use crate::startup::{ContainerStart, plan_start};
 use crate::state::{NetworkBinding, State, Task, TaskContainer, arn, hex_id, now, uuid};
 pub use emulator_node::remove_labelled;
 use emulator_node::{ecr_credentials, is_ecr_host, pull_reference, remove_container};
@@ -681,6 +682,7 @@ pub fn container_config(
     def: &Value,
     network_mode: Option<&str>,
     labels: HashMap<String, String>,
+    links: Vec<String>,
     image: &str,
 ) -> ContainerCreateBody {
     let strings = |k: &str| -> Option<Vec<String>> {
@@ -783,6 +785,7 @@ pub fn container_config(
         stop_timeout: def.get("stopTimeout").and_then(Value::as_i64),
         host_config: Some(HostConfig {
             port_bindings: (!bindings.is_empty()).then_some(bindings),
+            links: (!links.is_empty()).then_some(links),
             network_mode,
             ..Default::default()
         }),
@@ -851,7 +854,27 @@ async fn start_task_inner(emu: &Arc<Emulator>, task_id: &str) -> Result<()> {
         }
     }
     let network_mode = td.body.get("networkMode").and_then(Value::as_str);
-    for (i, c) in task.containers.iter().enumerate() {
+    // The task's containers' definitions, in the task's order.
+    let task_defs: Vec<Value> = task
+        .containers
+        .iter()
+        .map(|c| {
+            defs.iter()
+                .find(|d| d["name"] == c.name.as_str())
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let docker_names: Vec<String> = task
+        .containers
+        .iter()
+        .map(|c| c.docker_name.clone())
+        .collect();
+    let bridge = !matches!(network_mode, Some("host" | "none"));
+    let plan = plan_start(&task_defs, &docker_names, bridge)
+        .map_err(|e| anyhow!("CannotCreateContainerError: {e}"))?;
+    for ContainerStart { index: i, links } in plan {
+        let c = &task.containers[i];
         if emu
             .lock()
             .tasks
@@ -860,11 +883,7 @@ async fn start_task_inner(emu: &Arc<Emulator>, task_id: &str) -> Result<()> {
         {
             break;
         }
-        let def = defs
-            .iter()
-            .find(|d| d["name"] == c.name.as_str())
-            .cloned()
-            .unwrap_or_default();
+        let def = &task_defs[i];
         let labels = HashMap::from([
             ("com.amazonaws.ecs.cluster".to_owned(), task.cluster.clone()),
             ("com.amazonaws.ecs.task-arn".to_owned(), task.arn.clone()),
@@ -887,7 +906,7 @@ async fn start_task_inner(emu: &Arc<Emulator>, task_id: &str) -> Result<()> {
                 task.started_by.clone().unwrap_or_default(),
             ),
         ]);
-        let config = container_config(&def, network_mode, labels, &c.image);
+        let config = container_config(def, network_mode, labels, links, &c.image);
         let created = emu
             .docker
             .create_container(
@@ -1125,7 +1144,13 @@ mod tests {
             "healthCheck": {"command": ["CMD", "/busybox", "true"], "interval": 2, "retries": 2},
             "dockerLabels": {"team": "a"},
         });
-        let c = container_config(&def, Some("bridge"), HashMap::new(), "img:1");
+        let c = container_config(
+            &def,
+            Some("bridge"),
+            HashMap::new(),
+            vec!["ecs-f-1-redis-t:redis".into()],
+            "img:1",
+        );
         assert_eq!(
             c.cmd,
             Some(vec!["/busybox".into(), "httpd".into(), "-f".into()])
@@ -1138,6 +1163,7 @@ mod tests {
         assert_eq!(hc.retries, Some(2));
         let pb = c
             .host_config
+            .clone()
             .and_then(|h| h.port_bindings)
             .expect("bindings");
         assert_eq!(
@@ -1151,6 +1177,10 @@ mod tests {
             Some("5353")
         );
         assert_eq!(c.labels.expect("labels")["team"], "a");
+        assert_eq!(
+            c.host_config.and_then(|h| h.links),
+            Some(vec!["ecs-f-1-redis-t:redis".to_owned()])
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [`api`]: the operations, over the in-memory [`state`].
 //! - [`rollout`]: the service scheduler's decisions, a pure function with unit tests.
 //! - [`engine`]: the reconciler that observes containers and carries the decisions out.
+//! - [`startup`]: the order a task's containers start in and their Docker links (pure).
 //! - [`lb`]: the stand-in for an ALB target group, a loopback TCP forwarder per service.
 //! - [`server`]: HTTP, fault injection and the `/_emulator/*` endpoints.
 
@@ -19,6 +20,7 @@ pub mod engine;
 pub mod lb;
 pub mod rollout;
 pub mod server;
+pub mod startup;
 pub mod state;
 
 use std::collections::BTreeMap;
