@@ -1,16 +1,19 @@
 //! The example system and the pipelines of `examples/`, as a team copies them: the images
 //! (Redis, and an auth-server whose `/auth` needs it) built from `examples/services` on the
-//! local Docker Engine.
+//! local Docker Engine; the Kubernetes overlays rendered by `kubectl kustomize` and accepted by
+//! k8s-apply's dry run on the local `staging` cluster.
 //!
-//! Needs `scripts/services up` (the Docker Engine) and the Debian packages `busybox-static` and
-//! `redis-server` (installed by it), which `examples/services/prepare` copies into the contexts.
+//! Needs `scripts/services up` (the Docker Engine, the kube emulator, kubectl) and the Debian
+//! packages `busybox-static` and `redis-server` (installed by it), which
+//! `examples/services/prepare` copies into the contexts; `cargo build -p k8s-apply`.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
 use shipkit_tests::docker::{docker, docker_ok, require_engine};
 use shipkit_tests::ecs::http_get;
-use shipkit_tests::{repo_root, unique};
+use shipkit_tests::{Cmd, repo_root, services, unique};
 
 /// Runs `examples/services/prepare`, which copies busybox and redis-server (with its libraries)
 /// into the example contexts; panics with its stderr when it fails.
@@ -139,4 +142,249 @@ fn auth_server_answers_200_on_auth_only_while_its_redis_answers_ping() {
     docker_ok(&["stop", "-t", "1", &redis]);
     let body = wait_for_status(linked_port, "/auth", 503, Duration::from_secs(20));
     assert!(body.starts_with("unavailable: "), "{body:?}");
+}
+
+// ---------------------------------------------------------------------------- examples/k8s --
+
+/// The ECR host the manifests name their images on (the local one is the same).
+const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+
+/// One environment's overlay: its directory and what only it may set.
+struct Overlay {
+    dir: &'static str,
+    namespace: &'static str,
+    host: &'static str,
+    /// Deployment name → replicas.
+    replicas: [(&'static str, u64); 3],
+}
+
+const STAGING: Overlay = Overlay {
+    dir: "examples/k8s/overlays/staging",
+    namespace: "shop-staging",
+    host: "staging.shop.example.com",
+    replicas: [("api-server", 1), ("auth-server", 1), ("redis", 1)],
+};
+
+const PRODUCTION: Overlay = Overlay {
+    dir: "examples/k8s/overlays/production",
+    namespace: "shop-production",
+    host: "shop.example.com",
+    replicas: [("api-server", 3), ("auth-server", 2), ("redis", 1)],
+};
+
+/// `kubectl kustomize DIR`, its documents as JSON values.
+fn kustomize(dir: &str) -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(repo_root().join(dir))
+        .output()
+        .expect("run kubectl (scripts/services up installs it)");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // kustomize writes one document after another, each after a `---` line but the first.
+    String::from_utf8_lossy(&out.stdout)
+        .split("\n---\n")
+        .map(|doc| serde_yaml_ng::from_str(doc).expect("kubectl kustomize writes YAML objects"))
+        .collect()
+}
+
+/// `Kind/name` of each object, in rendering order.
+fn kinds_and_names(objects: &[Value]) -> Vec<String> {
+    objects
+        .iter()
+        .map(|o| format!("{}/{}", text(o, "/kind"), text(o, "/metadata/name")))
+        .collect()
+}
+
+fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+fn object<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| text(o, "/kind") == kind && text(o, "/metadata/name") == name)
+        .unwrap_or_else(|| panic!("no {kind}/{name} in {:?}", kinds_and_names(objects)))
+}
+
+/// The rendering with what an overlay may change replaced by placeholders: its namespace and
+/// host wherever they appear as a whole string, and the Deployments' replica counts.
+fn normalised(objects: &[Value], overlay: &Overlay) -> Vec<Value> {
+    fn walk(value: &mut Value, overlay: &Overlay) {
+        match value {
+            Value::String(s) if s == overlay.namespace => *s = "NAMESPACE".into(),
+            Value::String(s) if s == overlay.host => *s = "HOST".into(),
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, overlay)),
+            Value::Object(map) => map.values_mut().for_each(|v| walk(v, overlay)),
+            _ => {}
+        }
+    }
+    objects
+        .iter()
+        .cloned()
+        .map(|mut o| {
+            walk(&mut o, overlay);
+            if text(&o, "/kind") == "Deployment" {
+                o["spec"]["replicas"] = Value::Null;
+            }
+            o
+        })
+        .collect()
+}
+
+/// What an overlay must set: every namespaced object in its namespace, the Namespace named so,
+/// the Ingress on its host, the replica counts.
+fn assert_overlay_settings(objects: &[Value], overlay: &Overlay) {
+    assert_eq!(
+        text(object(objects, "Namespace", overlay.namespace), "/kind"),
+        "Namespace"
+    );
+    for o in objects.iter().filter(|o| text(o, "/kind") != "Namespace") {
+        assert_eq!(text(o, "/metadata/namespace"), overlay.namespace, "{o}");
+    }
+    let ingress = object(objects, "Ingress", "shop");
+    assert_eq!(text(ingress, "/spec/rules/0/host"), overlay.host);
+    for (name, replicas) in overlay.replicas {
+        let deployment = object(objects, "Deployment", name);
+        assert_eq!(deployment["spec"]["replicas"], json!(replicas), "{name}");
+    }
+}
+
+/// What both environments run, checked on one rendering.
+fn assert_system(objects: &[Value]) {
+    let mut kinds = kinds_and_names(objects);
+    kinds.retain(|k| !k.starts_with("Namespace/"));
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ConfigMap/shop-config",
+            "Deployment/api-server",
+            "Deployment/auth-server",
+            "Deployment/redis",
+            "Ingress/shop",
+            "Role/config-reader",
+            "RoleBinding/auth-server-config-reader",
+            "Service/api-server",
+            "Service/auth-server",
+            "Service/redis",
+            "ServiceAccount/auth-server",
+        ]
+    );
+    // Images on the ECR repositories img-push pushes to, so k8s-apply puts their digests in.
+    for name in ["api-server", "auth-server", "redis"] {
+        let deployment = object(objects, "Deployment", name);
+        let image = text(deployment, "/spec/template/spec/containers/0/image");
+        assert_eq!(image, format!("{ECR}/{name}:latest"));
+    }
+    // A Service's name reaches a pod on the same port (port == targetPort).
+    for name in ["api-server", "auth-server", "redis"] {
+        let service = object(objects, "Service", name);
+        for port in service["spec"]["ports"].as_array().expect("ports") {
+            assert_eq!(port["port"], port["targetPort"], "Service {name}: {port}");
+        }
+    }
+    assert_eq!(
+        object(objects, "Service", "redis")["spec"]["ports"][0]["port"],
+        6379
+    );
+    let auth = &object(objects, "Deployment", "auth-server")["spec"]["template"]["spec"];
+    assert_eq!(auth["serviceAccountName"], "auth-server");
+    let container = &auth["containers"][0];
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/auth");
+    assert!(
+        container["env"]
+            .as_array()
+            .expect("env")
+            .contains(&json!({"name": "REDIS_HOST", "value": "redis"})),
+        "{container}"
+    );
+    // The AWS Load Balancer Controller's ALB: /auth to auth-server, the rest to api-server.
+    let ingress = object(objects, "Ingress", "shop");
+    assert_eq!(ingress["spec"]["ingressClassName"], "alb");
+    let annotations = &ingress["metadata"]["annotations"];
+    assert_eq!(annotations["alb.ingress.kubernetes.io/target-type"], "ip");
+    assert_eq!(
+        annotations["alb.ingress.kubernetes.io/healthcheck-path"],
+        "/auth"
+    );
+    assert_eq!(
+        annotations["alb.ingress.kubernetes.io/scheme"],
+        "internet-facing"
+    );
+    let routes: Vec<(String, String)> = ingress["spec"]["rules"][0]["http"]["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .map(|p| {
+            (
+                text(p, "/path").to_owned(),
+                text(p, "/backend/service/name").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("/auth".to_owned(), "auth-server".to_owned()),
+            ("/".to_owned(), "api-server".to_owned())
+        ]
+    );
+    let binding = object(objects, "RoleBinding", "auth-server-config-reader");
+    assert_eq!(binding["roleRef"]["name"], "config-reader");
+    assert_eq!(binding["subjects"][0]["name"], "auth-server");
+}
+
+#[test]
+fn the_staging_and_production_overlays_differ_only_in_namespace_replicas_and_host() {
+    let staging = kustomize(STAGING.dir);
+    let production = kustomize(PRODUCTION.dir);
+    assert_overlay_settings(&staging, &STAGING);
+    assert_overlay_settings(&production, &PRODUCTION);
+    assert_system(&staging);
+    assert_ne!(staging, production);
+    assert_eq!(
+        normalised(&staging, &STAGING),
+        normalised(&production, &PRODUCTION),
+        "the overlays differ in more than namespace, replicas and host"
+    );
+}
+
+#[test]
+fn k8s_apply_accepts_the_staging_overlay_in_a_dry_run_with_the_pushed_digests() {
+    let env = services();
+    let kubeconfig = env
+        .get("KUBECONFIG")
+        .expect("KUBECONFIG in target/services.env (the kube emulator is not up?)");
+    // What img-push writes after pushing the redis image: its digest must replace the tag.
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let repository = format!("{ECR}/redis");
+    let pushed = json!({"schema": "shipkit/v1", "images": [{"name": "redis", "pushed": [{
+        "repository": repository, "tag": "git-abc1234", "digest": digest,
+        "reference": format!("{repository}@{digest}"), "skipped": false}]}]});
+    let out = Cmd::tool("k8s-apply")
+        .env("KUBECONFIG", kubeconfig)
+        .args(["-k", STAGING.dir, "--dry-run", "--context", "staging"])
+        .current_dir(repo_root())
+        .stdin_json(&pushed)
+        .run();
+    out.assert_code(0);
+    let envelope = out.envelope();
+    let deployment = envelope.deployments.first().expect("a deployment entry");
+    assert!(deployment.dry_run, "{}", out.stdout);
+    assert_eq!(deployment.cluster.as_deref(), Some("staging"));
+    assert!(
+        deployment
+            .images
+            .contains(&format!("{repository}@{digest}")),
+        "{:?}",
+        deployment.images
+    );
+    let resources = deployment.extra["resources"]
+        .as_array()
+        .expect("resources[]");
+    assert_eq!(resources.len(), 12, "{resources:?}");
 }
