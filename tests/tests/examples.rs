@@ -388,3 +388,140 @@ fn k8s_apply_accepts_the_staging_overlay_in_a_dry_run_with_the_pushed_digests() 
         .expect("resources[]");
     assert_eq!(resources.len(), 12, "{resources:?}");
 }
+
+// ------------------------------------------------------------------------ examples/Makefile --
+
+/// `make -n TARGET VARS...` in examples/: the commands it would run, one a line, a recipe's
+/// continued lines joined and runs of blanks made one.
+fn make_dry_run(target: &str, vars: &[&str]) -> Vec<String> {
+    let out = Command::new("make")
+        .args(["-s", "-n", "-C"])
+        .arg(repo_root().join("examples"))
+        .arg(target)
+        .args(vars)
+        .output()
+        .expect("run make");
+    assert!(
+        out.status.success(),
+        "make -n {target}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .replace("\\\n", " ")
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+/// The one command of a target's recipe that is a pipe (or, for release, runs release-tag).
+fn pipe_of(target: &str, vars: &[&str]) -> String {
+    let commands = make_dry_run(target, vars);
+    let pipes: Vec<&String> = commands
+        .iter()
+        .filter(|c| c.contains(" | ") || c.contains("release-tag"))
+        .collect();
+    assert_eq!(pipes.len(), 1, "make {target}: {commands:#?}");
+    pipes[0].clone()
+}
+
+/// The paths a pipe names (`--context`, `-k`, `--task-definition-file`, ...), relative to
+/// examples/.
+fn named_paths(pipe: &str) -> Vec<String> {
+    let words: Vec<&str> = pipe.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| {
+            matches!(
+                w[0],
+                "--context" | "-k" | "--task-definition-file" | "--service-definition"
+            )
+        })
+        .map(|w| w[1].to_owned())
+        .collect()
+}
+
+#[test]
+fn each_makefile_target_is_one_pipe_of_the_tools() {
+    let bin = ["BIN=/opt/shipkit/"];
+    let dev = pipe_of("dev", &bin);
+    assert_eq!(
+        dev,
+        "/opt/shipkit/img-build --context services/api-server --context services/auth-server \
+         --context services/redis \
+         | /opt/shipkit/img-push --ecr --create-repository \
+         | /opt/shipkit/ecs-roll --cluster dev \
+         --service api-server --task-definition-file ecs/api-server.task.json \
+         --service-definition ecs/api-server.service.json \
+         --service auth-server --task-definition-file ecs/auth-server.task.json \
+         --service-definition ecs/auth-server.service.json \
+         --endpoint auth-server=https://dev.example.com/auth \
+         --endpoint api-server=https://dev.example.com/health \
+         | /opt/shipkit/health-wait --from-deployments --timeout 5m --output envelopes/dev.json"
+    );
+    let staging = pipe_of("staging", &bin);
+    assert_eq!(
+        staging,
+        "/opt/shipkit/img-build --context services/api-server --context services/auth-server \
+         --context services/redis \
+         | /opt/shipkit/img-push --ecr \
+         | /opt/shipkit/k8s-apply -k k8s/overlays/staging --eks-cluster staging \
+         | /opt/shipkit/health-wait --from-deployments --timeout 5m --output envelopes/staging.json"
+    );
+    assert_eq!(
+        pipe_of("release", &bin),
+        "/opt/shipkit/release-tag --push --output envelopes/release.json"
+    );
+    let production = pipe_of("production", &bin);
+    assert_eq!(
+        production,
+        "/opt/shipkit/release-tag --current \
+         | /opt/shipkit/img-push --ecr --promote --name api-server --name auth-server --name redis \
+         | /opt/shipkit/k8s-apply -k k8s/overlays/production --eks-cluster production \
+         | /opt/shipkit/health-wait --from-deployments --timeout 5m --output envelopes/production.json"
+    );
+    // Every file and directory the pipes name is in examples/, as in the product repository.
+    for path in [dev, staging, production]
+        .iter()
+        .flat_map(|p| named_paths(p))
+    {
+        assert!(
+            repo_root().join("examples").join(&path).exists(),
+            "the Makefile names {path}, which examples/ lacks"
+        );
+    }
+}
+
+#[test]
+fn the_makefile_takes_its_registry_clusters_hosts_and_release_kind_from_variables() {
+    assert_eq!(
+        pipe_of("release", &["PRE=rc"]),
+        "release-tag --push --pre rc --output envelopes/release.json"
+    );
+    let staging = pipe_of(
+        "staging",
+        &[
+            "REGISTRY=--registry registry.example.com/shop",
+            "STAGING_CLUSTER=eks-stg",
+            "IMAGES=api-server",
+        ],
+    );
+    assert_eq!(
+        staging,
+        "img-build --context services/api-server \
+         | img-push --registry registry.example.com/shop \
+         | k8s-apply -k k8s/overlays/staging --eks-cluster eks-stg \
+         | health-wait --from-deployments --timeout 5m --output envelopes/staging.json"
+    );
+    let dev = pipe_of("dev", &["DEV_HOST=dev.shop.test", "ECS_CLUSTER=ecs-dev"]);
+    assert!(dev.contains("ecs-roll --cluster ecs-dev "), "{dev}");
+    assert!(
+        dev.contains("--endpoint auth-server=https://dev.shop.test/auth"),
+        "{dev}"
+    );
+    let production = pipe_of("production", &["PRODUCTION_CLUSTER=eks-prod"]);
+    assert!(
+        production.contains("--eks-cluster eks-prod |"),
+        "{production}"
+    );
+}
