@@ -15,6 +15,7 @@
 //! - `record`: the envelope's `health[]`, the step outputs and summary.
 
 pub mod check;
+pub mod connect_to;
 pub mod plan;
 pub mod probe;
 mod record;
@@ -47,6 +48,7 @@ Exit codes: 0 all healthy, 2 bad flags or input (nothing sent), 3 an upstream st
 health-wait --url https://dev.example.com/auth --timeout 5m\n  \
 health-wait --url http://127.0.0.1:8080/health --json status=UP --successes 3\n  \
 health-wait --tcp db.internal:5432 --interval 1s\n  \
+health-wait --url http://staging.example.com/auth --connect-to staging.example.com:80:10.0.3.7:80\n  \
 img-build | img-push --ecr | ecs-roll --cluster dev --service auth | health-wait --from-deployments"
 )]
 pub struct Args {
@@ -127,6 +129,19 @@ pub struct Args {
         help_heading = "HTTP checks"
     )]
     pub headers: Vec<String>,
+
+    /// Send requests for HOST1:PORT1 to HOST2:PORT2 (an IP address), keeping the URL's host
+    /// in the Host header and for TLS, as curl's --connect-to does: checks a host-routed load
+    /// balancer before DNS points the host at it. PORT1 may be empty (any). HTTP targets on
+    /// their scheme's default port only. Repeatable.
+    #[arg(
+        long = "connect-to",
+        value_name = "HOST1:PORT1:HOST2:PORT2",
+        env = "HEALTH_WAIT_CONNECT_TO",
+        value_delimiter = ',',
+        help_heading = "HTTP checks"
+    )]
+    pub connect_to: Vec<String>,
 
     /// Trust the PEM CA certificates in FILE, in addition to the system store.
     #[arg(

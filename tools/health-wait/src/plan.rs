@@ -2,6 +2,7 @@
 //! one HTTP client, the schedule. Any problem is a usage error before a request is sent.
 
 use crate::check::{self, JsonExpectation, ResponseCheck, StatusSpec, Target};
+use crate::connect_to::{self, ConnectTo};
 use crate::probe::HttpProbe;
 use crate::schedule::{self};
 use crate::{Args, HealthWait};
@@ -117,8 +118,24 @@ fn http_probe(args: &Args, ui: &Ui, targets: &[Target]) -> Result<Option<HttpPro
         ca_file: args.cacert.clone(),
         insecure: args.insecure,
     };
+    let rules = args
+        .connect_to
+        .iter()
+        .map(|text| ConnectTo::parse(text))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .and_then(|rules| connect_to::rules_for(&rules, targets))
+        .map_err(Error::usage)?;
     // Reads and checks --cacert; building the client is what loads the trust store.
-    let builder = client_builder(HealthWait::NAME_STR, &tls)?;
+    let mut builder = client_builder(HealthWait::NAME_STR, &tls)?;
+    for rule in &rules {
+        ui.line(&format!(
+            "{}{} is reached at {} (--connect-to)",
+            rule.host,
+            rule.port.map(|p| format!(":{p}")).unwrap_or_default(),
+            rule.to
+        ));
+        builder = builder.resolve(&rule.host, rule.to);
+    }
     if !targets
         .iter()
         .any(|target| matches!(target, Target::Http(_)))

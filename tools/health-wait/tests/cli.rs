@@ -478,3 +478,64 @@ fn failures_under_actions_are_error_annotations() {
         out.stderr
     );
 }
+
+#[test]
+fn connect_to_reaches_a_host_routed_balancer_with_the_urls_host() {
+    // A load balancer with a host rule: 200 for its host, its default 404 for any other.
+    let balancer = HttpServer::serving(|request| match request.header("host") {
+        Some("staging.shop.example") => Reply::ok("ok"),
+        _ => Reply::new(404, "no rule for this host"),
+    });
+    let rule = format!("staging.shop.example:80:{}", balancer.addr());
+    let envelope = json!({"schema": "shipkit/v1", "deployments": [{
+        "platform": "kubernetes", "cluster": "staging", "outcome": "completed",
+        "endpoints": ["http://staging.shop.example/auth"]}]});
+    let out = health_wait()
+        .args(fast())
+        .args(["--from-deployments", "--connect-to", &rule])
+        .stdin(envelope.to_string())
+        .run();
+    out.assert_code(0);
+    let output = out.json();
+    let entry = &health(&output)[0];
+    assert_eq!(entry["target"], "http://staging.shop.example/auth");
+    assert_eq!(entry["healthy"], true);
+    assert!(
+        out.stderr.contains(&format!(
+            "staging.shop.example:80 is reached at {}",
+            balancer.addr()
+        )),
+        "{}",
+        out.stderr
+    );
+
+    // The balancer's own address answers with its default action: the Host is what counts.
+    let direct = health_wait()
+        .args(fast())
+        .args(["--timeout", "300ms", "--url", &balancer.url("/auth")])
+        .run();
+    direct.assert_code(124);
+}
+
+#[test]
+fn connect_to_refuses_what_it_cannot_redirect_before_any_request() {
+    // Were a rule applied anyway, the request would reach this server.
+    let balancer = HttpServer::start(|_| Reply::ok("ok"));
+    let to = |port: u16| format!("a.example:{port}:{}", balancer.addr());
+    for (url, rule, says) in [
+        ("http://a.example:8080/", to(8080), "names port 8080"),
+        (
+            "http://a.example/",
+            "a.example:80:lb.internal:80".to_owned(),
+            "HOST2 must be an IP address",
+        ),
+        ("https://a.example/", to(80), "is on port 443"),
+    ] {
+        let flags = ["--url", url, "--connect-to", &rule];
+        let out = health_wait().args(fast()).args(flags).run();
+        out.assert_code(2);
+        assert!(out.stderr.contains(says), "{flags:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+    assert_eq!(balancer.requests(), 0);
+}
