@@ -142,12 +142,15 @@ mod tests {
             parse_url("http://staging.example.com:80/auth").unwrap(),
             parse_url("http://other.example.com:8080/").unwrap(),
         ];
-        assert_eq!(rules_for(&[rule.clone()], &ok).unwrap(), vec![rule.clone()]);
+        assert_eq!(
+            rules_for(std::slice::from_ref(&rule), &ok).unwrap(),
+            vec![rule.clone()]
+        );
         let explicit = [parse_url("http://staging.example.com:8080/auth").unwrap()];
-        let err = rules_for(&[rule.clone()], &explicit).unwrap_err();
+        let err = rules_for(std::slice::from_ref(&rule), &explicit).unwrap_err();
         assert!(err.contains("names port 8080"), "{err}");
         let https = [parse_url("https://staging.example.com/auth").unwrap()];
-        let err = rules_for(&[rule.clone()], &https).unwrap_err();
+        let err = rules_for(std::slice::from_ref(&rule), &https).unwrap_err();
         assert!(err.contains("is on port 443"), "{err}");
         let twice = [rule.clone(), rule];
         assert!(rules_for(&twice, &[]).unwrap_err().contains("two rules"));
