@@ -59,6 +59,8 @@ struct Tracked {
     probe_failures: u32,
     /// A back-off event to record (`observe` has no cluster at hand).
     crash_event_due: bool,
+    /// The container's `/etc/hosts` on this machine (Docker's `HostsPath`), once started.
+    hosts_path: Option<std::path::PathBuf>,
 }
 
 /// The back-off after `failures` consecutive failures: 10 s doubling to 5 min (the kubelet's).
@@ -108,7 +110,9 @@ impl Kubelet {
     pub async fn sync(&self, cluster: &Cluster, all_pod_uids: &mut Vec<String>) {
         let pods_type = resources::by_kind("v1", "Pod").expect("pods are built in");
         let pods = cluster.list(pods_type, "", &|_| true, None, None).items;
-        for pod in pods {
+        let services_type = resources::by_kind("v1", "Service").expect("services are built in");
+        let services = cluster.list(services_type, "", &|_| true, None, None).items;
+        for pod in &pods {
             let uid = text(&pod["metadata"]["uid"]).to_owned();
             all_pod_uids.push(uid.clone());
             let mut statuses = Vec::new();
@@ -119,7 +123,7 @@ impl Kubelet {
             {
                 let key = (uid.clone(), text(&c["name"]).to_owned());
                 let mut t = self.get(&key);
-                self.step(cluster, &pod, &c, &mut t).await;
+                self.step(cluster, pod, &c, &mut t).await;
                 statuses.push(container_status(&c, &t));
                 self.put(key, t);
             }
@@ -129,7 +133,9 @@ impl Kubelet {
             for s in statuses.iter_mut() {
                 s.as_object_mut().map(|m| m.remove("_ip"));
             }
-            let status = pod_status(&pod, &statuses, pod_ip.as_deref());
+            let hosts = crate::hosts::hosts_file(pod, pod_ip.as_deref(), &services, &pods);
+            self.write_hosts(&uid, pod, &hosts);
+            let status = pod_status(pod, &statuses, pod_ip.as_deref());
             if pod["status"] != status {
                 let ns = text(&pod["metadata"]["namespace"]).to_owned();
                 let name = text(&pod["metadata"]["name"]).to_owned();
@@ -145,6 +151,23 @@ impl Kubelet {
                     p["status"] = status.clone();
                     Ok(p)
                 });
+            }
+        }
+    }
+
+    /// Writes `content` into the hosts file of each of the pod's started containers where it
+    /// differs (a replaced Service pod is found again on the next tick).
+    fn write_hosts(&self, uid: &str, pod: &Value, content: &str) {
+        for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+            let key = (uid.to_owned(), text(&c["name"]).to_owned());
+            let Some(path) = self.get(&key).hosts_path else {
+                continue;
+            };
+            match crate::hosts::write_if_changed(&path, content) {
+                Ok(true) => tracing::debug!("wrote {} for pod {uid}", path.display()),
+                Ok(false) => {}
+                // A remote Docker Engine's files are not here: the names are then missing.
+                Err(e) => tracing::debug!("cannot write {}: {e}", path.display()),
             }
         }
     }
@@ -268,6 +291,8 @@ impl Kubelet {
             entrypoint: strings("command"),
             cmd: strings("args"),
             working_dir: c["workingDir"].as_str().map(str::to_owned),
+            // `hostname` in the pod says its pod name (or spec.hostname), as on a node.
+            hostname: Some(crate::hosts::pod_hostname(pod)),
             labels: Some(labels),
             host_config: Some(HostConfig::default()),
             ..Default::default()
@@ -334,6 +359,7 @@ impl Kubelet {
             t.id = None;
             return;
         };
+        t.hosts_path = info.hosts_path.filter(|p| !p.is_empty()).map(Into::into);
         let state = info.state.unwrap_or_default();
         let bridge_ip = info
             .network_settings

@@ -10,7 +10,8 @@
 //! - [`managed`]: server-side apply and managedFields, over [`fields`] (field paths and sets)
 //!   and [`merge`] (apply, merge and strategic merge patches).
 //! - [`controllers`] (Deployment, ReplicaSet, garbage collection; decisions in [`rollout`]) and
-//!   the [`kubelet`] that runs pods as containers on the local Docker Engine.
+//!   the [`kubelet`] that runs pods as containers on the local Docker Engine, writing each
+//!   one's `/etc/hosts` with the Service names ([`hosts`]).
 //! - [`defaults`], [`schema`] (unknown fields), [`table`] (what `kubectl get` prints),
 //!   [`selectors`], [`status`] (errors), [`tls`], [`kubeconfig`], [`time`].
 
@@ -22,6 +23,7 @@ pub mod discovery;
 pub mod eks;
 pub mod events;
 pub mod fields;
+pub mod hosts;
 pub mod ingress;
 pub mod kubeconfig;
 pub mod kubelet;
