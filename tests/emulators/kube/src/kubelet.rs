@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use base64::Engine as _;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -22,6 +21,7 @@ use common::reference::Reference;
 pub use emulator_node::remove_labelled;
 use emulator_node::{ecr_credentials, is_ecr_host, pull_reference, remove_container};
 
+use crate::environment::Source;
 use crate::resources;
 use crate::store::{Cluster, WriteOptions};
 use crate::time;
@@ -510,53 +510,26 @@ impl Kubelet {
     }
 }
 
-/// The container's environment: `value`s, and `valueFrom` ConfigMap and Secret keys (a
-/// missing one is the pod's `CreateContainerConfigError`).
+/// The container's environment from the pod's namespace's ConfigMaps and Secrets (a missing
+/// one is the pod's `CreateContainerConfigError`); skipped `envFrom` keys become events.
 fn environment(cluster: &Cluster, pod: &Value, c: &Value) -> Result<Vec<String>, String> {
     let ns = text(&pod["metadata"]["namespace"]);
-    let mut env = Vec::new();
-    for e in c["env"].as_array().into_iter().flatten() {
-        let name = text(&e["name"]);
-        if let Some(v) = e["value"].as_str() {
-            env.push(format!("{name}={v}"));
-            continue;
-        }
-        let from = &e["valueFrom"];
-        let (kind, r) = if from["configMapKeyRef"].is_object() {
-            ("ConfigMap", &from["configMapKeyRef"])
-        } else if from["secretKeyRef"].is_object() {
-            ("Secret", &from["secretKeyRef"])
-        } else {
-            continue;
-        };
-        let rt = resources::by_kind("v1", kind).expect("built in");
-        let obj_name = text(&r["name"]);
-        let key = text(&r["key"]);
-        let value = cluster
-            .get(rt, ns, obj_name)
-            .ok()
-            .and_then(|o| o["data"][key].as_str().map(str::to_owned));
-        let value = match (value, kind) {
-            (Some(v), "Secret") => base64::engine::general_purpose::STANDARD
-                .decode(v)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .unwrap_or_default(),
-            (Some(v), _) => v,
-            (None, _) if r["optional"] == json!(true) => continue,
-            (None, _) => {
-                let what = if kind == "Secret" {
-                    "secret"
-                } else {
-                    "configmap"
-                };
-                return Err(format!("couldn't find key {key} in {kind} {ns}/{obj_name}")
-                    .replace(kind, what));
-            }
-        };
-        env.push(format!("{name}={value}"));
+    let lookup = |source: Source, name: &str| {
+        let rt = resources::by_kind("v1", source.kind()).expect("built in");
+        cluster.get(rt, ns, name).ok()
+    };
+    let env = crate::environment::container_environment(ns, c, &lookup)?;
+    for w in &env.warnings {
+        crate::events::record(
+            cluster,
+            pod,
+            "Warning",
+            "InvalidEnvironmentVariableNames",
+            w,
+            "kubelet",
+        );
     }
-    Ok(env)
+    Ok(env.vars)
 }
 
 fn container_status(c: &Value, t: &Tracked) -> Value {

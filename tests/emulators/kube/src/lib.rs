@@ -21,6 +21,7 @@ pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod eks;
+pub mod environment;
 pub mod events;
 pub mod fields;
 pub mod hosts;
