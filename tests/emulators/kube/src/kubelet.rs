@@ -239,7 +239,9 @@ impl Kubelet {
 
     async fn start(&self, cluster: &Cluster, pod: &Value, c: &Value, t: &mut Tracked) {
         let image = text(&c["image"]).to_owned();
-        match ensure_image(&self.docker, &image, text(&c["imagePullPolicy"])).await {
+        let secrets = pull_secrets(cluster, pod);
+        let policy = text(&c["imagePullPolicy"]);
+        match ensure_image(&self.docker, &image, policy, &secrets).await {
             Ok(image_id) => t.image_id = image_id,
             Err(e) => {
                 t.failures += 1;
@@ -614,9 +616,28 @@ fn pod_status(pod: &Value, statuses: &[Value], pod_ip: Option<&str>) -> Value {
     })
 }
 
-/// The image's id, pulling it first unless it is there and the policy allows using it
-/// (from an ECR host with a token from the ECR API, as EKS nodes do with their role).
-async fn ensure_image(docker: &Docker, image: &str, policy: &str) -> Result<String> {
+/// The Secrets the pod names in `imagePullSecrets` (those that exist, as the kubelet
+/// goes on without a missing one).
+fn pull_secrets(cluster: &Cluster, pod: &Value) -> Vec<Value> {
+    let rt = resources::by_kind("v1", "Secret").expect("built in");
+    let ns = text(&pod["metadata"]["namespace"]);
+    pod["spec"]["imagePullSecrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| cluster.get(rt, ns, text(&r["name"])).ok())
+        .collect()
+}
+
+/// The image's id, pulling it first unless it is there and the policy allows using it: with
+/// the credentials of the pod's pull Secrets for the image's host, else, from an ECR host,
+/// with a token from the ECR API (as EKS nodes do with their role).
+async fn ensure_image(
+    docker: &Docker,
+    image: &str,
+    policy: &str,
+    secrets: &[Value],
+) -> Result<String> {
     if policy != "Always"
         && let Ok(info) = docker.inspect_image(image).await
     {
@@ -624,13 +645,15 @@ async fn ensure_image(docker: &Docker, image: &str, policy: &str) -> Result<Stri
     }
     let reference =
         Reference::parse(image).map_err(|e| anyhow!("failed to pull image \"{image}\": {e}"))?;
-    let credentials = match reference.domain.as_deref() {
-        Some(h) if is_ecr_host(h) => Some(
+    let host = reference.domain.as_deref().unwrap_or("docker.io");
+    let credentials = match crate::pull_secrets::credentials_for(host, secrets) {
+        Some(from_secret) => Some(from_secret),
+        None if is_ecr_host(host) => Some(
             ecr_credentials()
                 .await
-                .with_context(|| format!("getting an ECR token for {h}"))?,
+                .with_context(|| format!("getting an ECR token for {host}"))?,
         ),
-        _ => None,
+        None => None,
     };
     let (from_image, tag) = pull_reference(&reference);
     let opts = CreateImageOptions {

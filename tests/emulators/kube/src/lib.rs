@@ -33,6 +33,7 @@ pub mod merge;
 pub mod network;
 pub mod openapi;
 pub mod probe;
+pub mod pull_secrets;
 pub mod resources;
 pub mod rollout;
 pub mod schema;
