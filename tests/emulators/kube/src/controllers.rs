@@ -37,6 +37,12 @@ fn namespace(o: &Value) -> &str {
     o["metadata"]["namespace"].as_str().unwrap_or("")
 }
 
+/// Whether `o` is not being deleted: a controller leaves an owner that is (its dependents
+/// are the garbage collector's to delete or orphan).
+fn not_deleting(o: &Value) -> bool {
+    o["metadata"].get("deletionTimestamp").is_none()
+}
+
 /// The uid of `o`'s controlling owner.
 fn controller_uid(o: &Value) -> Option<&str> {
     o["metadata"]["ownerReferences"]
@@ -399,7 +405,7 @@ fn write_deployment_status(
 pub fn reconcile_replica_sets(c: &Cluster, now: SystemTime) {
     let pods_type = rt("v1", "Pod");
     for rs in c
-        .list(rt("apps/v1", "ReplicaSet"), "", &|_| true, None, None)
+        .list(rt("apps/v1", "ReplicaSet"), "", &not_deleting, None, None)
         .items
     {
         let pods: Vec<Value> = c
@@ -495,7 +501,7 @@ pub fn reconcile_replica_sets(c: &Cluster, now: SystemTime) {
 pub fn reconcile_jobs(c: &Cluster, now: SystemTime) {
     let pods_type = rt("v1", "Pod");
     for job in c
-        .list(rt("batch/v1", "Job"), "", &|_| true, None, None)
+        .list(rt("batch/v1", "Job"), "", &not_deleting, None, None)
         .items
     {
         let finished = job["status"]["conditions"].as_array().is_some_and(|cs| {
@@ -662,7 +668,7 @@ fn stateful_pod(sts: &Value, ordinal: i64, revision: &str) -> Value {
 pub fn reconcile_stateful_sets(c: &Cluster) {
     let pods_type = rt("v1", "Pod");
     let sts_type = rt("apps/v1", "StatefulSet");
-    for sts in c.list(sts_type, "", &|_| true, None, None).items {
+    for sts in c.list(sts_type, "", &not_deleting, None, None).items {
         let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
         let ordered = sts["spec"]["podManagementPolicy"] != "Parallel";
         let partition = num(&sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"]);
@@ -790,7 +796,7 @@ pub fn reconcile_stateful_sets(c: &Cluster) {
 pub fn reconcile_daemon_sets(c: &Cluster) {
     let pods_type = rt("v1", "Pod");
     let ds_type = rt("apps/v1", "DaemonSet");
-    for ds in c.list(ds_type, "", &|_| true, None, None).items {
+    for ds in c.list(ds_type, "", &not_deleting, None, None).items {
         let hash = rollout::template_hash(&ds["spec"]["template"]);
         let pods: Vec<Value> = c
             .list(

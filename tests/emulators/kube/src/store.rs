@@ -282,6 +282,19 @@ impl Cluster {
         name: &str,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        self.delete_with(rt, ns, name, opts, None)
+    }
+
+    /// Like [`Cluster::delete`], adding `finalizer` first (the garbage collector's `orphan` or
+    /// `foregroundDeletion`, from the propagation policy) in the same write that marks it.
+    pub fn delete_with(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        opts: &WriteOptions,
+        finalizer: Option<&str>,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let k = key(rt, ns, name);
         let old = st
@@ -292,14 +305,17 @@ impl Cluster {
         if opts.dry_run {
             return Ok(old);
         }
-        let has_finalizers = old["metadata"]["finalizers"]
+        let mut marked = old.clone();
+        if let Some(f) = finalizer {
+            add_finalizer(&mut marked, f);
+        }
+        let has_finalizers = marked["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| !f.is_empty());
         if has_finalizers {
             if old["metadata"].get("deletionTimestamp").is_some() {
                 return Ok(old);
             }
-            let mut marked = old.clone();
             marked["metadata"]["deletionTimestamp"] = json!(time::now());
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             return store(&mut st, &self.events, rt, ns, marked, "MODIFIED");
@@ -322,6 +338,16 @@ impl Cluster {
             }
         }
         Ok(gone.unwrap_or(old))
+    }
+
+    /// Every object of every type that `keep` accepts, with its resource (`plural.group`).
+    pub fn find_all(&self, keep: &dyn Fn(&Value) -> bool) -> Vec<(String, Value)> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(_, o)| keep(o))
+            .map(|((resource, _, _), o)| (resource.clone(), o.clone()))
+            .collect()
     }
 
     /// The objects a watch starts with (as ADDED) and a receiver for what changes after them,
@@ -582,6 +608,19 @@ fn commit(
         new,
         if old.is_some() { "MODIFIED" } else { "ADDED" },
     )
+}
+
+/// Adds `finalizer` to the object's `metadata.finalizers` unless it is there.
+fn add_finalizer(obj: &mut Value, finalizer: &str) {
+    let list = &mut obj["metadata"]["finalizers"];
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    if let Some(items) = list.as_array_mut()
+        && !items.iter().any(|f| f == finalizer)
+    {
+        items.push(json!(finalizer));
+    }
 }
 
 fn store(
