@@ -90,6 +90,7 @@ fn ready_since(pod: &Value) -> Option<SystemTime> {
 }
 
 /// Deletes ReplicaSets and pods whose controlling owner is gone (background propagation).
+/// Every tick, over every owner and child: it reads them in place rather than listing copies.
 pub fn collect_garbage(c: &Cluster) {
     for (child_kind, child_av, owner_kind, owner_av) in [
         ("ReplicaSet", "apps/v1", "Deployment", "apps/v1"),
@@ -98,29 +99,24 @@ pub fn collect_garbage(c: &Cluster) {
         ("Pod", "v1", "StatefulSet", "apps/v1"),
         ("Pod", "v1", "DaemonSet", "apps/v1"),
     ] {
-        let owners = c
-            .list(rt(owner_av, owner_kind), "", &|_| true, None, None)
-            .items;
-        let children = c
-            .list(rt(child_av, child_kind), "", &|_| true, None, None)
-            .items;
-        for child in children {
-            let Some(owner) = controller_uid(&child) else {
-                continue;
+        let mut owners = std::collections::HashSet::new();
+        c.visit(rt(owner_av, owner_kind), "", &mut |o| {
+            owners.insert(uid(o).to_owned());
+        });
+        let mut orphans = Vec::new();
+        c.visit(rt(child_av, child_kind), "", &mut |child| {
+            let Some(owner) = controller_uid(child) else {
+                return;
             };
-            let owned_by = |k: &str| {
-                child["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|rs| rs.iter().any(|r| r["kind"] == k))
-            };
-            if owned_by(owner_kind) && !owners.iter().any(|o| uid(o) == owner) {
-                let _ = c.delete(
-                    rt(child_av, child_kind),
-                    namespace(&child),
-                    name(&child),
-                    &opts(""),
-                );
+            let owned_by_kind = child["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["kind"] == owner_kind));
+            if owned_by_kind && !owners.contains(owner) {
+                orphans.push((namespace(child).to_owned(), name(child).to_owned()));
             }
+        });
+        for (ns, child) in orphans {
+            let _ = c.delete(rt(child_av, child_kind), &ns, &child, &opts(""));
         }
     }
 }

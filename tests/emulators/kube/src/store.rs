@@ -126,9 +126,12 @@ impl Cluster {
         let mut items = Vec::new();
         let mut continue_token = None;
         let mut last_position = String::new();
-        for ((r, n, name), obj) in &st.objects {
+        // Keys sort by resource, then namespace: the objects listed are one run of the map
+        // (the controllers list every tick, so no scan of every object).
+        let start = (resource.clone(), ns.to_owned(), String::new());
+        for ((r, n, name), obj) in st.objects.range(start..) {
             if *r != resource || !ns.is_empty() && n != ns {
-                continue;
+                break;
             }
             let position = format!("{n}/{name}");
             if continue_from.is_some_and(|c| position.as_str() <= c) || !keep(obj) {
@@ -145,6 +148,20 @@ impl Cluster {
             items,
             resource_version: st.rv,
             continue_token,
+        }
+    }
+
+    /// Calls `visit` with every object of `rt` (in `ns`; every namespace when empty) without
+    /// copying it: for the controllers' passes, which need a few fields of many objects.
+    pub fn visit(&self, rt: &ResourceType, ns: &str, visit: &mut dyn FnMut(&Value)) {
+        let st = self.lock();
+        let resource = rt.qualified();
+        let start = (resource.clone(), ns.to_owned(), String::new());
+        for ((r, n, _), obj) in st.objects.range(start..) {
+            if *r != resource || !ns.is_empty() && n != ns {
+                break;
+            }
+            visit(obj);
         }
     }
 
