@@ -6,8 +6,8 @@
 //! writes every Service name there: `NAME` (same namespace), `NAME.NAMESPACE`,
 //! `NAME.NAMESPACE.svc` and `NAME.NAMESPACE.svc.cluster.local` → the IP of a ready pod backing
 //! it (so a name reaches the pod's port, the `targetPort`, as a headless Service's does), and
-//! StatefulSet pods' `HOSTNAME.SUBDOMAIN...` names. [`hosts_file`] decides the content (pure);
-//! [`write_if_changed`] writes it in place.
+//! StatefulSet pods' `HOSTNAME.SUBDOMAIN...` names. [`cluster_names`] (once a pass) and
+//! [`hosts_file`] (per pod) decide the content (pure); [`write_if_changed`] writes it in place.
 
 use std::io::Write;
 use std::path::Path;
@@ -42,25 +42,58 @@ pub fn pod_hostname(pod: &Value) -> String {
     name.chars().take(63).collect::<String>()
 }
 
-/// The hosts file of a container of `pod` (whose IP is `pod_ip`), given every Service and pod
-/// of the cluster.
-pub fn hosts_file(pod: &Value, pod_ip: Option<&str>, services: &[Value], pods: &[Value]) -> String {
+/// A name the cluster resolves: a Service's (`NAME`) or a pod's under its subdomain
+/// (`HOSTNAME.SUBDOMAIN`), in `namespace`, to `ip`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub namespace: String,
+    pub name: String,
+    pub ip: String,
+    /// The pod's uid for a pod's name (its own file has its own line instead).
+    pub pod_uid: Option<String>,
+}
+
+/// Every name of the cluster, given all its Services and pods (once a pass, for every pod).
+pub fn cluster_names(services: &[Value], pods: &[Value]) -> Vec<Entry> {
+    let service_entries = services.iter().filter_map(|svc| {
+        Some(Entry {
+            namespace: text(&svc["metadata"]["namespace"]).to_owned(),
+            name: text(&svc["metadata"]["name"]).to_owned(),
+            ip: backing_ip(svc, pods)?,
+            pod_uid: None,
+        })
+    });
+    let pod_entries = pods.iter().filter_map(|p| {
+        Some(Entry {
+            namespace: text(&p["metadata"]["namespace"]).to_owned(),
+            name: subdomain_name(p, services)?,
+            ip: ready_ip(p)?,
+            pod_uid: Some(text(&p["metadata"]["uid"]).to_owned()),
+        })
+    });
+    service_entries.chain(pod_entries).collect()
+}
+
+/// The hosts file of a container of `pod` (whose IP is `pod_ip`), given the cluster's names.
+pub fn hosts_file(pod: &Value, pod_ip: Option<&str>, names: &[Entry]) -> String {
     let ns = text(&pod["metadata"]["namespace"]);
+    let uid = pod["metadata"]["uid"].as_str();
     let mut out = HEADER.to_owned();
     if let Some(ip) = pod_ip {
         out.push_str(&own_line(pod, ip));
     }
-    let mut named: Vec<(String, String)> = services
+    let mut lines: Vec<(String, &str)> = names
         .iter()
-        .filter_map(|svc| Some((service_names(svc, ns).join(" "), backing_ip(svc, pods)?)))
+        .filter(|e| e.pod_uid.is_none() || e.pod_uid.as_deref() != uid)
+        .map(|e| {
+            (
+                qualified(&e.name, &e.namespace, ns).join(" "),
+                e.ip.as_str(),
+            )
+        })
         .collect();
-    named.extend(
-        pods.iter()
-            .filter(|p| p["metadata"]["uid"] != pod["metadata"]["uid"])
-            .filter_map(|p| Some((subdomain_names(p, ns, services)?.join(" "), ready_ip(p)?))),
-    );
-    named.sort();
-    for (names, ip) in named {
+    lines.sort();
+    for (names, ip) in lines {
         out.push_str(&format!("{ip}\t{names}\n"));
     }
     out
@@ -78,15 +111,6 @@ fn own_line(pod: &Value, ip: &str) -> String {
     }
 }
 
-/// The names a Service is known by from namespace `from`, longest last.
-fn service_names(svc: &Value, from: &str) -> Vec<String> {
-    qualified(
-        text(&svc["metadata"]["name"]),
-        text(&svc["metadata"]["namespace"]),
-        from,
-    )
-}
-
 /// `NAME` (only from the same namespace), `NAME.NS`, `NAME.NS.svc`, `NAME.NS.svc.DOMAIN`.
 fn qualified(name: &str, ns: &str, from: &str) -> Vec<String> {
     let mut names = Vec::new();
@@ -99,17 +123,17 @@ fn qualified(name: &str, ns: &str, from: &str) -> Vec<String> {
     names
 }
 
-/// A StatefulSet-style pod's names (`HOSTNAME.SUBDOMAIN...`), when a Service named after its
+/// A StatefulSet-style pod's name (`HOSTNAME.SUBDOMAIN`), when a Service named after its
 /// subdomain exists in its namespace (as cluster DNS requires).
-fn subdomain_names(pod: &Value, from: &str, services: &[Value]) -> Option<Vec<String>> {
+fn subdomain_name(pod: &Value, services: &[Value]) -> Option<String> {
     let sub = pod["spec"]["subdomain"]
         .as_str()
         .filter(|s| !s.is_empty())?;
-    let ns = text(&pod["metadata"]["namespace"]);
+    let ns = &pod["metadata"]["namespace"];
     services
         .iter()
-        .any(|s| s["metadata"]["name"] == sub && s["metadata"]["namespace"] == ns)
-        .then(|| qualified(&format!("{}.{sub}", pod_hostname(pod)), ns, from))
+        .any(|s| s["metadata"]["name"] == sub && &s["metadata"]["namespace"] == ns)
+        .then(|| format!("{}.{sub}", pod_hostname(pod)))
 }
 
 /// The IP of the first (by name) ready pod the Service selects; None without a selector or a
@@ -176,6 +200,10 @@ mod tests {
         json!({"metadata": {"namespace": ns, "name": name}, "spec": {"selector": {"app": app}}})
     }
 
+    fn file(me: &Value, ip: Option<&str>, services: &[Value], pods: &[Value]) -> String {
+        hosts_file(me, ip, &cluster_names(services, pods))
+    }
+
     fn lines_after_header(s: &str) -> Vec<&str> {
         s.strip_prefix(HEADER)
             .expect("starts with the header")
@@ -196,7 +224,7 @@ mod tests {
             service("shop", "redis", "redis"),
             service("other", "db", "db"),
         ];
-        let hosts = hosts_file(&me, Some("172.17.0.9"), &services, &pods);
+        let hosts = file(&me, Some("172.17.0.9"), &services, &pods);
         assert_eq!(
             lines_after_header(&hosts),
             [
@@ -214,7 +242,7 @@ mod tests {
         terminating["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         let external = json!({"metadata": {"namespace": "shop", "name": "ext"}, "spec": {}});
         let services = [service("shop", "redis", "redis"), external];
-        let hosts = hosts_file(&me, None, &services, &[me.clone(), terminating]);
+        let hosts = file(&me, None, &services, &[me.clone(), terminating]);
         assert_eq!(hosts, HEADER);
     }
 
@@ -222,13 +250,13 @@ mod tests {
     fn a_replaced_backing_pod_changes_the_file() {
         let me = pod("shop", "auth-1", "auth", "172.17.0.9", true);
         let services = [service("shop", "redis", "redis")];
-        let old = hosts_file(
+        let old = file(
             &me,
             None,
             &services,
             &[pod("shop", "redis-a", "redis", "172.17.0.2", true)],
         );
-        let new = hosts_file(
+        let new = file(
             &me,
             None,
             &services,
@@ -248,7 +276,7 @@ mod tests {
         web1["spec"]["hostname"] = json!("web-1");
         web1["status"]["podIP"] = json!("172.17.0.7");
         let headless = json!({"metadata": {"namespace": "shop", "name": "web"}, "spec": {"clusterIP": "None"}});
-        let hosts = hosts_file(
+        let hosts = file(
             &web0,
             Some("172.17.0.6"),
             &[headless],

@@ -22,6 +22,7 @@ pub use emulator_node::remove_labelled;
 use emulator_node::{ecr_credentials, is_ecr_host, pull_reference, remove_container};
 
 use crate::environment::Source;
+use crate::hosts::Entry;
 use crate::resources;
 use crate::store::{Cluster, WriteOptions};
 use crate::time;
@@ -112,6 +113,7 @@ impl Kubelet {
         let pods = cluster.list(pods_type, "", &|_| true, None, None).items;
         let services_type = resources::by_kind("v1", "Service").expect("services are built in");
         let services = cluster.list(services_type, "", &|_| true, None, None).items;
+        let names = crate::hosts::cluster_names(&services, &pods);
         for pod in &pods {
             let uid = text(&pod["metadata"]["uid"]).to_owned();
             all_pod_uids.push(uid.clone());
@@ -133,8 +135,7 @@ impl Kubelet {
             for s in statuses.iter_mut() {
                 s.as_object_mut().map(|m| m.remove("_ip"));
             }
-            let hosts = crate::hosts::hosts_file(pod, pod_ip.as_deref(), &services, &pods);
-            self.write_hosts(&uid, pod, &hosts);
+            self.write_hosts(&uid, pod, pod_ip.as_deref(), &names);
             let status = pod_status(pod, &statuses, pod_ip.as_deref());
             if pod["status"] != status {
                 let ns = text(&pod["metadata"]["namespace"]).to_owned();
@@ -155,14 +156,17 @@ impl Kubelet {
         }
     }
 
-    /// Writes `content` into the hosts file of each of the pod's started containers where it
-    /// differs (a replaced Service pod is found again on the next tick).
-    fn write_hosts(&self, uid: &str, pod: &Value, content: &str) {
+    /// Writes the pod's hosts file into each of its started containers where it differs (a
+    /// replaced Service pod is found again on the next tick).
+    fn write_hosts(&self, uid: &str, pod: &Value, pod_ip: Option<&str>, names: &[Entry]) {
+        let mut content = None;
         for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
             let key = (uid.to_owned(), text(&c["name"]).to_owned());
             let Some(path) = self.get(&key).hosts_path else {
                 continue;
             };
+            let content =
+                content.get_or_insert_with(|| crate::hosts::hosts_file(pod, pod_ip, names));
             match crate::hosts::write_if_changed(&path, content) {
                 Ok(true) => tracing::debug!("wrote {} for pod {uid}", path.display()),
                 Ok(false) => {}
