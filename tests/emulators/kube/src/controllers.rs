@@ -37,6 +37,12 @@ fn namespace(o: &Value) -> &str {
     o["metadata"]["namespace"].as_str().unwrap_or("")
 }
 
+/// Whether `o` is not being deleted: a controller leaves an owner that is (its dependents
+/// are the garbage collector's to delete or orphan).
+fn not_deleting(o: &Value) -> bool {
+    o["metadata"].get("deletionTimestamp").is_none()
+}
+
 /// The uid of `o`'s controlling owner.
 fn controller_uid(o: &Value) -> Option<&str> {
     o["metadata"]["ownerReferences"]
@@ -84,6 +90,7 @@ fn ready_since(pod: &Value) -> Option<SystemTime> {
 }
 
 /// Deletes ReplicaSets and pods whose controlling owner is gone (background propagation).
+/// Every tick, over every owner and child: it reads them in place rather than listing copies.
 pub fn collect_garbage(c: &Cluster) {
     for (child_kind, child_av, owner_kind, owner_av) in [
         ("ReplicaSet", "apps/v1", "Deployment", "apps/v1"),
@@ -92,29 +99,24 @@ pub fn collect_garbage(c: &Cluster) {
         ("Pod", "v1", "StatefulSet", "apps/v1"),
         ("Pod", "v1", "DaemonSet", "apps/v1"),
     ] {
-        let owners = c
-            .list(rt(owner_av, owner_kind), "", &|_| true, None, None)
-            .items;
-        let children = c
-            .list(rt(child_av, child_kind), "", &|_| true, None, None)
-            .items;
-        for child in children {
-            let Some(owner) = controller_uid(&child) else {
-                continue;
+        let mut owners = std::collections::HashSet::new();
+        c.visit(rt(owner_av, owner_kind), "", &mut |o| {
+            owners.insert(uid(o).to_owned());
+        });
+        let mut orphans = Vec::new();
+        c.visit(rt(child_av, child_kind), "", &mut |child| {
+            let Some(owner) = controller_uid(child) else {
+                return;
             };
-            let owned_by = |k: &str| {
-                child["metadata"]["ownerReferences"]
-                    .as_array()
-                    .is_some_and(|rs| rs.iter().any(|r| r["kind"] == k))
-            };
-            if owned_by(owner_kind) && !owners.iter().any(|o| uid(o) == owner) {
-                let _ = c.delete(
-                    rt(child_av, child_kind),
-                    namespace(&child),
-                    name(&child),
-                    &opts(""),
-                );
+            let owned_by_kind = child["metadata"]["ownerReferences"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["kind"] == owner_kind));
+            if owned_by_kind && !owners.contains(owner) {
+                orphans.push((namespace(child).to_owned(), name(child).to_owned()));
             }
+        });
+        for (ns, child) in orphans {
+            let _ = c.delete(rt(child_av, child_kind), &ns, &child, &opts(""));
         }
     }
 }
@@ -399,7 +401,7 @@ fn write_deployment_status(
 pub fn reconcile_replica_sets(c: &Cluster, now: SystemTime) {
     let pods_type = rt("v1", "Pod");
     for rs in c
-        .list(rt("apps/v1", "ReplicaSet"), "", &|_| true, None, None)
+        .list(rt("apps/v1", "ReplicaSet"), "", &not_deleting, None, None)
         .items
     {
         let pods: Vec<Value> = c
@@ -495,7 +497,7 @@ pub fn reconcile_replica_sets(c: &Cluster, now: SystemTime) {
 pub fn reconcile_jobs(c: &Cluster, now: SystemTime) {
     let pods_type = rt("v1", "Pod");
     for job in c
-        .list(rt("batch/v1", "Job"), "", &|_| true, None, None)
+        .list(rt("batch/v1", "Job"), "", &not_deleting, None, None)
         .items
     {
         let finished = job["status"]["conditions"].as_array().is_some_and(|cs| {
@@ -662,7 +664,7 @@ fn stateful_pod(sts: &Value, ordinal: i64, revision: &str) -> Value {
 pub fn reconcile_stateful_sets(c: &Cluster) {
     let pods_type = rt("v1", "Pod");
     let sts_type = rt("apps/v1", "StatefulSet");
-    for sts in c.list(sts_type, "", &|_| true, None, None).items {
+    for sts in c.list(sts_type, "", &not_deleting, None, None).items {
         let replicas = sts["spec"]["replicas"].as_i64().unwrap_or(1);
         let ordered = sts["spec"]["podManagementPolicy"] != "Parallel";
         let partition = num(&sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"]);
@@ -790,7 +792,7 @@ pub fn reconcile_stateful_sets(c: &Cluster) {
 pub fn reconcile_daemon_sets(c: &Cluster) {
     let pods_type = rt("v1", "Pod");
     let ds_type = rt("apps/v1", "DaemonSet");
-    for ds in c.list(ds_type, "", &|_| true, None, None).items {
+    for ds in c.list(ds_type, "", &not_deleting, None, None).items {
         let hash = rollout::template_hash(&ds["spec"]["template"]);
         let pods: Vec<Value> = c
             .list(

@@ -8,7 +8,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use base64::Engine as _;
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
@@ -22,6 +21,8 @@ use common::reference::Reference;
 pub use emulator_node::remove_labelled;
 use emulator_node::{ecr_credentials, is_ecr_host, pull_reference, remove_container};
 
+use crate::environment::Source;
+use crate::hosts::Entry;
 use crate::resources;
 use crate::store::{Cluster, WriteOptions};
 use crate::time;
@@ -59,6 +60,8 @@ struct Tracked {
     probe_failures: u32,
     /// A back-off event to record (`observe` has no cluster at hand).
     crash_event_due: bool,
+    /// The container's `/etc/hosts` on this machine (Docker's `HostsPath`), once started.
+    hosts_path: Option<std::path::PathBuf>,
 }
 
 /// The back-off after `failures` consecutive failures: 10 s doubling to 5 min (the kubelet's).
@@ -108,7 +111,10 @@ impl Kubelet {
     pub async fn sync(&self, cluster: &Cluster, all_pod_uids: &mut Vec<String>) {
         let pods_type = resources::by_kind("v1", "Pod").expect("pods are built in");
         let pods = cluster.list(pods_type, "", &|_| true, None, None).items;
-        for pod in pods {
+        let services_type = resources::by_kind("v1", "Service").expect("services are built in");
+        let services = cluster.list(services_type, "", &|_| true, None, None).items;
+        let names = crate::hosts::cluster_names(&services, &pods);
+        for pod in &pods {
             let uid = text(&pod["metadata"]["uid"]).to_owned();
             all_pod_uids.push(uid.clone());
             let mut statuses = Vec::new();
@@ -119,7 +125,7 @@ impl Kubelet {
             {
                 let key = (uid.clone(), text(&c["name"]).to_owned());
                 let mut t = self.get(&key);
-                self.step(cluster, &pod, &c, &mut t).await;
+                self.step(cluster, pod, &c, &mut t).await;
                 statuses.push(container_status(&c, &t));
                 self.put(key, t);
             }
@@ -129,7 +135,8 @@ impl Kubelet {
             for s in statuses.iter_mut() {
                 s.as_object_mut().map(|m| m.remove("_ip"));
             }
-            let status = pod_status(&pod, &statuses, pod_ip.as_deref());
+            self.write_hosts(&uid, pod, pod_ip.as_deref(), &names);
+            let status = pod_status(pod, &statuses, pod_ip.as_deref());
             if pod["status"] != status {
                 let ns = text(&pod["metadata"]["namespace"]).to_owned();
                 let name = text(&pod["metadata"]["name"]).to_owned();
@@ -145,6 +152,26 @@ impl Kubelet {
                     p["status"] = status.clone();
                     Ok(p)
                 });
+            }
+        }
+    }
+
+    /// Writes the pod's hosts file into each of its started containers where it differs (a
+    /// replaced Service pod is found again on the next tick).
+    fn write_hosts(&self, uid: &str, pod: &Value, pod_ip: Option<&str>, names: &[Entry]) {
+        let mut content = None;
+        for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+            let key = (uid.to_owned(), text(&c["name"]).to_owned());
+            let Some(path) = self.get(&key).hosts_path else {
+                continue;
+            };
+            let content =
+                content.get_or_insert_with(|| crate::hosts::hosts_file(pod, pod_ip, names));
+            match crate::hosts::write_if_changed(&path, content) {
+                Ok(true) => tracing::debug!("wrote {} for pod {uid}", path.display()),
+                Ok(false) => {}
+                // A remote Docker Engine's files are not here: the names are then missing.
+                Err(e) => tracing::debug!("cannot write {}: {e}", path.display()),
             }
         }
     }
@@ -216,7 +243,9 @@ impl Kubelet {
 
     async fn start(&self, cluster: &Cluster, pod: &Value, c: &Value, t: &mut Tracked) {
         let image = text(&c["image"]).to_owned();
-        match ensure_image(&self.docker, &image, text(&c["imagePullPolicy"])).await {
+        let secrets = pull_secrets(cluster, pod);
+        let policy = text(&c["imagePullPolicy"]);
+        match ensure_image(&self.docker, &image, policy, &secrets).await {
             Ok(image_id) => t.image_id = image_id,
             Err(e) => {
                 t.failures += 1;
@@ -268,6 +297,8 @@ impl Kubelet {
             entrypoint: strings("command"),
             cmd: strings("args"),
             working_dir: c["workingDir"].as_str().map(str::to_owned),
+            // `hostname` in the pod says its pod name (or spec.hostname), as on a node.
+            hostname: Some(crate::hosts::pod_hostname(pod)),
             labels: Some(labels),
             host_config: Some(HostConfig::default()),
             ..Default::default()
@@ -334,6 +365,7 @@ impl Kubelet {
             t.id = None;
             return;
         };
+        t.hosts_path = info.hosts_path.filter(|p| !p.is_empty()).map(Into::into);
         let state = info.state.unwrap_or_default();
         let bridge_ip = info
             .network_settings
@@ -484,53 +516,26 @@ impl Kubelet {
     }
 }
 
-/// The container's environment: `value`s, and `valueFrom` ConfigMap and Secret keys (a
-/// missing one is the pod's `CreateContainerConfigError`).
+/// The container's environment from the pod's namespace's ConfigMaps and Secrets (a missing
+/// one is the pod's `CreateContainerConfigError`); skipped `envFrom` keys become events.
 fn environment(cluster: &Cluster, pod: &Value, c: &Value) -> Result<Vec<String>, String> {
     let ns = text(&pod["metadata"]["namespace"]);
-    let mut env = Vec::new();
-    for e in c["env"].as_array().into_iter().flatten() {
-        let name = text(&e["name"]);
-        if let Some(v) = e["value"].as_str() {
-            env.push(format!("{name}={v}"));
-            continue;
-        }
-        let from = &e["valueFrom"];
-        let (kind, r) = if from["configMapKeyRef"].is_object() {
-            ("ConfigMap", &from["configMapKeyRef"])
-        } else if from["secretKeyRef"].is_object() {
-            ("Secret", &from["secretKeyRef"])
-        } else {
-            continue;
-        };
-        let rt = resources::by_kind("v1", kind).expect("built in");
-        let obj_name = text(&r["name"]);
-        let key = text(&r["key"]);
-        let value = cluster
-            .get(rt, ns, obj_name)
-            .ok()
-            .and_then(|o| o["data"][key].as_str().map(str::to_owned));
-        let value = match (value, kind) {
-            (Some(v), "Secret") => base64::engine::general_purpose::STANDARD
-                .decode(v)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .unwrap_or_default(),
-            (Some(v), _) => v,
-            (None, _) if r["optional"] == json!(true) => continue,
-            (None, _) => {
-                let what = if kind == "Secret" {
-                    "secret"
-                } else {
-                    "configmap"
-                };
-                return Err(format!("couldn't find key {key} in {kind} {ns}/{obj_name}")
-                    .replace(kind, what));
-            }
-        };
-        env.push(format!("{name}={value}"));
+    let lookup = |source: Source, name: &str| {
+        let rt = resources::by_kind("v1", source.kind()).expect("built in");
+        cluster.get(rt, ns, name).ok()
+    };
+    let env = crate::environment::container_environment(ns, c, &lookup)?;
+    for w in &env.warnings {
+        crate::events::record(
+            cluster,
+            pod,
+            "Warning",
+            "InvalidEnvironmentVariableNames",
+            w,
+            "kubelet",
+        );
     }
-    Ok(env)
+    Ok(env.vars)
 }
 
 fn container_status(c: &Value, t: &Tracked) -> Value {
@@ -615,9 +620,28 @@ fn pod_status(pod: &Value, statuses: &[Value], pod_ip: Option<&str>) -> Value {
     })
 }
 
-/// The image's id, pulling it first unless it is there and the policy allows using it
-/// (from an ECR host with a token from the ECR API, as EKS nodes do with their role).
-async fn ensure_image(docker: &Docker, image: &str, policy: &str) -> Result<String> {
+/// The Secrets the pod names in `imagePullSecrets` (those that exist, as the kubelet
+/// goes on without a missing one).
+fn pull_secrets(cluster: &Cluster, pod: &Value) -> Vec<Value> {
+    let rt = resources::by_kind("v1", "Secret").expect("built in");
+    let ns = text(&pod["metadata"]["namespace"]);
+    pod["spec"]["imagePullSecrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| cluster.get(rt, ns, text(&r["name"])).ok())
+        .collect()
+}
+
+/// The image's id, pulling it first unless it is there and the policy allows using it: with
+/// the credentials of the pod's pull Secrets for the image's host, else, from an ECR host,
+/// with a token from the ECR API (as EKS nodes do with their role).
+async fn ensure_image(
+    docker: &Docker,
+    image: &str,
+    policy: &str,
+    secrets: &[Value],
+) -> Result<String> {
     if policy != "Always"
         && let Ok(info) = docker.inspect_image(image).await
     {
@@ -625,13 +649,15 @@ async fn ensure_image(docker: &Docker, image: &str, policy: &str) -> Result<Stri
     }
     let reference =
         Reference::parse(image).map_err(|e| anyhow!("failed to pull image \"{image}\": {e}"))?;
-    let credentials = match reference.domain.as_deref() {
-        Some(h) if is_ecr_host(h) => Some(
+    let host = reference.domain.as_deref().unwrap_or("docker.io");
+    let credentials = match crate::pull_secrets::credentials_for(host, secrets) {
+        Some(from_secret) => Some(from_secret),
+        None if is_ecr_host(host) => Some(
             ecr_credentials()
                 .await
-                .with_context(|| format!("getting an ECR token for {h}"))?,
+                .with_context(|| format!("getting an ECR token for {host}"))?,
         ),
-        _ => None,
+        None => None,
     };
     let (from_image, tag) = pull_reference(&reference);
     let opts = CreateImageOptions {

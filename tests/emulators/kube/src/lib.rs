@@ -9,8 +9,10 @@
 //! - [`store`]: one cluster's objects, resourceVersions, events; [`watch`] streams them.
 //! - [`managed`]: server-side apply and managedFields, over [`fields`] (field paths and sets)
 //!   and [`merge`] (apply, merge and strategic merge patches).
-//! - [`controllers`] (Deployment, ReplicaSet, garbage collection; decisions in [`rollout`]) and
-//!   the [`kubelet`] that runs pods as containers on the local Docker Engine.
+//! - [`controllers`] (Deployment, ReplicaSet, background garbage collection; `Orphan` and
+//!   `Foreground` deletion in [`propagation`]; decisions in [`rollout`]) and
+//!   the [`kubelet`] that runs pods as containers on the local Docker Engine, writing each
+//!   one's `/etc/hosts` with the Service names ([`hosts`]).
 //! - [`defaults`], [`schema`] (unknown fields), [`table`] (what `kubectl get` prints),
 //!   [`selectors`], [`status`] (errors), [`tls`], [`kubeconfig`], [`time`].
 
@@ -20,8 +22,10 @@ pub mod controllers;
 pub mod defaults;
 pub mod discovery;
 pub mod eks;
+pub mod environment;
 pub mod events;
 pub mod fields;
+pub mod hosts;
 pub mod ingress;
 pub mod kubeconfig;
 pub mod kubelet;
@@ -30,6 +34,8 @@ pub mod merge;
 pub mod network;
 pub mod openapi;
 pub mod probe;
+pub mod propagation;
+pub mod pull_secrets;
 pub mod resources;
 pub mod rollout;
 pub mod schema;
@@ -263,6 +269,7 @@ async fn run_controllers(
             let now = std::time::SystemTime::now();
             controllers::reconcile_crds(c);
             controllers::collect_garbage(c);
+            propagation::propagate_deletions(c);
             controllers::reconcile_deployments(c, now);
             controllers::reconcile_replica_sets(c, now);
             controllers::reconcile_jobs(c, now);

@@ -53,6 +53,21 @@ pub fn target_port(service_port: &Value, pod: &Value) -> Option<u16> {
     }
 }
 
+fn has_selector(svc: &Value) -> bool {
+    svc["spec"]["selector"]
+        .as_object()
+        .is_some_and(|s| !s.is_empty())
+}
+
+/// Whether the pod is Ready and has an IP: a possible backend.
+fn serving(pod: &Value) -> bool {
+    pod["status"]["podIP"].is_string()
+        && pod["status"]["conditions"].as_array().is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        })
+}
+
 /// The ready pods' addresses behind one port of `svc`.
 pub fn backends(svc: &Value, service_port: &Value, pods: &[Value]) -> Vec<SocketAddr> {
     let Some(selector) = svc["spec"]["selector"]
@@ -67,12 +82,7 @@ pub fn backends(svc: &Value, service_port: &Value, pods: &[Value]) -> Vec<Socket
         .collect();
     pods.iter()
         .filter(|p| selectors::labels_match(&reqs, p["metadata"].get("labels")))
-        .filter(|p| {
-            p["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-        })
+        .filter(|p| serving(p))
         .filter_map(|p| {
             let ip = p["status"]["podIP"].as_str()?.parse().ok()?;
             Some(SocketAddr::new(ip, target_port(service_port, p)?))
@@ -116,7 +126,12 @@ impl Network {
             for svc in c.list(svc_type, "", &|_| true, None, None).items {
                 let ns = text(&svc["metadata"]["namespace"]).to_owned();
                 let name = text(&svc["metadata"]["name"]).to_owned();
-                let pods = c.list(pod_type, &ns, &|_| true, None, None).items;
+                // Only the pods that can serve are copied (every Service, every tick).
+                let pods = if has_selector(&svc) {
+                    c.list(pod_type, &ns, &serving, None, None).items
+                } else {
+                    Vec::new()
+                };
                 let mut ports = Vec::new();
                 for sp in svc["spec"]["ports"].as_array().cloned().unwrap_or_default() {
                     let key = (

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::propagation::Policy;
 use crate::resources::{self, ResourceType};
 use crate::status::ApiError;
 use crate::store::{Cluster, WriteOptions};
@@ -325,11 +326,13 @@ async fn verb(served: &Served, r: &Req, t: &Target) -> Result<Response<Body>, Ap
         }
         (&Method::PATCH, Some(name)) => patch(c, rt, &t.namespace, name, r, &opts),
         (&Method::DELETE, Some(name)) => {
-            let gone = c.delete(rt, &t.namespace, name, &opts)?;
+            let policy = Policy::from_request(r.q("propagationPolicy"), &r.body)?;
+            let gone = c.delete_with(rt, &t.namespace, name, &opts, policy.finalizer())?;
             Ok(object_response(200, rt, &gone, r))
         }
         (&Method::DELETE, None) => {
             let keep = selector_filter(r)?;
+            let policy = Policy::from_request(r.q("propagationPolicy"), &r.body)?;
             let listed = c.list(rt, &t.namespace, &*keep, None, None);
             let mut items = Vec::new();
             for obj in listed.items {
@@ -338,7 +341,7 @@ async fn verb(served: &Served, r: &Req, t: &Target) -> Result<Response<Body>, Ap
                     .unwrap_or("")
                     .to_owned();
                 let name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
-                if let Ok(gone) = c.delete(rt, &ns, &name, &opts) {
+                if let Ok(gone) = c.delete_with(rt, &ns, &name, &opts, policy.finalizer()) {
                     items.push(gone);
                 }
             }

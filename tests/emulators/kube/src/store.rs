@@ -126,9 +126,12 @@ impl Cluster {
         let mut items = Vec::new();
         let mut continue_token = None;
         let mut last_position = String::new();
-        for ((r, n, name), obj) in &st.objects {
+        // Keys sort by resource, then namespace: the objects listed are one run of the map
+        // (the controllers list every tick, so no scan of every object).
+        let start = (resource.clone(), ns.to_owned(), String::new());
+        for ((r, n, name), obj) in st.objects.range(start..) {
             if *r != resource || !ns.is_empty() && n != ns {
-                continue;
+                break;
             }
             let position = format!("{n}/{name}");
             if continue_from.is_some_and(|c| position.as_str() <= c) || !keep(obj) {
@@ -145,6 +148,20 @@ impl Cluster {
             items,
             resource_version: st.rv,
             continue_token,
+        }
+    }
+
+    /// Calls `visit` with every object of `rt` (in `ns`; every namespace when empty) without
+    /// copying it: for the controllers' passes, which need a few fields of many objects.
+    pub fn visit(&self, rt: &ResourceType, ns: &str, visit: &mut dyn FnMut(&Value)) {
+        let st = self.lock();
+        let resource = rt.qualified();
+        let start = (resource.clone(), ns.to_owned(), String::new());
+        for ((r, n, _), obj) in st.objects.range(start..) {
+            if *r != resource || !ns.is_empty() && n != ns {
+                break;
+            }
+            visit(obj);
         }
     }
 
@@ -282,6 +299,19 @@ impl Cluster {
         name: &str,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        self.delete_with(rt, ns, name, opts, None)
+    }
+
+    /// Like [`Cluster::delete`], adding `finalizer` first (the garbage collector's `orphan` or
+    /// `foregroundDeletion`, from the propagation policy) in the same write that marks it.
+    pub fn delete_with(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        opts: &WriteOptions,
+        finalizer: Option<&str>,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let k = key(rt, ns, name);
         let old = st
@@ -292,14 +322,17 @@ impl Cluster {
         if opts.dry_run {
             return Ok(old);
         }
-        let has_finalizers = old["metadata"]["finalizers"]
+        let mut marked = old.clone();
+        if let Some(f) = finalizer {
+            add_finalizer(&mut marked, f);
+        }
+        let has_finalizers = marked["metadata"]["finalizers"]
             .as_array()
             .is_some_and(|f| !f.is_empty());
         if has_finalizers {
             if old["metadata"].get("deletionTimestamp").is_some() {
                 return Ok(old);
             }
-            let mut marked = old.clone();
             marked["metadata"]["deletionTimestamp"] = json!(time::now());
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             return store(&mut st, &self.events, rt, ns, marked, "MODIFIED");
@@ -322,6 +355,16 @@ impl Cluster {
             }
         }
         Ok(gone.unwrap_or(old))
+    }
+
+    /// Every object of every type that `keep` accepts, with its resource (`plural.group`).
+    pub fn find_all(&self, keep: &dyn Fn(&Value) -> bool) -> Vec<(String, Value)> {
+        self.lock()
+            .objects
+            .iter()
+            .filter(|(_, o)| keep(o))
+            .map(|((resource, _, _), o)| (resource.clone(), o.clone()))
+            .collect()
     }
 
     /// The objects a watch starts with (as ADDED) and a receiver for what changes after them,
@@ -582,6 +625,19 @@ fn commit(
         new,
         if old.is_some() { "MODIFIED" } else { "ADDED" },
     )
+}
+
+/// Adds `finalizer` to the object's `metadata.finalizers` unless it is there.
+fn add_finalizer(obj: &mut Value, finalizer: &str) {
+    let list = &mut obj["metadata"]["finalizers"];
+    if !list.is_array() {
+        *list = json!([]);
+    }
+    if let Some(items) = list.as_array_mut()
+        && !items.iter().any(|f| f == finalizer)
+    {
+        items.push(json!(finalizer));
+    }
 }
 
 fn store(

@@ -8,51 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shipkit_tests::ecs::{CRASH_EXIT_CODE, build_http_image, build_image, crashing_image};
-use support::{Emulator, deployment};
-
-/// A local image tag no other test uses.
-fn image(name: &str) -> String {
-    format!(
-        "kube-emulator-tests/{name}:{}-{}",
-        std::process::id(),
-        rand_suffix()
-    )
-}
-
-fn rand_suffix() -> String {
-    format!(
-        "{:x}",
-        Instant::now().elapsed().as_nanos() ^ u128::from(std::process::id()) << 7
-    )
-}
-
-fn jsonpath(emu: &Emulator, what: &str, path: &str) -> String {
-    emu.kubectl_with_input(&["get", what, "-o", &format!("jsonpath={path}")], None)
-}
-
-/// Like [`jsonpath`], None while kubectl cannot answer it (no pod yet, no status yet).
-fn try_jsonpath(emu: &Emulator, what: &str, path: &str) -> Option<String> {
-    let out = emu.run_kubectl(&["get", what, "-o", &format!("jsonpath={path}")], None);
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Polls `f` until it returns Some, or fails after `secs` with `what`.
-fn eventually<T>(secs: u64, what: &str, emu: &Emulator, mut f: impl FnMut() -> Option<T>) -> T {
-    let t0 = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "{what} within {secs}s\n--- emulator log:\n{}",
-            emu.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
+use support::{Emulator, RemoveOnDrop, deployment, eventually, image, jsonpath, try_jsonpath};
 
 /// The containers (any state) made from `image`.
 fn containers_of(image: &str) -> Vec<String> {
@@ -64,16 +20,6 @@ fn containers_of(image: &str) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-/// Removes the image when the test ends, passed or not (declared before the emulator, so
-/// dropped after it has removed its containers).
-struct RemoveOnDrop(String);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rmi", "-f", &self.0]).output();
-    }
 }
 
 #[test]
