@@ -8,7 +8,7 @@ SERVICES_ENV := target/services.env
 # Tests and the demo see the local stand-ins only through ordinary settings.
 WITH_SERVICES := set -a && source $(SERVICES_ENV) && set +a &&
 
-.PHONY: build test unit lint fmt clippy bench demo services-up services-down services-status clean
+.PHONY: build test unit lint fmt clippy bench demo demo-dev demo-clean services-up services-down services-status clean
 
 build:
 	$(CARGO) build --workspace --bins
@@ -59,10 +59,22 @@ bench:
 	done; \
 	if [[ -n $$failed ]]; then echo "bench: failed:$$failed" >&2; exit 1; fi
 
+# The whole story of the README: dev on ECS, staging on EKS, a release, production by promotion.
 demo:
 	$(MAKE) build
 	$(MAKE) services-up
+	$(WITH_SERVICES) scripts/demo --story
+
+# Only the dev half (ECS).
+demo-dev:
+	$(MAKE) build
+	$(MAKE) services-up
 	$(WITH_SERVICES) scripts/demo
+
+# Removes what the demo created: the dev ECS services, the clusters' shop namespaces, the ECR
+# repositories, the scratch release repository and target/demo.
+demo-clean:
+	$(WITH_SERVICES) scripts/demo --clean
 
 clean: services-down
 	$(CARGO) clean
