@@ -5,10 +5,10 @@
 use crate::cluster::{Cluster, KubeError};
 use crate::order;
 use crate::plan::{Action, Plan, Step};
-use crate::record::{self, ResourceEntry};
+use crate::record;
 use crate::request::{Request, Waiting};
 use crate::wait::{Pace, WaitEnd, Workload, WorkloadFailure, wait_all};
-use common::envelope::{Deployment, Outcome};
+use common::envelope::{Deployment, KubernetesResource, Outcome};
 use common::{Error, Result, Ui};
 use serde_json::Value;
 
@@ -149,7 +149,7 @@ async fn apply_all(
     request: &Request,
     ui: &Ui,
     entry: &mut Deployment,
-    resources: &mut [ResourceEntry],
+    resources: &mut [KubernetesResource],
 ) -> std::result::Result<Vec<usize>, (Vec<usize>, usize, KubeError)> {
     let mut applied = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
@@ -208,7 +208,7 @@ async fn fail(
     request: &Request,
     ui: &Ui,
     entry: &mut Deployment,
-    resources: &mut [ResourceEntry],
+    resources: &mut [KubernetesResource],
     failure: WorkloadFailure,
     err: Error,
 ) -> Result<()> {
@@ -233,8 +233,7 @@ async fn fail(
         Err(left) => {
             record::finish(entry, Outcome::RollbackFailed);
             if let Some(f) = entry.failure.as_mut() {
-                f.extra
-                    .insert("rollback".into(), Value::String(left.clone()));
+                f.kubernetes.rollback = Some(left.clone());
             }
             Err(Error::failed(format!(
                 "{err}; the rollback failed too, left as it is: {left}"
@@ -404,7 +403,7 @@ fn workloads_of(plan: &Plan, indices: &[usize]) -> Vec<Workload> {
         .collect()
 }
 
-fn mark(resources: &mut [ResourceEntry], applied: &[usize], plan: &Plan, outcome: Outcome) {
+fn mark(resources: &mut [KubernetesResource], applied: &[usize], plan: &Plan, outcome: Outcome) {
     for &i in applied {
         if i < resources.len() && i < plan.steps.len() {
             resources[i].outcome = outcome.clone();
