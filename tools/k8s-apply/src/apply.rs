@@ -3,6 +3,7 @@
 //! what it created, and wait for the restored workloads with their own time budget.
 
 use crate::cluster::{Cluster, KubeError};
+use crate::establish;
 use crate::order;
 use crate::plan::{Action, Plan, Step};
 use crate::record;
@@ -36,24 +37,23 @@ async fn apply_and_wait(
     let mut resources = record::resources(entry);
     let applied = match apply_all(cluster, plan, request, ui, entry, &mut resources).await {
         Ok(applied) => applied,
-        Err((applied, failed_at, err)) => {
-            let reason = err.to_string();
+        Err(stopped) => {
             let failure = WorkloadFailure {
-                resource: plan.steps[failed_at].target.display(),
-                reason: "ApplyFailed".into(),
-                message: reason.clone(),
+                resource: plan.steps[stopped.at].target.display(),
+                reason: stopped.reason.into(),
+                message: stopped.error.to_string(),
                 ..WorkloadFailure::default()
             };
             return fail(
                 cluster,
                 plan,
-                &applied,
+                &stopped.applied,
                 request,
                 ui,
                 entry,
                 &mut resources,
                 failure,
-                Error::failed(reason),
+                stopped.error,
             )
             .await;
         }
@@ -140,9 +140,18 @@ async fn apply_and_wait(
     }
 }
 
-/// Applies every step that changes something, in order; the indices applied. On an error,
-/// what was applied before it, the step that failed and the error (nothing after it is
-/// applied).
+/// Why the apply stopped: what was applied before, the step it stopped at, a reason word
+/// (`ApplyFailed`, or why a CRD's custom resources could not be applied), the error.
+struct Stopped {
+    applied: Vec<usize>,
+    at: usize,
+    reason: &'static str,
+    error: Error,
+}
+
+/// Applies every step that changes something, in order; the indices applied. Before the
+/// first custom resource whose CRD this apply created, waits for those CRDs to be
+/// Established. On an error nothing after it is applied.
 async fn apply_all(
     cluster: &Cluster,
     plan: &Plan,
@@ -150,21 +159,40 @@ async fn apply_all(
     ui: &Ui,
     entry: &mut Deployment,
     resources: &mut [KubernetesResource],
-) -> std::result::Result<Vec<usize>, (Vec<usize>, usize, KubeError)> {
+) -> std::result::Result<Vec<usize>, Stopped> {
     let mut applied = Vec::new();
+    let mut established = false;
     for (i, step) in plan.steps.iter().enumerate() {
         if step.action == Action::Unchanged {
             continue;
         }
+        let stop = |applied: &Vec<usize>, at, reason, error| Stopped {
+            applied: applied.clone(),
+            at,
+            reason,
+            error,
+        };
+        if step.awaits_crd.is_some() && !established {
+            let awaiting: Vec<usize> = (i..plan.steps.len())
+                .filter(|&j| plan.steps[j].awaits_crd.is_some())
+                .collect();
+            let waiting = &request.waiting;
+            establish::establish(cluster, plan, &awaiting, waiting.timeout, waiting.poll, ui)
+                .await
+                .map_err(|e| stop(&applied, e.at, e.reason, e.error))?;
+            established = true;
+        }
+        let target =
+            establish::target_of(cluster, step).map_err(|e| stop(&applied, i, "NotServed", e))?;
         let result = cluster
             .apply(
-                &step.target,
+                &target,
                 &step.manifest.object,
                 false,
                 request.force_conflicts,
             )
             .await
-            .map_err(|e| (applied.clone(), i, e))?;
+            .map_err(|e| stop(&applied, i, "ApplyFailed", Error::failed(e)))?;
         applied.push(i);
         resources[i].generation = result
             .pointer("/metadata/generation")

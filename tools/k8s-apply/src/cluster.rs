@@ -111,7 +111,10 @@ pub struct Cluster {
     client: std::sync::RwLock<Client>,
     /// `--eks-cluster`: how to make the next token.
     renewal: Option<Renewal>,
-    discovery: Discovery,
+    /// Replaced when the apply has created CRDs (their kinds are served from then on).
+    discovery: std::sync::RwLock<Discovery>,
+    /// The API groups discovery asks for (none: all of them).
+    groups: Vec<String>,
     /// The kubeconfig context used.
     pub context: String,
     /// The context's cluster name (`deployments[].cluster`).
@@ -216,29 +219,48 @@ impl Cluster {
             server: server.clone(),
             source,
         })?;
-        // No groups named: all of them (pruning looks for kinds the manifests no longer have).
-        let discovery = match groups {
-            [] => Discovery::new(client.clone()),
-            groups => Discovery::new(client.clone()).filter(groups),
-        };
-        let discovery = discovery
-            .run()
+        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        let discovery = discover(client.clone(), &groups)
             .await
             .map_err(|source| KubeError::Discovery { server, source })?;
         Ok(Cluster {
             client: std::sync::RwLock::new(client),
             renewal: None,
-            discovery,
+            discovery: std::sync::RwLock::new(discovery),
+            groups,
             context: chosen,
             name,
             default_namespace,
         })
     }
 
+    /// Runs discovery again (the same groups), so that the kinds of CRDs established since
+    /// are resolved.
+    pub async fn rediscover(&self) -> Result<(), KubeError> {
+        let client = self.client().await;
+        let discovery = discover(client, &self.groups)
+            .await
+            .map_err(|source| KubeError::Call {
+                what: "discovering the API again".into(),
+                source,
+            })?;
+        match self.discovery.write() {
+            Ok(mut current) => *current = discovery,
+            Err(poisoned) => *poisoned.into_inner() = discovery,
+        }
+        Ok(())
+    }
+
+    fn discovery(&self) -> std::sync::RwLockReadGuard<'_, Discovery> {
+        self.discovery
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The resource type of `apiVersion`/`kind`, when the cluster serves it.
     pub fn resolve(&self, group: &str, version: &str, kind: &str) -> Option<Resolved> {
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        self.discovery
+        self.discovery()
             .resolve_gvk(&gvk)
             .map(|(resource, caps)| Resolved {
                 resource,
@@ -248,7 +270,7 @@ impl Cluster {
 
     /// The resource type of `kind` in `group` at the version the cluster prefers.
     pub fn resolve_group_kind(&self, group: &str, kind: &str) -> Option<Resolved> {
-        let (resource, caps) = self.discovery.get(group)?.recommended_kind(kind)?;
+        let (resource, caps) = self.discovery().get(group)?.recommended_kind(kind)?;
         Some(Resolved {
             resource,
             namespaced: caps.scope == Scope::Namespaced,
@@ -455,6 +477,16 @@ impl Renewal {
             *made = std::time::Instant::now();
         }
         Ok(client)
+    }
+}
+
+/// Discovery of `groups` (none named: all of them; pruning looks for kinds the manifests no
+/// longer have).
+async fn discover(client: Client, groups: &[String]) -> Result<Discovery, kube::Error> {
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    match groups.as_slice() {
+        [] => Discovery::new(client).run().await,
+        groups => Discovery::new(client).filter(groups).run().await,
     }
 }
 

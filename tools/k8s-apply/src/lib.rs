@@ -11,8 +11,11 @@
 //!    2), the live objects are read (the state a rollback restores), and a server-side dry-run
 //!    apply of each says whether it would be created, configured or left unchanged, and finds
 //!    field-manager conflicts before anything is written ([`plan`], compared by [`diff`]).
-//! 3. Apply (server-side apply, field manager `k8s-apply`) only what changes, in order; wait
-//!    for every applied workload at once ([`wait`], judged by [`rollout`] and [`failfast`]);
+//!    A custom resource whose CRD comes in the same input is accepted ([`crds`]): it is
+//!    planned as created, unchecked by the server (which cannot know its kind yet).
+//! 3. Apply (server-side apply, field manager `k8s-apply`) only what changes, in order (the
+//!    CRDs first; their custom resources once the CRDs are Established and discovery has run
+//!    again, [`establish`]); wait for every applied workload at once ([`wait`], judged by [`rollout`] and [`failfast`]);
 //!    on failure or timeout, restore what changed and delete what was created, and wait for
 //!    the restored workloads with their own budget ([`apply`]).
 //! 4. The `deployments[]` entry is kept current all along ([`record`]), so an interrupt
@@ -27,8 +30,10 @@
 pub mod apply;
 pub mod applyset;
 pub mod cluster;
+pub mod crds;
 pub mod diff;
 pub mod eks;
+pub mod establish;
 pub mod failfast;
 pub mod images;
 pub mod manifests;
@@ -76,6 +81,10 @@ are applied with server-side apply (field manager k8s-apply) in dependency order
 CRDs, ServiceAccounts, ConfigMaps, Secrets, RBAC, Services, then workloads, then Ingresses. An \
 object the apply would not change is not written (action 'unchanged'), so running the pipeline \
 twice is safe.\n\n\
+A custom resource whose CustomResourceDefinition is among the manifests is applied once that CRD \
+is Established (waited for within --timeout) and discovered. Under --dry-run such a resource is \
+listed as created from its manifest as given: the server cannot dry-run a kind it does not serve \
+yet (kubectl --dry-run=server refuses it for the same reason).\n\n\
 Then every applied Deployment, StatefulSet, DaemonSet and Job is waited for at once, each \
 judged as `kubectl rollout status` judges it, and its new pods watched: a pull error saying the \
 image does not exist, CreateContainerConfigError, InvalidImageName or RunContainerError fail the \

@@ -5,9 +5,14 @@
 //! object read (the state a rollback restores), every object dry-run applied (a conflict
 //! with another field manager stops the run here, before any write), and the result compared
 //! with the live object: `created`, `configured` or `unchanged` (not written at all).
+//!
+//! A custom resource whose kind only a CRD of the same input defines ([`crds`]) cannot be read
+//! or dry-run before that CRD exists: it is planned as `created` from its manifest as given,
+//! and applied once the CRD is `Established` ([`Step::awaits_crd`]).
 
 use crate::applyset;
-use crate::cluster::{Cluster, KubeError, Target};
+use crate::cluster::{Cluster, KubeError, Resolved, Target};
+use crate::crds::{self, Defined};
 use crate::diff;
 use crate::images::{self, Substitution};
 use crate::manifests::{self, Manifest};
@@ -103,6 +108,9 @@ pub struct Step {
     pub action: Action,
     /// Live vs would-be, for `--dry-run` and `-v`.
     pub diff: String,
+    /// The CRD of this apply that defines its kind, which the cluster does not serve yet: the
+    /// object is applied once that CRD is `Established` (and was not dry-run).
+    pub awaits_crd: Option<String>,
 }
 
 impl Step {
@@ -163,7 +171,16 @@ pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<
             applyset::label_member(&mut manifest.object, id);
         }
     }
-    let mut targets = resolve_all(cluster, request, manifests)?;
+    let defined = crds::defined_by(&manifests);
+    let mut targets = resolve_all(cluster, request, manifests, &defined)?;
+    // The kinds that wait for their CRD: those the cluster does not serve yet.
+    let unserved: Vec<Defined> = defined
+        .into_iter()
+        .filter(|d| {
+            let r = &d.resource;
+            cluster.resolve(&r.group, &r.version, &r.kind).is_none()
+        })
+        .collect();
     let set = match (&request.applyset, &set_id) {
         (Some(name), Some(id)) => {
             Some(plan_set(cluster, name, &set_namespace, id, &mut targets).await?)
@@ -177,7 +194,17 @@ pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<
         .collect();
     // Every object is planned on its own (read-only calls): several at once, kept in order.
     let steps: Vec<Step> = futures_util::stream::iter(targets)
-        .map(|(manifest, target)| plan_one(cluster, request, manifest, target, &created_namespaces))
+        .map(|(manifest, target)| {
+            let awaits = awaited_crd(&unserved, &manifest);
+            plan_one(
+                cluster,
+                request,
+                manifest,
+                target,
+                &created_namespaces,
+                awaits,
+            )
+        })
         .buffered(PLANNED_AT_ONCE)
         .collect::<Vec<Result<Step>>>()
         .await
@@ -312,14 +339,39 @@ async fn members(
 /// How many objects are read and dry-run at once.
 const PLANNED_AT_ONCE: usize = 16;
 
-/// Reads the live object, dry-runs the apply, and decides the action.
+/// The CRD a manifest's kind waits for, when the cluster does not serve the kind yet.
+fn awaited_crd(unserved: &[Defined], manifest: &Manifest) -> Option<String> {
+    let (group, version) = manifest.group_version();
+    crds::find(unserved, group, version, manifest.kind()).map(|d| d.crd.clone())
+}
+
+/// Reads the live object, dry-runs the apply, and decides the action. An object whose CRD
+/// this apply creates is planned as created, as its manifest says (nothing to read yet).
 async fn plan_one(
     cluster: &Cluster,
     request: &Request,
     manifest: Manifest,
     target: Target,
     created_namespaces: &[String],
+    awaits_crd: Option<String>,
 ) -> Result<Step> {
+    if awaits_crd.is_some() {
+        let diff = diff::unified(
+            target.resource.kind.as_str(),
+            &target.display(),
+            None,
+            &manifest.object,
+        );
+        return Ok(Step {
+            would_be: manifest.object.clone(),
+            manifest,
+            target,
+            live: None,
+            action: Action::Create,
+            diff,
+            awaits_crd,
+        });
+    }
     let live = cluster.get(&target).await?;
     let would_be = match cluster
         .apply(&target, &manifest.object, true, request.force_conflicts)
@@ -350,6 +402,7 @@ async fn plan_one(
         would_be,
         action,
         diff,
+        awaits_crd: None,
     })
 }
 
@@ -377,11 +430,13 @@ fn plan_error(manifest: &Manifest, err: KubeError) -> Error {
 }
 
 /// Every manifest with its resource type, its namespace settled (exit 2 for an unknown kind,
-/// a namespace that contradicts `--namespace`, or an object given twice).
+/// a namespace that contradicts `--namespace`, or an object given twice). A kind the cluster
+/// does not serve is known when a CRD among the manifests (`defined`) defines it.
 fn resolve_all(
     cluster: &Cluster,
     request: &Request,
     manifests: Vec<Manifest>,
+    defined: &[Defined],
 ) -> Result<Vec<(Manifest, Target)>> {
     let default_namespace = request
         .namespace
@@ -390,9 +445,18 @@ fn resolve_all(
     let mut resolved = Vec::with_capacity(manifests.len());
     for mut manifest in manifests {
         let (group, version) = manifest.group_version();
-        let Some(found) = cluster.resolve(group, version, manifest.kind()) else {
+        let found = cluster
+            .resolve(group, version, manifest.kind())
+            .or_else(|| {
+                crds::find(defined, group, version, manifest.kind()).map(|d| Resolved {
+                    resource: d.resource.clone(),
+                    namespaced: d.namespaced,
+                })
+            });
+        let Some(found) = found else {
             return Err(Error::usage(format!(
-                "{}: the cluster does not serve kind {} in {} ({})",
+                "{}: the cluster does not serve kind {} in {}, nor does a CustomResourceDefinition \
+                 among the manifests define it ({})",
                 manifest.source,
                 manifest.kind(),
                 manifest.api_version(),
@@ -450,9 +514,16 @@ pub fn report(plan: &Plan, dry_run: bool, ui: &Ui) {
         // Without --dry-run, what is applied is told as it is applied; only the rest here.
         match (dry_run, step.action) {
             (true, action) => ui.line(&format!(
-                "{}: {} (dry run)",
+                "{}: {} (dry run{})",
                 step.target.display(),
-                action.as_str()
+                action.as_str(),
+                match &step.awaits_crd {
+                    Some(crd) => format!(
+                        "; not checked by the server, which cannot know the kind before \
+                         CustomResourceDefinition {crd} of this apply exists"
+                    ),
+                    None => String::new(),
+                }
             )),
             (false, Action::Unchanged) => ui.line(&format!("{}: unchanged", step.target.display())),
             (false, _) => {}
