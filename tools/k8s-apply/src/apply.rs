@@ -2,8 +2,9 @@
 //! timeout roll back — restore what this run changed to the state read before it, delete
 //! what it created, and wait for the restored workloads with their own time budget.
 
-use crate::cluster::{Cluster, KubeError};
+use crate::cluster::{Cluster, KubeError, Target};
 use crate::establish;
+use crate::live::LiveObjects;
 use crate::order;
 use crate::plan::{Action, Plan, Step};
 use crate::record;
@@ -11,6 +12,7 @@ use crate::request::{Request, Waiting};
 use crate::wait::{Pace, WaitEnd, Workload, WorkloadFailure, wait_all};
 use common::envelope::{Deployment, KubernetesResource, Outcome};
 use common::{Error, Result, Ui};
+use futures_util::StreamExt;
 use serde_json::Value;
 
 /// Applies, waits, rolls back when needed; keeps `entry` current throughout; ends with the
@@ -149,9 +151,13 @@ struct Stopped {
     error: Error,
 }
 
-/// Applies every step that changes something, in order; the indices applied. Before the
-/// first custom resource whose CRD this apply created, waits for those CRDs to be
-/// Established. On an error nothing after it is applied.
+/// How many objects of one tier are applied at once.
+const APPLIED_AT_ONCE: usize = 16;
+
+/// Applies every step that changes something, tier by tier ([`order::tiers`]): the objects
+/// of a tier at once, reported in input order; the indices applied. Before the first tier
+/// holding a custom resource whose CRD this apply created, waits for those CRDs to be
+/// Established. On an error the rest of its tier is still recorded, no later tier applied.
 async fn apply_all(
     cluster: &Cluster,
     plan: &Plan,
@@ -160,51 +166,77 @@ async fn apply_all(
     entry: &mut Deployment,
     resources: &mut [KubernetesResource],
 ) -> std::result::Result<Vec<usize>, Stopped> {
+    let kinds: Vec<&str> = plan.steps.iter().map(Step::kind).collect();
     let mut applied = Vec::new();
     let mut established = false;
-    for (i, step) in plan.steps.iter().enumerate() {
-        if step.action == Action::Unchanged {
-            continue;
-        }
-        let stop = |applied: &Vec<usize>, at, reason, error| Stopped {
-            applied: applied.clone(),
-            at,
-            reason,
-            error,
-        };
-        if step.awaits_crd.is_some() && !established {
-            let awaiting: Vec<usize> = (i..plan.steps.len())
-                .filter(|&j| plan.steps[j].awaits_crd.is_some())
-                .collect();
+    for tier in order::tiers(&kinds) {
+        let changing: Vec<usize> = tier
+            .filter(|&i| plan.steps[i].action != Action::Unchanged)
+            .collect();
+        let awaits = |i: &usize| plan.steps[*i].awaits_crd.is_some();
+        if !established && changing.iter().any(awaits) {
+            let first = changing.iter().copied().find(awaits).unwrap_or_default();
+            let awaiting: Vec<usize> = (first..plan.steps.len()).filter(awaits).collect();
             let waiting = &request.waiting;
             establish::establish(cluster, plan, &awaiting, waiting.timeout, waiting.poll, ui)
                 .await
-                .map_err(|e| stop(&applied, e.at, e.reason, e.error))?;
+                .map_err(|e| Stopped {
+                    applied: applied.clone(),
+                    at: e.at,
+                    reason: e.reason,
+                    error: e.error,
+                })?;
             established = true;
         }
-        let target =
-            establish::target_of(cluster, step).map_err(|e| stop(&applied, i, "NotServed", e))?;
-        let result = cluster
-            .apply(
-                &target,
-                &step.manifest.object,
-                false,
-                request.force_conflicts,
-            )
-            .await
-            .map_err(|e| stop(&applied, i, "ApplyFailed", Error::failed(e)))?;
-        applied.push(i);
-        resources[i].generation = result
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64);
-        record::set_resources(entry, resources);
-        ui.line(&format!(
-            "{}: {}",
-            step.target.display(),
-            step.action.as_str()
-        ));
+        let mut results = futures_util::stream::iter(changing)
+            .map(|i| async move { (i, apply_one(cluster, &plan.steps[i], request).await) })
+            .buffered(APPLIED_AT_ONCE);
+        let mut stopped = None;
+        while let Some((i, result)) = results.next().await {
+            match result {
+                Ok(generation) => {
+                    applied.push(i);
+                    resources[i].generation = generation;
+                    record::set_resources(entry, resources);
+                    let step = &plan.steps[i];
+                    ui.line(&format!(
+                        "{}: {}",
+                        step.target.display(),
+                        step.action.as_str()
+                    ));
+                }
+                Err((reason, error)) => {
+                    stopped.get_or_insert((i, reason, error));
+                }
+            }
+        }
+        if let Some((at, reason, error)) = stopped {
+            return Err(Stopped {
+                applied,
+                at,
+                reason,
+                error,
+            });
+        }
     }
     Ok(applied)
+}
+
+/// Applies one step; the object's `metadata.generation` after it.
+async fn apply_one(
+    cluster: &Cluster,
+    step: &Step,
+    request: &Request,
+) -> std::result::Result<Option<i64>, (&'static str, Error)> {
+    let target = establish::target_of(cluster, step).map_err(|e| ("NotServed", e))?;
+    let object = &step.manifest.object;
+    let result = cluster
+        .apply(&target, object, false, request.force_conflicts)
+        .await
+        .map_err(|e| ("ApplyFailed", Error::failed(e)))?;
+    Ok(result
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64))
 }
 
 /// `--prune --applyset`, once the apply rolled out: deletes the former members that left the
@@ -439,19 +471,39 @@ fn mark(resources: &mut [KubernetesResource], applied: &[usize], plan: &Plan, ou
     }
 }
 
-/// Where the applied Ingresses and LoadBalancer Services answer, as their status says now.
+/// Where the applied Ingresses and LoadBalancer Services answer, as their status says now
+/// (read as the state before the apply is: LISTs where several share a kind and namespace,
+/// GETs several at once; listed in apply order).
 async fn endpoints(cluster: &Cluster, plan: &Plan) -> Vec<String> {
-    let mut endpoints = Vec::new();
-    for step in plan
+    let services: Vec<&Step> = plan
         .steps
         .iter()
         .filter(|s| matches!(s.kind(), "Ingress" | "Service"))
-    {
-        if let Ok(Some(live)) = cluster.get(&step.target).await {
-            for url in record::endpoints_of(step.kind(), &live) {
-                if !endpoints.contains(&url) {
-                    endpoints.push(url);
-                }
+        .collect();
+    let targets: Vec<&Target> = services.iter().map(|s| &s.target).collect();
+    let listed = LiveObjects::read(cluster, &targets)
+        .await
+        .unwrap_or_default();
+    let listed = &listed;
+    let read: Vec<(&Step, Option<Value>)> = futures_util::stream::iter(services)
+        .map(|step| async move {
+            let live = match listed.get(&step.target) {
+                Some(live) => live,
+                None => cluster.get(&step.target).await.ok().flatten(),
+            };
+            (step, live)
+        })
+        .buffered(APPLIED_AT_ONCE)
+        .collect()
+        .await;
+    let mut endpoints = Vec::new();
+    for (step, live) in read {
+        for url in live
+            .map(|l| record::endpoints_of(step.kind(), &l))
+            .unwrap_or_default()
+        {
+            if !endpoints.contains(&url) {
+                endpoints.push(url);
             }
         }
     }

@@ -323,6 +323,40 @@ impl Cluster {
         Ok(found.map(to_value))
     }
 
+    /// Every object of `resource` in `namespace` (all, for a cluster-scoped kind), each with
+    /// its `apiVersion` and `kind` as a GET gives them (list items may omit them). A namespace
+    /// that does not exist yet has none.
+    pub async fn list(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, KubeError> {
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(self.client().await, ns, resource),
+            None => Api::all_with(self.client().await, resource),
+        };
+        let items = match api.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+            Err(e) => {
+                let scope = namespace.map(|ns| format!(" in {ns}")).unwrap_or_default();
+                let what = format!("listing {}{scope}", resource.plural);
+                return Err(KubeError::of_call(what, e));
+            }
+        };
+        let types = kube::core::TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        };
+        Ok(items
+            .into_iter()
+            .map(|mut object| {
+                object.types = Some(types.clone());
+                to_value(object)
+            })
+            .collect())
+    }
+
     /// Server-side apply of `object` as [`FIELD_MANAGER`]; what the server made of it.
     pub async fn apply(
         &self,
@@ -478,6 +512,17 @@ impl Renewal {
         }
         Ok(client)
     }
+}
+
+/// Seeds the TLS library's random generator now, on a thread of its own. AWS-LC seeds it
+/// from CPU jitter the first time it is used, which takes some 25 ms of CPU; started first
+/// thing, that overlaps with reading the manifests instead of holding up the first
+/// connection.
+pub fn seed_tls_random() {
+    std::thread::spawn(|| {
+        let random = rustls::crypto::aws_lc_rs::default_provider().secure_random;
+        let _ = random.fill(&mut [0u8; 16]);
+    });
 }
 
 /// Discovery of `groups` (none named: all of them; pruning looks for kinds the manifests no

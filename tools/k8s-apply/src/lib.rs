@@ -8,14 +8,15 @@
 //!    exit 2, nothing sent.
 //! 2. Connect ([`cluster`]) through the kubeconfig, or with `--eks-cluster` through the EKS
 //!    API and an EKS token ([`eks`]). Plan with read-only calls: discovery resolves every kind (unknown → exit
-//!    2), the live objects are read (the state a rollback restores), and a server-side dry-run
+//!    2), the live objects are read (the state a rollback restores; [`live`]), and a server-side dry-run
 //!    apply of each says whether it would be created, configured or left unchanged, and finds
 //!    field-manager conflicts before anything is written ([`plan`], compared by [`diff`]).
 //!    A custom resource whose CRD comes in the same input is accepted ([`crds`]): it is
 //!    planned as created, unchecked by the server (which cannot know its kind yet).
-//! 3. Apply (server-side apply, field manager `k8s-apply`) only what changes, in order (the
-//!    CRDs first; their custom resources once the CRDs are Established and discovery has run
-//!    again, [`establish`]); wait for every applied workload at once ([`wait`], judged by [`rollout`] and [`failfast`]);
+//! 3. Apply (server-side apply, field manager `k8s-apply`) only what changes, in order, the
+//!    objects of one rank ([`order::tiers`]) at once (the CRDs first; their custom resources
+//!    once the CRDs are Established and discovery has run again, [`establish`]); wait for
+//!    every applied workload at once ([`wait`], judged by [`rollout`] and [`failfast`]);
 //!    on failure or timeout, restore what changed and delete what was created, and wait for
 //!    the restored workloads with their own budget ([`apply`]).
 //! 4. The `deployments[]` entry is kept current all along ([`record`]), so an interrupt
@@ -36,6 +37,7 @@ pub mod eks;
 pub mod establish;
 pub mod failfast;
 pub mod images;
+pub mod live;
 pub mod manifests;
 pub mod order;
 pub mod plan;
@@ -237,6 +239,7 @@ impl common::Tool for K8sApply {
     }
 
     async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
+        cluster::seed_tls_random();
         let request = Request::from_args(&args)?;
         let local = plan::Local::read(&request, envelope, ui)?;
         let groups = match request.applyset {
@@ -244,7 +247,8 @@ impl common::Tool for K8sApply {
             None => local.groups(),
         };
         let cluster = cluster::Cluster::connect(&request, &groups, ui).await?;
-        let plan = plan::plan(&cluster, &request, local).await?;
+        let diffs = plan::shows_diffs(request.dry_run, ui);
+        let plan = plan::plan(&cluster, &request, local, diffs).await?;
         let slot = envelope.deployments.len();
         envelope
             .deployments

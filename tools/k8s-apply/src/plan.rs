@@ -2,7 +2,8 @@
 //!
 //! [`Local::read`] reads everything local (manifests, images, order). [`plan`] then makes
 //! read-only calls only: every kind resolved by discovery (unknown → exit 2), every live
-//! object read (the state a rollback restores), every object dry-run applied (a conflict
+//! object read (the state a rollback restores; one LIST per kind and namespace holding
+//! several, [`crate::live`]), every object dry-run applied (a conflict
 //! with another field manager stops the run here, before any write), and the result compared
 //! with the live object: `created`, `configured` or `unchanged` (not written at all).
 //!
@@ -15,6 +16,7 @@ use crate::cluster::{Cluster, KubeError, Resolved, Target};
 use crate::crds::{self, Defined};
 use crate::diff;
 use crate::images::{self, Substitution};
+use crate::live::LiveObjects;
 use crate::manifests::{self, Manifest};
 use crate::order;
 use crate::request::Request;
@@ -156,7 +158,8 @@ impl Plan {
 }
 
 /// Resolves, reads and dry-runs every object (read-only; see the module documentation).
-pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<Plan> {
+/// `diffs`: whether each step's diff is wanted (`--dry-run`, `-v`); it is left empty else.
+pub async fn plan(cluster: &Cluster, request: &Request, local: Local, diffs: bool) -> Result<Plan> {
     let mut manifests = local.manifests;
     let set_namespace = request
         .namespace
@@ -192,18 +195,25 @@ pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<
         .filter(|(m, _)| m.kind() == "Namespace")
         .map(|(m, _)| m.name().to_owned())
         .collect();
+    // The state before the apply: LISTs where several objects share a kind and namespace.
+    let served: Vec<&Target> = targets
+        .iter()
+        .filter(|(m, _)| awaited_crd(&unserved, m).is_none())
+        .map(|(_, t)| t)
+        .collect();
+    let live = LiveObjects::read(cluster, &served).await?;
     // Every object is planned on its own (read-only calls): several at once, kept in order.
     let steps: Vec<Step> = futures_util::stream::iter(targets)
         .map(|(manifest, target)| {
             let awaits = awaited_crd(&unserved, &manifest);
-            plan_one(
+            let known = live.get(&target);
+            let context = PlanContext {
                 cluster,
                 request,
-                manifest,
-                target,
-                &created_namespaces,
-                awaits,
-            )
+                created_namespaces: &created_namespaces,
+                diffs,
+            };
+            plan_one(context, manifest, target, known, awaits)
         })
         .buffered(PLANNED_AT_ONCE)
         .collect::<Vec<Result<Step>>>()
@@ -345,23 +355,43 @@ fn awaited_crd(unserved: &[Defined], manifest: &Manifest) -> Option<String> {
     crds::find(unserved, group, version, manifest.kind()).map(|d| d.crd.clone())
 }
 
-/// Reads the live object, dry-runs the apply, and decides the action. An object whose CRD
-/// this apply creates is planned as created, as its manifest says (nothing to read yet).
+/// What every object's planning shares.
+#[derive(Clone, Copy)]
+struct PlanContext<'a> {
+    cluster: &'a Cluster,
+    request: &'a Request,
+    /// The namespaces this run creates.
+    created_namespaces: &'a [String],
+    /// Whether the steps' diffs are wanted.
+    diffs: bool,
+}
+
+/// Reads the live object (unless `known` from a LIST), dry-runs the apply, and decides the
+/// action. An object whose CRD this apply creates is planned as created, as its manifest says
+/// (nothing to read yet).
 async fn plan_one(
-    cluster: &Cluster,
-    request: &Request,
+    context: PlanContext<'_>,
     manifest: Manifest,
     target: Target,
-    created_namespaces: &[String],
+    known: Option<Option<Value>>,
     awaits_crd: Option<String>,
 ) -> Result<Step> {
+    let PlanContext {
+        cluster,
+        request,
+        created_namespaces,
+        diffs,
+    } = context;
     if awaits_crd.is_some() {
-        let diff = diff::unified(
-            target.resource.kind.as_str(),
-            &target.display(),
-            None,
-            &manifest.object,
-        );
+        let diff = match diffs {
+            true => diff::unified(
+                &target.resource.kind,
+                &target.display(),
+                None,
+                &manifest.object,
+            ),
+            false => String::new(),
+        };
         return Ok(Step {
             would_be: manifest.object.clone(),
             manifest,
@@ -372,7 +402,10 @@ async fn plan_one(
             awaits_crd,
         });
     }
-    let live = cluster.get(&target).await?;
+    let live = match known {
+        Some(live) => live,
+        None => cluster.get(&target).await?,
+    };
     let would_be = match cluster
         .apply(&target, &manifest.object, true, request.force_conflicts)
         .await
@@ -389,12 +422,16 @@ async fn plan_one(
         Some(live) if diff::changes(live, &would_be) => Action::Configure,
         Some(_) => Action::Unchanged,
     };
-    let diff = diff::unified(
-        target.resource.kind.as_str(),
-        &target.display(),
-        live.as_ref(),
-        &would_be,
-    );
+    // An unchanged object's diff is empty: not worth computing (nor when not wanted).
+    let diff = match diffs && action != Action::Unchanged {
+        true => diff::unified(
+            &target.resource.kind,
+            &target.display(),
+            live.as_ref(),
+            &would_be,
+        ),
+        false => String::new(),
+    };
     Ok(Step {
         manifest,
         target,
@@ -504,12 +541,18 @@ pub fn settle_namespace(
     }
 }
 
+/// Whether the diffs are shown: under `--dry-run` or `-v`.
+pub fn shows_diffs(dry_run: bool, ui: &Ui) -> bool {
+    dry_run
+        || matches!(
+            ui.verbosity(),
+            common::ui::Verbosity::Verbose | common::ui::Verbosity::Trace
+        )
+}
+
 /// Tells what the plan does: one line per object; under `--dry-run` (or `-v`) each diff.
 pub fn report(plan: &Plan, dry_run: bool, ui: &Ui) {
-    let verbose = matches!(
-        ui.verbosity(),
-        common::ui::Verbosity::Verbose | common::ui::Verbosity::Trace
-    );
+    let diffs = shows_diffs(dry_run, ui);
     for step in &plan.steps {
         // Without --dry-run, what is applied is told as it is applied; only the rest here.
         match (dry_run, step.action) {
@@ -528,7 +571,7 @@ pub fn report(plan: &Plan, dry_run: bool, ui: &Ui) {
             (false, Action::Unchanged) => ui.line(&format!("{}: unchanged", step.target.display())),
             (false, _) => {}
         }
-        if (dry_run || verbose) && !step.diff.is_empty() {
+        if diffs && !step.diff.is_empty() {
             ui.line(step.diff.trim_end());
         }
     }
