@@ -14,6 +14,7 @@ use common::envelope::{Deployment, KubernetesResource, Outcome};
 use common::{Error, Result, Ui};
 use futures_util::StreamExt;
 use serde_json::Value;
+use std::time::Duration;
 
 /// Applies, waits, rolls back when needed; keeps `entry` current throughout; ends with the
 /// table of what happened.
@@ -88,7 +89,7 @@ async fn apply_and_wait(
             prune(cluster, plan, ui, entry).await?;
             mark(&mut resources, &applied, plan, Outcome::Completed);
             record::set_resources(entry, &resources);
-            entry.endpoints = endpoints(cluster, plan).await;
+            entry.endpoints = endpoints_once_addressed(cluster, plan, request.waiting.poll).await;
             record::finish(entry, Outcome::Completed);
             Ok(())
         }
@@ -472,9 +473,44 @@ fn mark(resources: &mut [KubernetesResource], applied: &[usize], plan: &Plan, ou
 }
 
 /// Where the applied Ingresses and LoadBalancer Services answer, as their status says now
-/// (read as the state before the apply is: LISTs where several share a kind and namespace,
-/// GETs several at once; listed in apply order).
+/// (listed in apply order).
 async fn endpoints(cluster: &Cluster, plan: &Plan) -> Vec<String> {
+    endpoints_in(&read_services(cluster, plan).await)
+}
+
+/// How long a rolled-out apply waits for its Ingresses and LoadBalancer Services to get an
+/// address (the load balancer controller writes it after the objects exist, the ALB's after
+/// it is provisioned); past it, the endpoints are those known, and the others are named.
+const ADDRESS_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// [`endpoints`], once every Ingress and LoadBalancer Service has an address (or
+/// [`ADDRESS_GRACE`] passed: those without are named in a warning).
+async fn endpoints_once_addressed(cluster: &Cluster, plan: &Plan, poll: Duration) -> Vec<String> {
+    let started = std::time::Instant::now();
+    loop {
+        let read = read_services(cluster, plan).await;
+        let waiting: Vec<String> = read
+            .iter()
+            .filter(|(step, live)| {
+                live.as_ref()
+                    .is_some_and(|l| record::awaits_address(step.kind(), l))
+            })
+            .map(|(step, _)| step.target.display())
+            .collect();
+        if waiting.is_empty() || started.elapsed() >= ADDRESS_GRACE {
+            for object in &waiting {
+                tracing::warn!("{object} has no address yet: not among the endpoints");
+            }
+            return endpoints_in(&read);
+        }
+        tokio::time::sleep(poll.min(ADDRESS_GRACE)).await;
+    }
+}
+
+/// The applied Ingresses and Services as they are now (absent: gone or unreadable), read as
+/// the state before the apply is: LISTs where several share a kind and namespace, GETs
+/// several at once; in apply order.
+async fn read_services<'p>(cluster: &Cluster, plan: &'p Plan) -> Vec<(&'p Step, Option<Value>)> {
     let services: Vec<&Step> = plan
         .steps
         .iter()
@@ -485,7 +521,7 @@ async fn endpoints(cluster: &Cluster, plan: &Plan) -> Vec<String> {
         .await
         .unwrap_or_default();
     let listed = &listed;
-    let read: Vec<(&Step, Option<Value>)> = futures_util::stream::iter(services)
+    futures_util::stream::iter(services)
         .map(|step| async move {
             let live = match listed.get(&step.target) {
                 Some(live) => live,
@@ -495,13 +531,15 @@ async fn endpoints(cluster: &Cluster, plan: &Plan) -> Vec<String> {
         })
         .buffered(APPLIED_AT_ONCE)
         .collect()
-        .await;
+        .await
+}
+
+/// The endpoints of the objects read, each once, in order.
+fn endpoints_in(read: &[(&Step, Option<Value>)]) -> Vec<String> {
     let mut endpoints = Vec::new();
     for (step, live) in read {
-        for url in live
-            .map(|l| record::endpoints_of(step.kind(), &l))
-            .unwrap_or_default()
-        {
+        let urls = live.as_ref().map(|l| record::endpoints_of(step.kind(), l));
+        for url in urls.unwrap_or_default() {
             if !endpoints.contains(&url) {
                 endpoints.push(url);
             }

@@ -137,24 +137,45 @@ pub fn endpoints_of(kind: &str, live: &Value) -> Vec<String> {
     match kind {
         "Ingress" => ingress_endpoints(live, &addresses),
         "Service" => {
-            let ports: Vec<i64> = live
+            let spec_ports: Vec<i64> = live
                 .pointer("/spec/ports")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .filter_map(|p| p["port"].as_i64())
                 .collect();
+            // The ports the load balancer lists are where it listens (a cloud's: the Service's
+            // ports; the emulator's: loopback ports of its own); else the Service's.
             addresses
                 .iter()
-                .flat_map(|(address, _)| {
+                .flat_map(|(address, listed)| {
+                    let ports = match listed.is_empty() {
+                        true => spec_ports.clone(),
+                        false => listed.clone(),
+                    };
                     ports
-                        .iter()
+                        .into_iter()
                         .map(move |port| format!("tcp://{address}:{port}"))
                 })
                 .collect()
         }
         _ => Vec::new(),
     }
+}
+
+/// Whether `live` (an Ingress, or a Service of type LoadBalancer) is still waiting for its
+/// load balancer's address (pure).
+pub fn awaits_address(kind: &str, live: &Value) -> bool {
+    let balanced = match kind {
+        "Ingress" => true,
+        "Service" => live.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer"),
+        _ => false,
+    };
+    let addressed = live
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    balanced && !addressed
 }
 
 fn ingress_endpoints(live: &Value, addresses: &[(String, Vec<i64>)]) -> Vec<String> {
@@ -224,6 +245,23 @@ mod tests {
             ["tcp://10.0.0.9:80", "tcp://10.0.0.9:443"]
         );
         assert!(endpoints_of("Service", &json!({"spec": {"ports": [{"port": 80}]}})).is_empty());
+        // The emulator's load balancer listens on loopback ports of its own, which it lists.
+        let listed = json!({"spec": {"ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": 19025, "protocol": "TCP"}]}]}}});
+        assert_eq!(endpoints_of("Service", &listed), ["tcp://127.0.0.1:19025"]);
+    }
+
+    #[test]
+    fn ingresses_and_load_balancer_services_await_an_address_other_services_do_not() {
+        let pending = json!({"spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {}}});
+        assert!(awaits_address("Service", &pending));
+        assert!(awaits_address("Ingress", &json!({"spec": {}})));
+        assert!(!awaits_address(
+            "Service",
+            &json!({"spec": {"type": "ClusterIP"}})
+        ));
+        let addressed = json!({"status": {"loadBalancer": {"ingress": [{"hostname": "lb"}]}}});
+        assert!(!awaits_address("Ingress", &addressed));
     }
 
     #[test]
