@@ -7,7 +7,7 @@
 //!    templates by digest ([`images`]), the apply order ([`order`]). Bad input stops here:
 //!    exit 2, nothing sent.
 //! 2. Connect ([`cluster`]) through the kubeconfig, or with `--eks-cluster` through the EKS
-//!    API and an EKS token ([`eks`]). Plan with read-only calls: discovery resolves every kind (unknown → exit
+//!    API and an EKS token ([`eks`]). Plan with read-only calls: discovery resolves every kind ([`resolve`]; unknown → exit
 //!    2), the live objects are read (the state a rollback restores; [`live`]), and a server-side dry-run
 //!    apply of each says whether it would be created, configured or left unchanged, and finds
 //!    field-manager conflicts before anything is written ([`plan`], compared by [`diff`]).
@@ -43,6 +43,7 @@ pub mod order;
 pub mod plan;
 pub mod record;
 pub mod request;
+pub mod resolve;
 pub mod rollout;
 pub mod sources;
 pub mod wait;
