@@ -18,9 +18,14 @@
 #      progress deadline (600 s by default), capped at BENCH_KUBECTL_CAP seconds (default
 #      600; when hit, reported as ">= cap"). Goal: k8s-apply reports within seconds.
 #
-# Measured on this 2-core machine (debug builds, several runs): first apply 0.53-0.74x kubectl
-# (0.17-0.21 s vs 0.25-0.35 s), no-op re-apply 0.27-0.60x (0.08-0.18 s vs 0.21-0.31 s): close
-# to the goals, not reliably within them; a missing image reported by k8s-apply in 2.0 s
+# Measured on this 2-core machine, shared with other builds (load 2-3), debug kube-emulator:
+# before the tiers, LISTs and the early TLS seeding, first apply 0.43-0.69x kubectl and
+# no-op re-apply 0.35-0.48x (single runs; median of 11 interleaved runs 0.65x and 0.42x);
+# now, debug k8s-apply, first apply 0.40-0.60x and no-op 0.27-0.48x (medians 0.39x and
+# 0.37x); release k8s-apply (BIN: a directory with it and a link to the debug emulator),
+# first apply 0.34-0.50x and no-op 0.25-0.51x (medians 0.39x and 0.29x: 135 ms vs 342 ms,
+# 89 ms vs 307 ms). The no-op is mostly the emulator answering 100 dry-run applies; single
+# runs swing by 2x on a busy machine. A missing image reported by k8s-apply in 2.0 s
 # (the registry's "manifest unknown" fails at once), kubectl rollout status still waiting at
 # a 30 s cap (it waits for the 600 s progress deadline).
 #

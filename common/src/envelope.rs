@@ -8,11 +8,13 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 mod deployment;
+mod kubernetes;
 mod vocabulary;
 
 pub use deployment::{
     Deployment, DeploymentEvent, DeploymentFailure, EcsDeployment, StoppedContainer, StoppedTask,
 };
+pub use kubernetes::{KubernetesDeployment, KubernetesFailure, KubernetesResource};
 pub use vocabulary::{Bump, ChangeKind, Outcome, Platform};
 
 /// The schema this build writes. Readers accept any `shipkit/v1[.x]`.

@@ -112,15 +112,24 @@ impl KubeEmulator {
     /// The writes it received, as `METHOD PATH -> STATUS` lines (dry runs included), from its
     /// request log: every POST, PUT, PATCH and DELETE.
     pub fn writes(&self) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter_map(|line| line.split_once(": ").map(|(_, rest)| rest))
-            .filter_map(|rest| rest.split_once(": ").map(|(_, request)| request))
+        self.requests()
+            .into_iter()
             .filter(|request| {
                 ["POST ", "PUT ", "PATCH ", "DELETE "]
                     .iter()
                     .any(|verb| request.starts_with(verb))
             })
+            .collect()
+    }
+
+    /// Every request it received, as `METHOD PATH -> STATUS` lines, from its request log.
+    pub fn requests(&self) -> Vec<String> {
+        const VERBS: [&str; 5] = ["GET ", "POST ", "PUT ", "PATCH ", "DELETE "];
+        self.log()
+            .lines()
+            .filter_map(|line| line.split_once(": ").map(|(_, rest)| rest))
+            .filter_map(|rest| rest.split_once(": ").map(|(_, request)| request))
+            .filter(|request| VERBS.iter().any(|verb| request.starts_with(verb)))
             .map(str::to_owned)
             .collect()
     }

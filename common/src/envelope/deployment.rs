@@ -1,9 +1,11 @@
-//! The `deployments[]` section: one rollout of one service, written by ecs-roll (and
-//! k8s-apply next). The fields every platform shares are typed here; a platform's own
-//! fields sit in its flattened part ([`EcsDeployment`]); anything else stays in `extra`.
+//! The `deployments[]` section: one rollout of one service, written by ecs-roll and
+//! k8s-apply. The fields every platform shares are typed here; a platform's own fields sit
+//! in its flattened part ([`EcsDeployment`], [`KubernetesDeployment`]); anything else stays
+//! in `extra`.
 //!
 //! Field order is the order written: it is part of the stdout contract.
 
+use super::kubernetes::{KubernetesDeployment, KubernetesFailure};
 use super::{Outcome, Platform, is_false};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -47,6 +49,10 @@ pub struct Deployment {
     /// The change a dry run would make, as a unified diff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// Kubernetes' own fields (context, namespaces, resources, applyset); empty on other
+    /// platforms. Written after the shared ones, as k8s-apply always has.
+    #[serde(flatten)]
+    pub kubernetes: KubernetesDeployment,
     /// Fields this version does not know, kept as they came.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -98,6 +104,9 @@ pub struct DeploymentFailure {
     /// The tasks of the new version that stopped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_tasks: Option<Vec<StoppedTask>>,
+    /// Kubernetes' details (object, pod, container, exit code, logs); empty on ECS.
+    #[serde(flatten)]
+    pub kubernetes: KubernetesFailure,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -44,6 +44,7 @@ pub(crate) fn start(
         events: Some(Vec::new()),
         failure: None,
         diff: dry_run.then(|| plan.diff.clone()).filter(|d| !d.is_empty()),
+        kubernetes: Default::default(),
         extra: serde_json::Map::new(),
     }
 }
@@ -55,6 +56,7 @@ pub(crate) fn failure(reason: &str, report: &FollowReport) -> DeploymentFailure 
         polls: Some(report.polls),
         polls_after_first_stopped_task: Some(report.polls_after_first_stop),
         stopped_tasks: Some(report.stopped_tasks.iter().map(stopped_task).collect()),
+        kubernetes: Default::default(),
         extra: serde_json::Map::new(),
     }
 }

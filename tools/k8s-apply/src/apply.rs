@@ -2,15 +2,19 @@
 //! timeout roll back — restore what this run changed to the state read before it, delete
 //! what it created, and wait for the restored workloads with their own time budget.
 
-use crate::cluster::{Cluster, KubeError};
+use crate::cluster::{Cluster, KubeError, Target};
+use crate::establish;
+use crate::live::LiveObjects;
 use crate::order;
 use crate::plan::{Action, Plan, Step};
-use crate::record::{self, ResourceEntry};
+use crate::record;
 use crate::request::{Request, Waiting};
 use crate::wait::{Pace, WaitEnd, Workload, WorkloadFailure, wait_all};
-use common::envelope::{Deployment, Outcome};
+use common::envelope::{Deployment, KubernetesResource, Outcome};
 use common::{Error, Result, Ui};
+use futures_util::StreamExt;
 use serde_json::Value;
+use std::time::Duration;
 
 /// Applies, waits, rolls back when needed; keeps `entry` current throughout; ends with the
 /// table of what happened.
@@ -36,24 +40,23 @@ async fn apply_and_wait(
     let mut resources = record::resources(entry);
     let applied = match apply_all(cluster, plan, request, ui, entry, &mut resources).await {
         Ok(applied) => applied,
-        Err((applied, failed_at, err)) => {
-            let reason = err.to_string();
+        Err(stopped) => {
             let failure = WorkloadFailure {
-                resource: plan.steps[failed_at].target.display(),
-                reason: "ApplyFailed".into(),
-                message: reason.clone(),
+                resource: plan.steps[stopped.at].target.display(),
+                reason: stopped.reason.into(),
+                message: stopped.error.to_string(),
                 ..WorkloadFailure::default()
             };
             return fail(
                 cluster,
                 plan,
-                &applied,
+                &stopped.applied,
                 request,
                 ui,
                 entry,
                 &mut resources,
                 failure,
-                Error::failed(reason),
+                stopped.error,
             )
             .await;
         }
@@ -86,7 +89,7 @@ async fn apply_and_wait(
             prune(cluster, plan, ui, entry).await?;
             mark(&mut resources, &applied, plan, Outcome::Completed);
             record::set_resources(entry, &resources);
-            entry.endpoints = endpoints(cluster, plan).await;
+            entry.endpoints = endpoints_once_addressed(cluster, plan, request.waiting.poll).await;
             record::finish(entry, Outcome::Completed);
             Ok(())
         }
@@ -140,43 +143,101 @@ async fn apply_and_wait(
     }
 }
 
-/// Applies every step that changes something, in order; the indices applied. On an error,
-/// what was applied before it, the step that failed and the error (nothing after it is
-/// applied).
+/// Why the apply stopped: what was applied before, the step it stopped at, a reason word
+/// (`ApplyFailed`, or why a CRD's custom resources could not be applied), the error.
+struct Stopped {
+    applied: Vec<usize>,
+    at: usize,
+    reason: &'static str,
+    error: Error,
+}
+
+/// How many objects of one tier are applied at once.
+const APPLIED_AT_ONCE: usize = 16;
+
+/// Applies every step that changes something, tier by tier ([`order::tiers`]): the objects
+/// of a tier at once, reported in input order; the indices applied. Before the first tier
+/// holding a custom resource whose CRD this apply created, waits for those CRDs to be
+/// Established. On an error the rest of its tier is still recorded, no later tier applied.
 async fn apply_all(
     cluster: &Cluster,
     plan: &Plan,
     request: &Request,
     ui: &Ui,
     entry: &mut Deployment,
-    resources: &mut [ResourceEntry],
-) -> std::result::Result<Vec<usize>, (Vec<usize>, usize, KubeError)> {
+    resources: &mut [KubernetesResource],
+) -> std::result::Result<Vec<usize>, Stopped> {
+    let kinds: Vec<&str> = plan.steps.iter().map(Step::kind).collect();
     let mut applied = Vec::new();
-    for (i, step) in plan.steps.iter().enumerate() {
-        if step.action == Action::Unchanged {
-            continue;
+    let mut established = false;
+    for tier in order::tiers(&kinds) {
+        let changing: Vec<usize> = tier
+            .filter(|&i| plan.steps[i].action != Action::Unchanged)
+            .collect();
+        let awaits = |i: &usize| plan.steps[*i].awaits_crd.is_some();
+        if !established && changing.iter().any(awaits) {
+            let first = changing.iter().copied().find(awaits).unwrap_or_default();
+            let awaiting: Vec<usize> = (first..plan.steps.len()).filter(awaits).collect();
+            let waiting = &request.waiting;
+            establish::establish(cluster, plan, &awaiting, waiting.timeout, waiting.poll, ui)
+                .await
+                .map_err(|e| Stopped {
+                    applied: applied.clone(),
+                    at: e.at,
+                    reason: e.reason,
+                    error: e.error,
+                })?;
+            established = true;
         }
-        let result = cluster
-            .apply(
-                &step.target,
-                &step.manifest.object,
-                false,
-                request.force_conflicts,
-            )
-            .await
-            .map_err(|e| (applied.clone(), i, e))?;
-        applied.push(i);
-        resources[i].generation = result
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64);
-        record::set_resources(entry, resources);
-        ui.line(&format!(
-            "{}: {}",
-            step.target.display(),
-            step.action.as_str()
-        ));
+        let mut results = futures_util::stream::iter(changing)
+            .map(|i| async move { (i, apply_one(cluster, &plan.steps[i], request).await) })
+            .buffered(APPLIED_AT_ONCE);
+        let mut stopped = None;
+        while let Some((i, result)) = results.next().await {
+            match result {
+                Ok(generation) => {
+                    applied.push(i);
+                    resources[i].generation = generation;
+                    record::set_resources(entry, resources);
+                    let step = &plan.steps[i];
+                    ui.line(&format!(
+                        "{}: {}",
+                        step.target.display(),
+                        step.action.as_str()
+                    ));
+                }
+                Err((reason, error)) => {
+                    stopped.get_or_insert((i, reason, error));
+                }
+            }
+        }
+        if let Some((at, reason, error)) = stopped {
+            return Err(Stopped {
+                applied,
+                at,
+                reason,
+                error,
+            });
+        }
     }
     Ok(applied)
+}
+
+/// Applies one step; the object's `metadata.generation` after it.
+async fn apply_one(
+    cluster: &Cluster,
+    step: &Step,
+    request: &Request,
+) -> std::result::Result<Option<i64>, (&'static str, Error)> {
+    let target = establish::target_of(cluster, step).map_err(|e| ("NotServed", e))?;
+    let object = &step.manifest.object;
+    let result = cluster
+        .apply(&target, object, false, request.force_conflicts)
+        .await
+        .map_err(|e| ("ApplyFailed", Error::failed(e)))?;
+    Ok(result
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64))
 }
 
 /// `--prune --applyset`, once the apply rolled out: deletes the former members that left the
@@ -208,7 +269,7 @@ async fn fail(
     request: &Request,
     ui: &Ui,
     entry: &mut Deployment,
-    resources: &mut [ResourceEntry],
+    resources: &mut [KubernetesResource],
     failure: WorkloadFailure,
     err: Error,
 ) -> Result<()> {
@@ -233,8 +294,7 @@ async fn fail(
         Err(left) => {
             record::finish(entry, Outcome::RollbackFailed);
             if let Some(f) = entry.failure.as_mut() {
-                f.extra
-                    .insert("rollback".into(), Value::String(left.clone()));
+                f.kubernetes.rollback = Some(left.clone());
             }
             Err(Error::failed(format!(
                 "{err}; the rollback failed too, left as it is: {left}"
@@ -404,7 +464,7 @@ fn workloads_of(plan: &Plan, indices: &[usize]) -> Vec<Workload> {
         .collect()
 }
 
-fn mark(resources: &mut [ResourceEntry], applied: &[usize], plan: &Plan, outcome: Outcome) {
+fn mark(resources: &mut [KubernetesResource], applied: &[usize], plan: &Plan, outcome: Outcome) {
     for &i in applied {
         if i < resources.len() && i < plan.steps.len() {
             resources[i].outcome = outcome.clone();
@@ -412,19 +472,76 @@ fn mark(resources: &mut [ResourceEntry], applied: &[usize], plan: &Plan, outcome
     }
 }
 
-/// Where the applied Ingresses and LoadBalancer Services answer, as their status says now.
+/// Where the applied Ingresses and LoadBalancer Services answer, as their status says now
+/// (listed in apply order).
 async fn endpoints(cluster: &Cluster, plan: &Plan) -> Vec<String> {
-    let mut endpoints = Vec::new();
-    for step in plan
+    endpoints_in(&read_services(cluster, plan).await)
+}
+
+/// How long a rolled-out apply waits for its Ingresses and LoadBalancer Services to get an
+/// address (the load balancer controller writes it after the objects exist, the ALB's after
+/// it is provisioned); past it, the endpoints are those known, and the others are named.
+const ADDRESS_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// [`endpoints`], once every Ingress and LoadBalancer Service has an address (or
+/// [`ADDRESS_GRACE`] passed: those without are named in a warning).
+async fn endpoints_once_addressed(cluster: &Cluster, plan: &Plan, poll: Duration) -> Vec<String> {
+    let started = std::time::Instant::now();
+    loop {
+        let read = read_services(cluster, plan).await;
+        let waiting: Vec<String> = read
+            .iter()
+            .filter(|(step, live)| {
+                live.as_ref()
+                    .is_some_and(|l| record::awaits_address(step.kind(), l))
+            })
+            .map(|(step, _)| step.target.display())
+            .collect();
+        if waiting.is_empty() || started.elapsed() >= ADDRESS_GRACE {
+            for object in &waiting {
+                tracing::warn!("{object} has no address yet: not among the endpoints");
+            }
+            return endpoints_in(&read);
+        }
+        tokio::time::sleep(poll.min(ADDRESS_GRACE)).await;
+    }
+}
+
+/// The applied Ingresses and Services as they are now (absent: gone or unreadable), read as
+/// the state before the apply is: LISTs where several share a kind and namespace, GETs
+/// several at once; in apply order.
+async fn read_services<'p>(cluster: &Cluster, plan: &'p Plan) -> Vec<(&'p Step, Option<Value>)> {
+    let services: Vec<&Step> = plan
         .steps
         .iter()
         .filter(|s| matches!(s.kind(), "Ingress" | "Service"))
-    {
-        if let Ok(Some(live)) = cluster.get(&step.target).await {
-            for url in record::endpoints_of(step.kind(), &live) {
-                if !endpoints.contains(&url) {
-                    endpoints.push(url);
-                }
+        .collect();
+    let targets: Vec<&Target> = services.iter().map(|s| &s.target).collect();
+    let listed = LiveObjects::read(cluster, &targets)
+        .await
+        .unwrap_or_default();
+    let listed = &listed;
+    futures_util::stream::iter(services)
+        .map(|step| async move {
+            let live = match listed.get(&step.target) {
+                Some(live) => live,
+                None => cluster.get(&step.target).await.ok().flatten(),
+            };
+            (step, live)
+        })
+        .buffered(APPLIED_AT_ONCE)
+        .collect()
+        .await
+}
+
+/// The endpoints of the objects read, each once, in order.
+fn endpoints_in(read: &[(&Step, Option<Value>)]) -> Vec<String> {
+    let mut endpoints = Vec::new();
+    for (step, live) in read {
+        let urls = live.as_ref().map(|l| record::endpoints_of(step.kind(), l));
+        for url in urls.unwrap_or_default() {
+            if !endpoints.contains(&url) {
+                endpoints.push(url);
             }
         }
     }

@@ -111,7 +111,10 @@ pub struct Cluster {
     client: std::sync::RwLock<Client>,
     /// `--eks-cluster`: how to make the next token.
     renewal: Option<Renewal>,
-    discovery: Discovery,
+    /// Replaced when the apply has created CRDs (their kinds are served from then on).
+    discovery: std::sync::RwLock<Discovery>,
+    /// The API groups discovery asks for (none: all of them).
+    groups: Vec<String>,
     /// The kubeconfig context used.
     pub context: String,
     /// The context's cluster name (`deployments[].cluster`).
@@ -216,29 +219,48 @@ impl Cluster {
             server: server.clone(),
             source,
         })?;
-        // No groups named: all of them (pruning looks for kinds the manifests no longer have).
-        let discovery = match groups {
-            [] => Discovery::new(client.clone()),
-            groups => Discovery::new(client.clone()).filter(groups),
-        };
-        let discovery = discovery
-            .run()
+        let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
+        let discovery = discover(client.clone(), &groups)
             .await
             .map_err(|source| KubeError::Discovery { server, source })?;
         Ok(Cluster {
             client: std::sync::RwLock::new(client),
             renewal: None,
-            discovery,
+            discovery: std::sync::RwLock::new(discovery),
+            groups,
             context: chosen,
             name,
             default_namespace,
         })
     }
 
+    /// Runs discovery again (the same groups), so that the kinds of CRDs established since
+    /// are resolved.
+    pub async fn rediscover(&self) -> Result<(), KubeError> {
+        let client = self.client().await;
+        let discovery = discover(client, &self.groups)
+            .await
+            .map_err(|source| KubeError::Call {
+                what: "discovering the API again".into(),
+                source,
+            })?;
+        match self.discovery.write() {
+            Ok(mut current) => *current = discovery,
+            Err(poisoned) => *poisoned.into_inner() = discovery,
+        }
+        Ok(())
+    }
+
+    fn discovery(&self) -> std::sync::RwLockReadGuard<'_, Discovery> {
+        self.discovery
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The resource type of `apiVersion`/`kind`, when the cluster serves it.
     pub fn resolve(&self, group: &str, version: &str, kind: &str) -> Option<Resolved> {
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        self.discovery
+        self.discovery()
             .resolve_gvk(&gvk)
             .map(|(resource, caps)| Resolved {
                 resource,
@@ -248,7 +270,7 @@ impl Cluster {
 
     /// The resource type of `kind` in `group` at the version the cluster prefers.
     pub fn resolve_group_kind(&self, group: &str, kind: &str) -> Option<Resolved> {
-        let (resource, caps) = self.discovery.get(group)?.recommended_kind(kind)?;
+        let (resource, caps) = self.discovery().get(group)?.recommended_kind(kind)?;
         Some(Resolved {
             resource,
             namespaced: caps.scope == Scope::Namespaced,
@@ -299,6 +321,40 @@ impl Cluster {
             .await
             .map_err(|e| KubeError::of_call(format!("reading {}", target.display()), e))?;
         Ok(found.map(to_value))
+    }
+
+    /// Every object of `resource` in `namespace` (all, for a cluster-scoped kind), each with
+    /// its `apiVersion` and `kind` as a GET gives them (list items may omit them). A namespace
+    /// that does not exist yet has none.
+    pub async fn list(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+    ) -> Result<Vec<Value>, KubeError> {
+        let api: Api<DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(self.client().await, ns, resource),
+            None => Api::all_with(self.client().await, resource),
+        };
+        let items = match api.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+            Err(e) => {
+                let scope = namespace.map(|ns| format!(" in {ns}")).unwrap_or_default();
+                let what = format!("listing {}{scope}", resource.plural);
+                return Err(KubeError::of_call(what, e));
+            }
+        };
+        let types = kube::core::TypeMeta {
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+        };
+        Ok(items
+            .into_iter()
+            .map(|mut object| {
+                object.types = Some(types.clone());
+                to_value(object)
+            })
+            .collect())
     }
 
     /// Server-side apply of `object` as [`FIELD_MANAGER`]; what the server made of it.
@@ -455,6 +511,27 @@ impl Renewal {
             *made = std::time::Instant::now();
         }
         Ok(client)
+    }
+}
+
+/// Seeds the TLS library's random generator now, on a thread of its own. AWS-LC seeds it
+/// from CPU jitter the first time it is used, which takes some 25 ms of CPU; started first
+/// thing, that overlaps with reading the manifests instead of holding up the first
+/// connection.
+pub fn seed_tls_random() {
+    std::thread::spawn(|| {
+        let random = rustls::crypto::aws_lc_rs::default_provider().secure_random;
+        let _ = random.fill(&mut [0u8; 16]);
+    });
+}
+
+/// Discovery of `groups` (none named: all of them; pruning looks for kinds the manifests no
+/// longer have).
+async fn discover(client: Client, groups: &[String]) -> Result<Discovery, kube::Error> {
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    match groups.as_slice() {
+        [] => Discovery::new(client).run().await,
+        groups => Discovery::new(client).filter(groups).run().await,
     }
 }
 

@@ -7,12 +7,16 @@
 //!    templates by digest ([`images`]), the apply order ([`order`]). Bad input stops here:
 //!    exit 2, nothing sent.
 //! 2. Connect ([`cluster`]) through the kubeconfig, or with `--eks-cluster` through the EKS
-//!    API and an EKS token ([`eks`]). Plan with read-only calls: discovery resolves every kind (unknown → exit
-//!    2), the live objects are read (the state a rollback restores), and a server-side dry-run
+//!    API and an EKS token ([`eks`]). Plan with read-only calls: discovery resolves every kind ([`resolve`]; unknown → exit
+//!    2), the live objects are read (the state a rollback restores; [`live`]), and a server-side dry-run
 //!    apply of each says whether it would be created, configured or left unchanged, and finds
 //!    field-manager conflicts before anything is written ([`plan`], compared by [`diff`]).
-//! 3. Apply (server-side apply, field manager `k8s-apply`) only what changes, in order; wait
-//!    for every applied workload at once ([`wait`], judged by [`rollout`] and [`failfast`]);
+//!    A custom resource whose CRD comes in the same input is accepted ([`crds`]): it is
+//!    planned as created, unchecked by the server (which cannot know its kind yet).
+//! 3. Apply (server-side apply, field manager `k8s-apply`) only what changes, in order, the
+//!    objects of one rank ([`order::tiers`]) at once (the CRDs first; their custom resources
+//!    once the CRDs are Established and discovery has run again, [`establish`]); wait for
+//!    every applied workload at once ([`wait`], judged by [`rollout`] and [`failfast`]);
 //!    on failure or timeout, restore what changed and delete what was created, and wait for
 //!    the restored workloads with their own budget ([`apply`]).
 //! 4. The `deployments[]` entry is kept current all along ([`record`]), so an interrupt
@@ -27,15 +31,19 @@
 pub mod apply;
 pub mod applyset;
 pub mod cluster;
+pub mod crds;
 pub mod diff;
 pub mod eks;
+pub mod establish;
 pub mod failfast;
 pub mod images;
+pub mod live;
 pub mod manifests;
 pub mod order;
 pub mod plan;
 pub mod record;
 pub mod request;
+pub mod resolve;
 pub mod rollout;
 pub mod sources;
 pub mod wait;
@@ -76,6 +84,10 @@ are applied with server-side apply (field manager k8s-apply) in dependency order
 CRDs, ServiceAccounts, ConfigMaps, Secrets, RBAC, Services, then workloads, then Ingresses. An \
 object the apply would not change is not written (action 'unchanged'), so running the pipeline \
 twice is safe.\n\n\
+A custom resource whose CustomResourceDefinition is among the manifests is applied once that CRD \
+is Established (waited for within --timeout) and discovered. Under --dry-run such a resource is \
+listed as created from its manifest as given: the server cannot dry-run a kind it does not serve \
+yet (kubectl --dry-run=server refuses it for the same reason).\n\n\
 Then every applied Deployment, StatefulSet, DaemonSet and Job is waited for at once, each \
 judged as `kubectl rollout status` judges it, and its new pods watched: a pull error saying the \
 image does not exist, CreateContainerConfigError, InvalidImageName or RunContainerError fail the \
@@ -228,6 +240,7 @@ impl common::Tool for K8sApply {
     }
 
     async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
+        cluster::seed_tls_random();
         let request = Request::from_args(&args)?;
         let local = plan::Local::read(&request, envelope, ui)?;
         let groups = match request.applyset {
@@ -235,7 +248,8 @@ impl common::Tool for K8sApply {
             None => local.groups(),
         };
         let cluster = cluster::Cluster::connect(&request, &groups, ui).await?;
-        let plan = plan::plan(&cluster, &request, local).await?;
+        let diffs = plan::shows_diffs(request.dry_run, ui);
+        let plan = plan::plan(&cluster, &request, local, diffs).await?;
         let slot = envelope.deployments.len();
         envelope
             .deployments

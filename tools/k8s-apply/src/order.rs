@@ -3,6 +3,7 @@
 //! Service that is there. Within one rank the manifests' own order is kept.
 
 use crate::manifests::Manifest;
+use std::ops::Range;
 
 /// The rank of a kind: Namespaces, CRDs, ServiceAccounts, ConfigMaps, Secrets, RBAC, Services,
 /// anything else (custom resources, PVCs, policies), workloads, Ingresses.
@@ -25,6 +26,20 @@ pub fn rank(kind: &str) -> u8 {
 /// Whether objects of `kind` roll out (and are waited for).
 pub fn is_workload(kind: &str) -> bool {
     matches!(kind, "Deployment" | "StatefulSet" | "DaemonSet" | "Job")
+}
+
+/// The tiers of objects in apply order, given their kinds: each run of consecutive objects
+/// of one [`rank`], as index ranges. Nothing in a tier needs another object of it to exist
+/// first, so a tier is applied at once.
+pub fn tiers(kinds: &[&str]) -> Vec<Range<usize>> {
+    let mut tiers: Vec<Range<usize>> = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        match tiers.last_mut() {
+            Some(tier) if rank(kinds[tier.start]) == rank(kind) => tier.end = i + 1,
+            _ => tiers.push(i..i + 1),
+        }
+    }
+    tiers
 }
 
 /// `manifests` in apply order (a stable sort by [`rank`]).
@@ -85,5 +100,22 @@ mod tests {
             ]
         );
         assert!(is_workload("StatefulSet") && !is_workload("CronJob"));
+    }
+
+    #[test]
+    fn tiers_are_runs_of_one_rank_in_the_order_given() {
+        // The applyset's parent Secret comes right after the Namespaces: a tier of its own.
+        let kinds = [
+            "Namespace",
+            "Namespace",
+            "Secret",
+            "ConfigMap",
+            "ConfigMap",
+            "Deployment",
+            "StatefulSet",
+            "Ingress",
+        ];
+        assert_eq!(tiers(&kinds), [0..2, 2..3, 3..5, 5..7, 7..8]);
+        assert!(tiers(&[]).is_empty());
     }
 }

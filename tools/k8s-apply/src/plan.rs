@@ -2,17 +2,25 @@
 //!
 //! [`Local::read`] reads everything local (manifests, images, order). [`plan`] then makes
 //! read-only calls only: every kind resolved by discovery (unknown → exit 2), every live
-//! object read (the state a rollback restores), every object dry-run applied (a conflict
+//! object read (the state a rollback restores; one LIST per kind and namespace holding
+//! several, [`crate::live`]), every object dry-run applied (a conflict
 //! with another field manager stops the run here, before any write), and the result compared
 //! with the live object: `created`, `configured` or `unchanged` (not written at all).
+//!
+//! A custom resource whose kind only a CRD of the same input defines ([`crds`]) cannot be read
+//! or dry-run before that CRD exists: it is planned as `created` from its manifest as given,
+//! and applied once the CRD is `Established` ([`Step::awaits_crd`]).
 
 use crate::applyset;
 use crate::cluster::{Cluster, KubeError, Target};
+use crate::crds::{self, Defined};
 use crate::diff;
 use crate::images::{self, Substitution};
-use crate::manifests::{self, Manifest};
+use crate::live::LiveObjects;
+use crate::manifests::Manifest;
 use crate::order;
 use crate::request::Request;
+use crate::resolve;
 use crate::sources;
 use common::envelope::Envelope;
 use common::{Error, Result, Ui};
@@ -103,6 +111,9 @@ pub struct Step {
     pub action: Action,
     /// Live vs would-be, for `--dry-run` and `-v`.
     pub diff: String,
+    /// The CRD of this apply that defines its kind, which the cluster does not serve yet: the
+    /// object is applied once that CRD is `Established` (and was not dry-run).
+    pub awaits_crd: Option<String>,
 }
 
 impl Step {
@@ -148,7 +159,8 @@ impl Plan {
 }
 
 /// Resolves, reads and dry-runs every object (read-only; see the module documentation).
-pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<Plan> {
+/// `diffs`: whether each step's diff is wanted (`--dry-run`, `-v`); it is left empty else.
+pub async fn plan(cluster: &Cluster, request: &Request, local: Local, diffs: bool) -> Result<Plan> {
     let mut manifests = local.manifests;
     let set_namespace = request
         .namespace
@@ -163,7 +175,16 @@ pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<
             applyset::label_member(&mut manifest.object, id);
         }
     }
-    let mut targets = resolve_all(cluster, request, manifests)?;
+    let defined = crds::defined_by(&manifests);
+    let mut targets = resolve::resolve_all(cluster, request, manifests, &defined)?;
+    // The kinds that wait for their CRD: those the cluster does not serve yet.
+    let unserved: Vec<Defined> = defined
+        .into_iter()
+        .filter(|d| {
+            let r = &d.resource;
+            cluster.resolve(&r.group, &r.version, &r.kind).is_none()
+        })
+        .collect();
     let set = match (&request.applyset, &set_id) {
         (Some(name), Some(id)) => {
             Some(plan_set(cluster, name, &set_namespace, id, &mut targets).await?)
@@ -175,9 +196,26 @@ pub async fn plan(cluster: &Cluster, request: &Request, local: Local) -> Result<
         .filter(|(m, _)| m.kind() == "Namespace")
         .map(|(m, _)| m.name().to_owned())
         .collect();
+    // The state before the apply: LISTs where several objects share a kind and namespace.
+    let served: Vec<&Target> = targets
+        .iter()
+        .filter(|(m, _)| awaited_crd(&unserved, m).is_none())
+        .map(|(_, t)| t)
+        .collect();
+    let live = LiveObjects::read(cluster, &served).await?;
     // Every object is planned on its own (read-only calls): several at once, kept in order.
     let steps: Vec<Step> = futures_util::stream::iter(targets)
-        .map(|(manifest, target)| plan_one(cluster, request, manifest, target, &created_namespaces))
+        .map(|(manifest, target)| {
+            let awaits = awaited_crd(&unserved, &manifest);
+            let known = live.get(&target);
+            let context = PlanContext {
+                cluster,
+                request,
+                created_namespaces: &created_namespaces,
+                diffs,
+            };
+            plan_one(context, manifest, target, known, awaits)
+        })
         .buffered(PLANNED_AT_ONCE)
         .collect::<Vec<Result<Step>>>()
         .await
@@ -312,15 +350,63 @@ async fn members(
 /// How many objects are read and dry-run at once.
 const PLANNED_AT_ONCE: usize = 16;
 
-/// Reads the live object, dry-runs the apply, and decides the action.
+/// The CRD a manifest's kind waits for, when the cluster does not serve the kind yet.
+fn awaited_crd(unserved: &[Defined], manifest: &Manifest) -> Option<String> {
+    let (group, version) = manifest.group_version();
+    crds::find(unserved, group, version, manifest.kind()).map(|d| d.crd.clone())
+}
+
+/// What every object's planning shares.
+#[derive(Clone, Copy)]
+struct PlanContext<'a> {
+    cluster: &'a Cluster,
+    request: &'a Request,
+    /// The namespaces this run creates.
+    created_namespaces: &'a [String],
+    /// Whether the steps' diffs are wanted.
+    diffs: bool,
+}
+
+/// Reads the live object (unless `known` from a LIST), dry-runs the apply, and decides the
+/// action. An object whose CRD this apply creates is planned as created, as its manifest says
+/// (nothing to read yet).
 async fn plan_one(
-    cluster: &Cluster,
-    request: &Request,
+    context: PlanContext<'_>,
     manifest: Manifest,
     target: Target,
-    created_namespaces: &[String],
+    known: Option<Option<Value>>,
+    awaits_crd: Option<String>,
 ) -> Result<Step> {
-    let live = cluster.get(&target).await?;
+    let PlanContext {
+        cluster,
+        request,
+        created_namespaces,
+        diffs,
+    } = context;
+    if awaits_crd.is_some() {
+        let diff = match diffs {
+            true => diff::unified(
+                &target.resource.kind,
+                &target.display(),
+                None,
+                &manifest.object,
+            ),
+            false => String::new(),
+        };
+        return Ok(Step {
+            would_be: manifest.object.clone(),
+            manifest,
+            target,
+            live: None,
+            action: Action::Create,
+            diff,
+            awaits_crd,
+        });
+    }
+    let live = match known {
+        Some(live) => live,
+        None => cluster.get(&target).await?,
+    };
     let would_be = match cluster
         .apply(&target, &manifest.object, true, request.force_conflicts)
         .await
@@ -337,12 +423,16 @@ async fn plan_one(
         Some(live) if diff::changes(live, &would_be) => Action::Configure,
         Some(_) => Action::Unchanged,
     };
-    let diff = diff::unified(
-        target.resource.kind.as_str(),
-        &target.display(),
-        live.as_ref(),
-        &would_be,
-    );
+    // An unchanged object's diff is empty: not worth computing (nor when not wanted).
+    let diff = match diffs && action != Action::Unchanged {
+        true => diff::unified(
+            &target.resource.kind,
+            &target.display(),
+            live.as_ref(),
+            &would_be,
+        ),
+        false => String::new(),
+    };
     Ok(Step {
         manifest,
         target,
@@ -350,6 +440,7 @@ async fn plan_one(
         would_be,
         action,
         diff,
+        awaits_crd: None,
     })
 }
 
@@ -376,130 +467,38 @@ fn plan_error(manifest: &Manifest, err: KubeError) -> Error {
     }
 }
 
-/// Every manifest with its resource type, its namespace settled (exit 2 for an unknown kind,
-/// a namespace that contradicts `--namespace`, or an object given twice).
-fn resolve_all(
-    cluster: &Cluster,
-    request: &Request,
-    manifests: Vec<Manifest>,
-) -> Result<Vec<(Manifest, Target)>> {
-    let default_namespace = request
-        .namespace
-        .clone()
-        .unwrap_or_else(|| cluster.default_namespace.clone());
-    let mut resolved = Vec::with_capacity(manifests.len());
-    for mut manifest in manifests {
-        let (group, version) = manifest.group_version();
-        let Some(found) = cluster.resolve(group, version, manifest.kind()) else {
-            return Err(Error::usage(format!(
-                "{}: the cluster does not serve kind {} in {} ({})",
-                manifest.source,
-                manifest.kind(),
-                manifest.api_version(),
-                manifest.display_name()
-            )));
-        };
-        let namespace = settle_namespace(
-            &manifest,
-            found.namespaced,
-            request.namespace.as_deref(),
-            &default_namespace,
+/// Whether the diffs are shown: under `--dry-run` or `-v`.
+pub fn shows_diffs(dry_run: bool, ui: &Ui) -> bool {
+    dry_run
+        || matches!(
+            ui.verbosity(),
+            common::ui::Verbosity::Verbose | common::ui::Verbosity::Trace
         )
-        .map_err(|problem| Error::usage(format!("{}: {problem}", manifest.source)))?;
-        manifest.set_namespace(namespace.as_deref());
-        let target = Target {
-            resource: found.resource,
-            namespace,
-            name: manifest.name().to_owned(),
-        };
-        resolved.push((manifest, target));
-    }
-    let manifests: Vec<Manifest> = resolved.iter().map(|(m, _)| m.clone()).collect();
-    manifests::refuse_duplicates(&manifests).map_err(Error::usage)?;
-    Ok(resolved)
-}
-
-/// The namespace of an object (pure): none for a cluster-scoped kind; its own, which must
-/// agree with `--namespace` when both are given (as kubectl insists); else the default.
-pub fn settle_namespace(
-    manifest: &Manifest,
-    namespaced: bool,
-    flag: Option<&str>,
-    default: &str,
-) -> Result<Option<String>, String> {
-    if !namespaced {
-        return Ok(None);
-    }
-    match (manifest.namespace(), flag) {
-        (Some(own), Some(flag)) if own != flag => Err(format!(
-            "{} names namespace {own}, which does not match --namespace {flag}",
-            manifest.display_name()
-        )),
-        (Some(own), _) => Ok(Some(own.to_owned())),
-        (None, _) => Ok(Some(default.to_owned())),
-    }
 }
 
 /// Tells what the plan does: one line per object; under `--dry-run` (or `-v`) each diff.
 pub fn report(plan: &Plan, dry_run: bool, ui: &Ui) {
-    let verbose = matches!(
-        ui.verbosity(),
-        common::ui::Verbosity::Verbose | common::ui::Verbosity::Trace
-    );
+    let diffs = shows_diffs(dry_run, ui);
     for step in &plan.steps {
         // Without --dry-run, what is applied is told as it is applied; only the rest here.
         match (dry_run, step.action) {
             (true, action) => ui.line(&format!(
-                "{}: {} (dry run)",
+                "{}: {} (dry run{})",
                 step.target.display(),
-                action.as_str()
+                action.as_str(),
+                match &step.awaits_crd {
+                    Some(crd) => format!(
+                        "; not checked by the server, which cannot know the kind before \
+                         CustomResourceDefinition {crd} of this apply exists"
+                    ),
+                    None => String::new(),
+                }
             )),
             (false, Action::Unchanged) => ui.line(&format!("{}: unchanged", step.target.display())),
             (false, _) => {}
         }
-        if (dry_run || verbose) && !step.diff.is_empty() {
+        if diffs && !step.diff.is_empty() {
             ui.line(step.diff.trim_end());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifests::parse;
-
-    #[test]
-    fn namespaces_are_settled_as_kubectl_settles_them() {
-        let with = parse(
-            "a.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: shop}\n",
-        )
-        .unwrap()
-        .remove(0);
-        let without = parse(
-            "a.yaml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n",
-        )
-        .unwrap()
-        .remove(0);
-        assert_eq!(
-            settle_namespace(&without, true, None, "default"),
-            Ok(Some("default".into()))
-        );
-        assert_eq!(
-            settle_namespace(&without, true, Some("x"), "x"),
-            Ok(Some("x".into()))
-        );
-        assert_eq!(
-            settle_namespace(&with, true, None, "default"),
-            Ok(Some("shop".into()))
-        );
-        assert_eq!(
-            settle_namespace(&with, true, Some("shop"), "shop"),
-            Ok(Some("shop".into()))
-        );
-        assert_eq!(settle_namespace(&with, false, None, "default"), Ok(None));
-        let err = settle_namespace(&with, true, Some("other"), "other").unwrap_err();
-        assert!(err.contains("does not match --namespace other"), "{err}");
     }
 }

@@ -2,66 +2,47 @@
 //! current while it runs so that an interrupt writes what is known.
 //!
 //! The fields every platform shares are common's typed ones; Kubernetes' own (`context`,
-//! `namespaces`, `resources`) and the failure's pod details are written in their `extra`.
+//! `namespaces`, `resources`, `applyset`, `pruned`) are common's [`KubernetesDeployment`], the
+//! failure's pod details its [`KubernetesFailure`].
 
 use crate::cluster::Cluster;
 use crate::plan::{Action, Plan, Step};
 use crate::wait::WorkloadFailure;
-use common::envelope::{Deployment, DeploymentFailure, Outcome, Platform};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use common::envelope::{
+    Deployment, DeploymentFailure, KubernetesDeployment, KubernetesFailure, KubernetesResource,
+    Outcome, Platform,
+};
+use serde_json::Value;
 use std::time::SystemTime;
 
-/// One object of the apply, as `resources[]` lists it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResourceEntry {
-    pub api_version: String,
-    pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub name: String,
-    /// `created`, `configured` or `unchanged`.
-    pub action: String,
-    #[serde(default)]
-    pub outcome: Outcome,
-    /// `metadata.generation` after the apply, for kinds that have one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation: Option<i64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub images: Vec<String>,
-}
-
-impl ResourceEntry {
-    fn of(step: &Step, dry_run: bool) -> ResourceEntry {
-        let outcome = match (step.action, dry_run) {
-            (Action::Unchanged, _) => Outcome::Unchanged,
-            (_, true) => Outcome::Planned,
-            (_, false) => Outcome::InProgress,
-        };
-        ResourceEntry {
-            api_version: step.manifest.api_version().to_owned(),
-            kind: step.kind().to_owned(),
-            namespace: step.target.namespace.clone(),
-            name: step.target.name.clone(),
-            action: step.action.as_str().to_owned(),
-            outcome,
-            generation: step
-                .would_be
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64),
-            images: crate::images::images_of(step.kind(), &step.manifest.object),
-        }
+/// The entry of one step (pure): its action, and `unchanged`, `planned` (dry run) or
+/// `in_progress` as its outcome.
+fn resource_of(step: &Step, dry_run: bool) -> KubernetesResource {
+    let outcome = match (step.action, dry_run) {
+        (Action::Unchanged, _) => Outcome::Unchanged,
+        (_, true) => Outcome::Planned,
+        (_, false) => Outcome::InProgress,
+    };
+    KubernetesResource {
+        api_version: step.manifest.api_version().to_owned(),
+        kind: step.kind().to_owned(),
+        namespace: step.target.namespace.clone(),
+        name: step.target.name.clone(),
+        action: step.action.as_str().to_owned(),
+        outcome,
+        generation: step
+            .would_be
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64),
+        images: crate::images::images_of(step.kind(), &step.manifest.object),
     }
 }
 
 /// The entry of an apply about to start: `in_progress` (`planned` or `unchanged` for a dry
 /// run), every object with its action, the images substituted.
 pub fn start(cluster: &Cluster, plan: &Plan, dry_run: bool) -> Deployment {
-    let resources: Vec<ResourceEntry> = plan
-        .steps
-        .iter()
-        .map(|s| ResourceEntry::of(s, dry_run))
-        .collect();
+    let resources: Vec<KubernetesResource> =
+        plan.steps.iter().map(|s| resource_of(s, dry_run)).collect();
     let all_unchanged = plan.steps.iter().all(|s| s.action == Action::Unchanged);
     let outcome = match (dry_run, all_unchanged) {
         (_, true) => Outcome::Unchanged,
@@ -75,10 +56,6 @@ pub fn start(cluster: &Cluster, plan: &Plan, dry_run: bool) -> Deployment {
         }
     }
     let diff: String = plan.steps.iter().map(|s| s.diff.as_str()).collect();
-    let mut extra = Map::new();
-    extra.insert("context".into(), json!(cluster.context));
-    extra.insert("namespaces".into(), json!(plan.namespaces()));
-    extra.insert("resources".into(), json!(resources));
     Deployment {
         platform: Platform::Kubernetes,
         cluster: Some(cluster.name.clone()),
@@ -88,29 +65,30 @@ pub fn start(cluster: &Cluster, plan: &Plan, dry_run: bool) -> Deployment {
         started_at: Some(now()),
         finished_at: (dry_run || all_unchanged).then(now),
         diff: (dry_run && !diff.is_empty()).then_some(diff),
-        extra,
+        kubernetes: KubernetesDeployment {
+            context: Some(cluster.context.clone()),
+            namespaces: Some(plan.namespaces()),
+            resources: Some(resources),
+            ..KubernetesDeployment::default()
+        },
         ..Deployment::default()
     }
 }
 
 /// The `resources[]` of `entry`.
-pub fn resources(entry: &Deployment) -> Vec<ResourceEntry> {
-    entry
-        .extra
-        .get("resources")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default()
+pub fn resources(entry: &Deployment) -> Vec<KubernetesResource> {
+    entry.kubernetes.resources.clone().unwrap_or_default()
 }
 
 /// Replaces the `resources[]` of `entry`.
-pub fn set_resources(entry: &mut Deployment, resources: &[ResourceEntry]) {
-    entry.extra.insert("resources".into(), json!(resources));
+pub fn set_resources(entry: &mut Deployment, resources: &[KubernetesResource]) {
+    entry.kubernetes.resources = Some(resources.to_vec());
 }
 
 /// Records the applyset's id and what was (or, in a dry run, would be) pruned from it.
 pub fn set_pruned(entry: &mut Deployment, id: &str, pruned: &[String]) {
-    entry.extra.insert("applyset".into(), json!(id));
-    entry.extra.insert("pruned".into(), json!(pruned));
+    entry.kubernetes.applyset = Some(id.to_owned());
+    entry.kubernetes.pruned = Some(pruned.to_vec());
 }
 
 /// Ends the entry with `outcome`.
@@ -121,24 +99,17 @@ pub fn finish(entry: &mut Deployment, outcome: Outcome) {
 
 /// The failure section: `reason` (the pod's or the workload's), then where and what.
 pub fn failure(f: &WorkloadFailure) -> DeploymentFailure {
-    let mut extra = Map::new();
-    extra.insert("resource".into(), json!(f.resource));
-    if let Some(pod) = &f.pod {
-        extra.insert("pod".into(), json!(pod));
-    }
-    if let Some(container) = &f.container {
-        extra.insert("container".into(), json!(container));
-    }
-    extra.insert("message".into(), json!(f.message));
-    if let Some(code) = f.exit_code {
-        extra.insert("exit_code".into(), json!(code));
-    }
-    if !f.logs.is_empty() {
-        extra.insert("logs".into(), json!(f.logs));
-    }
     DeploymentFailure {
         reason: f.reason.clone(),
-        extra,
+        kubernetes: KubernetesFailure {
+            resource: Some(f.resource.clone()),
+            pod: f.pod.clone(),
+            container: f.container.clone(),
+            message: Some(f.message.clone()),
+            exit_code: f.exit_code,
+            logs: f.logs.clone(),
+            rollback: None,
+        },
         ..DeploymentFailure::default()
     }
 }
@@ -166,24 +137,45 @@ pub fn endpoints_of(kind: &str, live: &Value) -> Vec<String> {
     match kind {
         "Ingress" => ingress_endpoints(live, &addresses),
         "Service" => {
-            let ports: Vec<i64> = live
+            let spec_ports: Vec<i64> = live
                 .pointer("/spec/ports")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
                 .filter_map(|p| p["port"].as_i64())
                 .collect();
+            // The ports the load balancer lists are where it listens (a cloud's: the Service's
+            // ports; the emulator's: loopback ports of its own); else the Service's.
             addresses
                 .iter()
-                .flat_map(|(address, _)| {
+                .flat_map(|(address, listed)| {
+                    let ports = match listed.is_empty() {
+                        true => spec_ports.clone(),
+                        false => listed.clone(),
+                    };
                     ports
-                        .iter()
+                        .into_iter()
                         .map(move |port| format!("tcp://{address}:{port}"))
                 })
                 .collect()
         }
         _ => Vec::new(),
     }
+}
+
+/// Whether `live` (an Ingress, or a Service of type LoadBalancer) is still waiting for its
+/// load balancer's address (pure).
+pub fn awaits_address(kind: &str, live: &Value) -> bool {
+    let balanced = match kind {
+        "Ingress" => true,
+        "Service" => live.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer"),
+        _ => false,
+    };
+    let addressed = live
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    balanced && !addressed
 }
 
 fn ingress_endpoints(live: &Value, addresses: &[(String, Vec<i64>)]) -> Vec<String> {
@@ -234,6 +226,7 @@ pub fn now() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn endpoints_come_from_the_load_balancer_status() {
@@ -252,6 +245,23 @@ mod tests {
             ["tcp://10.0.0.9:80", "tcp://10.0.0.9:443"]
         );
         assert!(endpoints_of("Service", &json!({"spec": {"ports": [{"port": 80}]}})).is_empty());
+        // The emulator's load balancer listens on loopback ports of its own, which it lists.
+        let listed = json!({"spec": {"ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": 19025, "protocol": "TCP"}]}]}}});
+        assert_eq!(endpoints_of("Service", &listed), ["tcp://127.0.0.1:19025"]);
+    }
+
+    #[test]
+    fn ingresses_and_load_balancer_services_await_an_address_other_services_do_not() {
+        let pending = json!({"spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {}}});
+        assert!(awaits_address("Service", &pending));
+        assert!(awaits_address("Ingress", &json!({"spec": {}})));
+        assert!(!awaits_address(
+            "Service",
+            &json!({"spec": {"type": "ClusterIP"}})
+        ));
+        let addressed = json!({"status": {"loadBalancer": {"ingress": [{"hostname": "lb"}]}}});
+        assert!(!awaits_address("Ingress", &addressed));
     }
 
     #[test]

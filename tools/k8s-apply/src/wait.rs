@@ -1,5 +1,5 @@
 //! Waiting for workloads to roll out: every workload polled at once, each observation judged
-//! by [`rollout`] and its new pods by [`failfast`], one progress line per workload per
+//! by [`rollout`] and its new pods by [`failfast`](crate::failfast), one progress line per workload per
 //! change. The first failure ends the wait (the rest is rolled back anyway).
 
 use crate::cluster::{Cluster, Target};

@@ -67,10 +67,18 @@ fn k8s_apply(emulator: &KubeEmulator) -> Cmd {
         .args(["--context", "staging"])
 }
 
+/// Stdout decoded into [`Envelope`]; re-encoded, it is byte for byte what k8s-apply wrote
+/// (the typed Kubernetes fields lose, reorder and reformat nothing).
+#[track_caller]
 fn envelope(out: &Output) -> Envelope {
-    serde_json::from_value(out.json()).expect("stdout decodes into common::Envelope")
+    let written = out.stdout.trim_end_matches('\n');
+    let envelope: Envelope = serde_json::from_str(written)
+        .unwrap_or_else(|e| panic!("stdout is not an Envelope ({e}): {written}"));
+    assert_eq!(serde_json::to_string(&envelope).unwrap(), written);
+    envelope
 }
 
+#[track_caller]
 fn deployment(out: &Output) -> Deployment {
     let envelope = envelope(out);
     assert_eq!(envelope.deployments.len(), 1, "{}", out.stderr);
@@ -79,14 +87,12 @@ fn deployment(out: &Output) -> Deployment {
 
 /// `(kind, action, outcome)` of each resource.
 fn resources(d: &Deployment) -> Vec<(String, String, String)> {
-    d.extra["resources"]
-        .as_array()
+    d.kubernetes
+        .resources
+        .as_ref()
         .expect("resources[]")
         .iter()
-        .map(|r| {
-            let text = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
-            (text("kind"), text("action"), text("outcome"))
-        })
+        .map(|r| (r.kind.clone(), r.action.clone(), r.outcome.to_string()))
         .collect()
 }
 
@@ -194,8 +200,8 @@ fn apply_creates_with_the_pushed_digest_and_a_second_run_changes_nothing() {
     let first = deployment(&out);
     assert_eq!(first.platform, Platform::Kubernetes);
     assert_eq!(first.cluster.as_deref(), Some("staging"));
-    assert_eq!(first.extra["context"], "staging");
-    assert_eq!(first.extra["namespaces"], json!(["shop"]));
+    assert_eq!(first.kubernetes.context.as_deref(), Some("staging"));
+    assert_eq!(first.kubernetes.namespaces, Some(vec!["shop".to_owned()]));
     let digest_reference = format!("{ECR}/api-server@{DIGEST}");
     assert_eq!(first.images, std::slice::from_ref(&digest_reference));
     assert_eq!(
@@ -208,7 +214,10 @@ fn apply_creates_with_the_pushed_digest_and_a_second_run_changes_nothing() {
         ],
         "applied in dependency order"
     );
-    assert_eq!(first.extra["resources"][3]["generation"], 1);
+    assert_eq!(
+        first.kubernetes.resources.as_ref().unwrap()[3].generation,
+        Some(1)
+    );
     let image = emulator.kubectl(&[
         "--context",
         "staging",
@@ -395,7 +404,10 @@ fn a_rollout_that_times_out_is_rolled_back_and_exits_124() {
     assert_eq!(rolled_back.outcome, Outcome::RolledBack);
     let failure = rolled_back.failure.clone().expect("a failure");
     assert_eq!(failure.reason, "Timeout");
-    assert_eq!(failure.extra["resource"], "Deployment shop/api");
+    assert_eq!(
+        failure.kubernetes.resource.as_deref(),
+        Some("Deployment shop/api")
+    );
     assert!(rolled_back.finished_at.is_some());
     assert!(
         out.stderr.contains("Deployment shop/api: deleted"),
@@ -508,7 +520,7 @@ fn eks_cluster_finds_the_cluster_through_the_eks_api_with_a_token_the_cluster_ch
     out.assert_code(0);
     let d = deployment(&out);
     assert_eq!(d.cluster.as_deref(), Some("production"));
-    assert_eq!(d.extra["context"], "eks:production");
+    assert_eq!(d.kubernetes.context.as_deref(), Some("eks:production"));
     assert_eq!(
         resources(&d),
         [("ConfigMap".into(), "created".into(), "completed".into())]
@@ -565,7 +577,7 @@ fn prune_with_an_applyset_deletes_what_left_the_manifests_and_kubectl_sees_the_s
     let out = k8s_apply(&emulator).args(["-f", &all]).args(set).run();
     out.assert_code(0);
     let id = k8s_apply::applyset::id("shop-set", "default");
-    assert_eq!(deployment(&out).extra["applyset"], id.as_str());
+    assert_eq!(deployment(&out).kubernetes.applyset, Some(id.clone()));
     let parent = get(&[
         "secret/shop-set",
         "-o",
@@ -587,8 +599,8 @@ fn prune_with_an_applyset_deletes_what_left_the_manifests_and_kubectl_sees_the_s
         .run();
     out.assert_code(0);
     assert_eq!(
-        deployment(&out).extra["pruned"],
-        json!(["ConfigMap default/drop", "Deployment default/web"])
+        deployment(&out).kubernetes.pruned.unwrap(),
+        ["ConfigMap default/drop", "Deployment default/web"]
     );
     assert_eq!(
         get(&["configmaps,deployments", "-l", &selector, "-o", "name"])
@@ -601,8 +613,8 @@ fn prune_with_an_applyset_deletes_what_left_the_manifests_and_kubectl_sees_the_s
     let out = k8s_apply(&emulator).args(["-f", &fewer]).args(set).run();
     out.assert_code(0);
     assert_eq!(
-        deployment(&out).extra["pruned"],
-        json!(["ConfigMap default/drop", "Deployment default/web"])
+        deployment(&out).kubernetes.pruned.unwrap(),
+        ["ConfigMap default/drop", "Deployment default/web"]
     );
     assert_eq!(
         get(&["configmaps,deployments", "-l", &selector, "-o", "name"]),

@@ -67,8 +67,12 @@ fn k8s_apply(emulator: &KubeEmulator, manifest: &std::path::Path) -> Cmd {
         .args([manifest.display().to_string()])
 }
 
+/// The entry, decoded from stdout, which re-encodes byte for byte as written.
+#[track_caller]
 fn deployment(out: &Output) -> Deployment {
-    let envelope: Envelope = serde_json::from_value(out.json()).expect("an Envelope");
+    let written = out.stdout.trim_end_matches('\n');
+    let envelope: Envelope = serde_json::from_str(written).expect("an Envelope");
+    assert_eq!(serde_json::to_string(&envelope).unwrap(), written);
     envelope.deployments[0].clone()
 }
 
@@ -91,7 +95,10 @@ fn first_deploy(emulator: &KubeEmulator, dir: &std::path::Path, v1: &str) -> std
     out.assert_code(0);
     let d = deployment(&out);
     assert_eq!(d.outcome, Outcome::Completed, "{}", out.stderr);
-    assert_eq!(d.extra["resources"][0]["outcome"], "completed");
+    assert_eq!(
+        d.kubernetes.resources.unwrap()[0].outcome,
+        Outcome::Completed
+    );
     assert!(
         out.stderr
             .contains("Deployment default/web: 2 of 2 updated replicas available"),
@@ -136,17 +143,12 @@ fn a_missing_image_fails_within_seconds_with_the_registrys_reason_and_is_rolled_
         ["ErrImagePull", "ImagePullBackOff"].contains(&failure.reason.as_str()),
         "{failure:?}"
     );
-    assert_eq!(failure.extra["resource"], "Deployment default/web");
-    assert_eq!(failure.extra["container"], "app");
+    let k = &failure.kubernetes;
+    assert_eq!(k.resource.as_deref(), Some("Deployment default/web"));
+    assert_eq!(k.container.as_deref(), Some("app"));
+    assert!(k.pod.as_deref().unwrap().starts_with("web-"), "{failure:?}");
     assert!(
-        failure.extra["pod"].as_str().unwrap().starts_with("web-"),
-        "{failure:?}"
-    );
-    assert!(
-        failure.extra["message"]
-            .as_str()
-            .unwrap()
-            .contains("missing"),
+        k.message.as_deref().unwrap().contains("missing"),
         "{failure:?}"
     );
     // The registry says "manifest unknown": no --fail-after wait (5 s here) before failing.
@@ -180,8 +182,8 @@ fn a_crashing_image_fails_after_fail_after_with_its_exit_code_and_logs_and_is_ro
     assert_eq!(d.outcome, Outcome::RolledBack, "{}", out.stderr);
     let failure = d.failure.expect("a failure");
     assert_eq!(failure.reason, "CrashLoopBackOff", "{failure:?}");
-    assert_eq!(failure.extra["exit_code"], CRASH_EXIT_CODE);
-    let logs = failure.extra["logs"].to_string();
+    assert_eq!(failure.kubernetes.exit_code, Some(CRASH_EXIT_CODE));
+    let logs = failure.kubernetes.logs.join("\n");
     assert!(logs.contains("crashing on purpose"), "{logs}");
     assert!(out.stderr.contains("exit code 3"), "{}", out.stderr);
     assert_eq!(
@@ -239,7 +241,11 @@ fn a_stateful_set_with_a_bad_image_is_rolled_back_and_its_stuck_pod_replaced() {
     let d = deployment(&out);
     assert_eq!(d.outcome, Outcome::RolledBack, "{}", out.stderr);
     let failure = d.failure.expect("a failure");
-    assert_eq!(failure.extra["pod"], "db-1", "{failure:?}");
+    assert_eq!(
+        failure.kubernetes.pod.as_deref(),
+        Some("db-1"),
+        "{failure:?}"
+    );
     let pod_image = |pod: &str| {
         emulator.kubectl(&[
             "--context",
