@@ -64,6 +64,8 @@ async fn apply_and_wait(
     if applied.is_empty() {
         prune(cluster, plan, ui, entry).await?;
         ui.line("nothing to apply: every object is unchanged");
+        // A rerun's `health-wait --from-deployments` checks what is deployed all the same.
+        entry.endpoints = endpoints(cluster, plan).await;
         record::finish(entry, Outcome::Unchanged);
         return Ok(());
     }

@@ -136,6 +136,9 @@ pub fn endpoints_of(kind: &str, live: &Value) -> Vec<String> {
         .collect();
     match kind {
         "Ingress" => ingress_endpoints(live, &addresses),
+        // Only a LoadBalancer Service is reached from outside; a ClusterIP one's address (which
+        // the local emulator also lists, for its own loopback ports) is not an endpoint.
+        "Service" if !is_load_balancer(live) => Vec::new(),
         "Service" => {
             let spec_ports: Vec<i64> = live
                 .pointer("/spec/ports")
@@ -168,7 +171,7 @@ pub fn endpoints_of(kind: &str, live: &Value) -> Vec<String> {
 pub fn awaits_address(kind: &str, live: &Value) -> bool {
     let balanced = match kind {
         "Ingress" => true,
-        "Service" => live.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer"),
+        "Service" => is_load_balancer(live),
         _ => false,
     };
     let addressed = live
@@ -178,41 +181,71 @@ pub fn awaits_address(kind: &str, live: &Value) -> bool {
     balanced && !addressed
 }
 
+fn is_load_balancer(service: &Value) -> bool {
+    service.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer")
+}
+
+/// An Ingress's endpoints: a rule with a host answers at `scheme://host/path` — the URL its
+/// users call, which DNS points at the load balancer; the balancer's own address would get
+/// its default action, not the rule (an ALB with host rules answers 404 there). Rules without
+/// a host (or with a wildcard one, which cannot be called) answer at the balancer's address.
 fn ingress_endpoints(live: &Value, addresses: &[(String, Vec<i64>)]) -> Vec<String> {
     let tls = live
         .pointer("/spec/tls")
         .and_then(Value::as_array)
         .is_some_and(|t| !t.is_empty());
-    let mut paths: Vec<String> = live
+    let scheme = if tls { "https" } else { "http" };
+    let rules: Vec<(Option<&str>, Vec<&str>)> = live
         .pointer("/spec/rules")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .flat_map(|rule| {
-            rule.pointer("/http/paths")
+        .map(|rule| {
+            let host = rule["host"]
+                .as_str()
+                .filter(|h| !h.is_empty() && !h.starts_with('*'));
+            let paths = rule
+                .pointer("/http/paths")
                 .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["path"].as_str())
+                .collect();
+            (host, paths)
         })
-        .filter_map(|p| p["path"].as_str().map(str::to_owned))
         .collect();
-    if paths.is_empty() {
-        paths.push("/".into());
-    }
-    let mut endpoints = Vec::new();
-    for (address, ports) in addresses {
-        let hosts: Vec<String> = match ports.as_slice() {
+    let balancer_hosts: Vec<String> = addresses
+        .iter()
+        .flat_map(|(address, ports)| match ports.as_slice() {
             [] => vec![address.clone()],
             ports => ports.iter().map(|p| format!("{address}:{p}")).collect(),
+        })
+        .collect();
+    let mut endpoints = Vec::new();
+    let mut add = |url: String| {
+        if !endpoints.contains(&url) {
+            endpoints.push(url);
+        }
+    };
+    let hostless = rules.iter().filter(|(host, _)| host.is_none());
+    let mut hostless_paths: Vec<&str> = hostless.flat_map(|(_, paths)| paths.clone()).collect();
+    if rules.is_empty() {
+        hostless_paths.push("/"); // only a defaultBackend
+    }
+    for (host, paths) in &rules {
+        let Some(host) = host else { continue };
+        let paths = if paths.is_empty() {
+            vec!["/"]
+        } else {
+            paths.clone()
         };
-        for host in hosts {
-            for path in &paths {
-                let scheme = if tls { "https" } else { "http" };
-                let url = format!("{scheme}://{host}{path}");
-                if !endpoints.contains(&url) {
-                    endpoints.push(url);
-                }
-            }
+        for path in paths {
+            add(format!("{scheme}://{host}{path}"));
+        }
+    }
+    for host in &balancer_hosts {
+        for path in &hostless_paths {
+            add(format!("{scheme}://{host}{path}"));
         }
     }
     endpoints
@@ -238,6 +271,20 @@ mod tests {
         );
         let tls = json!({"spec": {"tls": [{"hosts": ["x"]}]}, "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example.com"}]}}});
         assert_eq!(endpoints_of("Ingress", &tls), ["https://lb.example.com/"]);
+        // A host rule is called by its host (DNS points it at the balancer), not at the
+        // balancer's address, which answers its default action; a wildcard host cannot be.
+        let hosts = json!({"spec": {"rules": [
+                {"host": "staging.shop.example", "http": {"paths": [{"path": "/auth"}, {"path": "/"}]}},
+                {"host": "*.shop.example", "http": {"paths": [{"path": "/any"}]}}]},
+            "status": {"loadBalancer": {"ingress": [{"hostname": "k8s-shop-1.eu-west-1.elb.amazonaws.com"}]}}});
+        assert_eq!(
+            endpoints_of("Ingress", &hosts),
+            [
+                "http://staging.shop.example/auth",
+                "http://staging.shop.example/",
+                "http://k8s-shop-1.eu-west-1.elb.amazonaws.com/any"
+            ]
+        );
         let service = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}, {"port": 443}]},
             "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.9"}]}}});
         assert_eq!(
@@ -246,9 +293,13 @@ mod tests {
         );
         assert!(endpoints_of("Service", &json!({"spec": {"ports": [{"port": 80}]}})).is_empty());
         // The emulator's load balancer listens on loopback ports of its own, which it lists.
-        let listed = json!({"spec": {"ports": [{"port": 80}]},
+        let listed = json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
             "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": 19025, "protocol": "TCP"}]}]}}});
         assert_eq!(endpoints_of("Service", &listed), ["tcp://127.0.0.1:19025"]);
+        // A ClusterIP Service is not reached from outside, whatever its status lists.
+        let cluster_ip = json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ports": [{"port": 19026, "protocol": "TCP"}]}]}}});
+        assert!(endpoints_of("Service", &cluster_ip).is_empty());
     }
 
     #[test]
