@@ -459,8 +459,10 @@ fn k8s_apply_accepts_the_staging_overlay_in_a_dry_run_with_the_pushed_digests() 
         "{:?}",
         deployment.images
     );
-    let resources = deployment.extra["resources"]
-        .as_array()
+    let resources = deployment
+        .kubernetes
+        .resources
+        .as_ref()
         .expect("resources[]");
     assert_eq!(resources.len(), 12, "{resources:?}");
 }
