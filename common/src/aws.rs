@@ -60,8 +60,18 @@ pub fn error_line(err: &(dyn std::error::Error + 'static)) -> String {
         }
         next = err.source();
     }
-    parts.join(": ")
+    let line = parts.join(": ");
+    if line.contains("no providers in chain provided credentials") {
+        // The SDK's words name its internals, not what to do.
+        return NO_CREDENTIALS.to_owned();
+    }
+    line
 }
+
+/// What [`error_line`] says when no credential source gave any credentials.
+pub const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_PROFILE, or \
+AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; in GitHub Actions, \
+aws-actions/configure-aws-credentials with an OIDC role";
 
 /// A job failure (exit 1) saying what was being done and why the SDK call failed, on one line.
 pub fn failed(doing: &str, err: &(dyn std::error::Error + 'static)) -> Error {
@@ -101,6 +111,22 @@ mod tests {
             error_line(&err),
             "service error: RepositoryNotFoundException: no repository api"
         );
+    }
+
+    #[test]
+    fn no_credentials_says_where_they_come_from() {
+        let err = Layer(
+            "dispatch failure",
+            Some(Box::new(Layer(
+                "other: the credential provider was not enabled",
+                Some(Box::new(Layer(
+                    "no providers in chain provided credentials",
+                    None,
+                ))),
+            ))),
+        );
+        assert_eq!(error_line(&err), NO_CREDENTIALS);
+        assert!(NO_CREDENTIALS.contains("AWS_PROFILE"));
     }
 
     #[test]
