@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// What the emulator logs once its own endpoint listens, before the URL.
+const LISTENING: &str = "kube-emulator listening on ";
+
 /// The kubectl the emulator is measured against.
 pub const KUBECTL: &str = "kubectl";
 
@@ -81,11 +84,13 @@ impl KubeEmulator {
             dir,
             kubeconfig,
         };
+        // Ready once the kubeconfig is written and its own endpoint (bound after the
+        // clusters: the EKS API, control_url) listens.
         let t0 = Instant::now();
-        while !emulator.kubeconfig.exists() {
+        while !(emulator.kubeconfig.exists() && emulator.log().contains(LISTENING)) {
             assert!(
                 t0.elapsed() < Duration::from_secs(20),
-                "no kubeconfig from the emulator: {}",
+                "the emulator did not start (kubeconfig and listening line): {}",
                 emulator.log()
             );
             std::thread::sleep(Duration::from_millis(50));
@@ -99,7 +104,7 @@ impl KubeEmulator {
         let log = self.log();
         let url = log
             .lines()
-            .find_map(|l| l.split("kube-emulator listening on ").nth(1))
+            .find_map(|l| l.split(LISTENING).nth(1))
             .unwrap_or_else(|| panic!("no listening line in the log: {log}"));
         url.trim().to_owned()
     }

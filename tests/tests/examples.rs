@@ -23,9 +23,16 @@ use shipkit_tests::docker::{docker, docker_ok, require_engine};
 use shipkit_tests::ecs::{EcsEmulator, TestImages, http_get};
 use shipkit_tests::{Cmd, repo_root, services, unique};
 
-/// Runs `examples/services/prepare`, which copies busybox and redis-server (with its libraries)
-/// into the example contexts; panics with its stderr when it fails.
+/// Runs `examples/services/prepare` (once), which copies busybox and redis-server (with its
+/// libraries) into the example contexts; panics with its stderr when it fails.
 fn prepare_example_contexts() {
+    // Once per test process: the tests run in parallel, and two copies into the same context
+    // at once trip over each other's files.
+    static PREPARED: std::sync::Once = std::sync::Once::new();
+    PREPARED.call_once(run_prepare);
+}
+
+fn run_prepare() {
     let script = repo_root().join("examples/services/prepare");
     let out = Command::new(&script)
         .output()
