@@ -26,7 +26,7 @@ pub enum KubeError {
     #[error("kubeconfig: {0}")]
     Kubeconfig(String),
     /// Discovery (`/api`, `/apis`) failed: the cluster cannot be reached or refused us.
-    #[error("cannot discover the cluster's API at {server}: {source}")]
+    #[error("cannot discover the cluster's API at {server}: {}", api_line(.source))]
     Discovery {
         server: String,
         #[source]
@@ -39,12 +39,30 @@ pub enum KubeError {
     #[error("{what}: {message}")]
     Refused { what: String, message: String },
     /// Any other failed call.
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", api_line(.source))]
     Call {
         what: String,
         #[source]
         source: kube::Error,
     },
+}
+
+/// A kube-rs error on one line: an API `Status` as its message, code and reason (kube-rs's own
+/// Display repeats them inside a debug dump), with what to do about a 401 or 403.
+fn api_line(err: &kube::Error) -> String {
+    let kube::Error::Api(status) = err else {
+        return err.to_string();
+    };
+    let said = format!("{} ({} {})", status.message, status.code, status.reason);
+    match status.code {
+        401 => format!(
+            "{said}: the cluster does not accept these credentials — with --eks-cluster, the \
+             AWS identity must be a user of the cluster (an EKS access entry, or the aws-auth \
+             ConfigMap); with a kubeconfig, renew its user's token or certificate"
+        ),
+        403 => format!("{said}: the user may not do this; its Role or ClusterRole must allow it"),
+        _ => said,
+    }
 }
 
 impl KubeError {
@@ -537,4 +555,34 @@ async fn discover(client: Client, groups: &[String]) -> Result<Discovery, kube::
 
 fn to_value(object: DynamicObject) -> Value {
     serde_json::to_value(object).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod api_line_tests {
+    use super::api_line;
+    use kube::core::ErrorResponse;
+
+    fn api(code: u16, reason: &str, message: &str) -> kube::Error {
+        kube::Error::Api(
+            ErrorResponse {
+                status: "Failure".into(),
+                message: message.into(),
+                reason: reason.into(),
+                code,
+            }
+            .into(),
+        )
+    }
+
+    #[test]
+    fn api_errors_read_as_one_line_and_say_what_to_do_about_auth() {
+        assert_eq!(
+            api_line(&api(404, "NotFound", "namespaces \"shop\" not found")),
+            "namespaces \"shop\" not found (404 NotFound)"
+        );
+        let unauthorized = api_line(&api(401, "Unauthorized", "Unauthorized"));
+        assert!(unauthorized.starts_with("Unauthorized (401 Unauthorized): "));
+        assert!(unauthorized.contains("EKS access entry"), "{unauthorized}");
+        assert!(!unauthorized.contains("ErrorResponse"), "{unauthorized}");
+    }
 }
