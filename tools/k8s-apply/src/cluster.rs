@@ -563,15 +563,12 @@ mod api_line_tests {
     use kube::core::ErrorResponse;
 
     fn api(code: u16, reason: &str, message: &str) -> kube::Error {
-        kube::Error::Api(
-            ErrorResponse {
-                status: "Failure".into(),
-                message: message.into(),
-                reason: reason.into(),
-                code,
-            }
-            .into(),
-        )
+        kube::Error::Api(ErrorResponse {
+            status: "Failure".into(),
+            message: message.into(),
+            reason: reason.into(),
+            code,
+        })
     }
 
     #[test]
