@@ -8,9 +8,11 @@
 use common::Envelope;
 use common::envelope::{Deployment, Outcome, Platform};
 use serde_json::{Value, json};
+use shipkit_tests::Cmd;
 use shipkit_tests::kube::KubeEmulator;
-use shipkit_tests::{Cmd, Output};
-use std::path::Path;
+
+mod support;
+use support::{deployment, envelope, k8s_apply, write};
 
 const DIGEST: &str = "sha256:0123456789012345678901234567890123456789012345678901234567890123";
 const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -52,37 +54,6 @@ fn pushed() -> Value {
     json!({"schema": "shipkit/v1", "images": [{"name": "api-server", "pushed": [{
         "repository": repository, "tag": "git-abc1234", "digest": DIGEST,
         "reference": format!("{repository}@{DIGEST}"), "skipped": false}]}]})
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-fn k8s_apply(emulator: &KubeEmulator) -> Cmd {
-    Cmd::new(env!("CARGO_BIN_EXE_k8s-apply"))
-        .env("KUBECONFIG", emulator.kubeconfig.display().to_string())
-        .env("K8S_APPLY_POLL", "250ms")
-        .args(["--context", "staging"])
-}
-
-/// Stdout decoded into [`Envelope`]; re-encoded, it is byte for byte what k8s-apply wrote
-/// (the typed Kubernetes fields lose, reorder and reformat nothing).
-#[track_caller]
-fn envelope(out: &Output) -> Envelope {
-    let written = out.stdout.trim_end_matches('\n');
-    let envelope: Envelope = serde_json::from_str(written)
-        .unwrap_or_else(|e| panic!("stdout is not an Envelope ({e}): {written}"));
-    assert_eq!(serde_json::to_string(&envelope).unwrap(), written);
-    envelope
-}
-
-#[track_caller]
-fn deployment(out: &Output) -> Deployment {
-    let envelope = envelope(out);
-    assert_eq!(envelope.deployments.len(), 1, "{}", out.stderr);
-    envelope.deployments[0].clone()
 }
 
 /// `(kind, action, outcome)` of each resource.

@@ -4,11 +4,11 @@
 //! unchecked by the server; a custom resource that fails to apply takes its new CRD with it
 //! in the rollback.
 
-use common::Envelope;
 use common::envelope::{Deployment, Outcome};
 use shipkit_tests::kube::KubeEmulator;
-use shipkit_tests::{Cmd, Output};
-use std::path::Path;
+
+mod support;
+use support::{deployment, k8s_apply, write};
 
 const CRD: &str = "apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -39,29 +39,6 @@ spec: {{size: 3}}
 ---
 {CRD}"
     )
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path.display().to_string()
-}
-
-fn k8s_apply(emulator: &KubeEmulator) -> Cmd {
-    Cmd::new(env!("CARGO_BIN_EXE_k8s-apply"))
-        .env("KUBECONFIG", emulator.kubeconfig.display().to_string())
-        .env("K8S_APPLY_POLL", "250ms")
-        .args(["--context", "staging"])
-}
-
-/// The entry, decoded from stdout, which re-encodes byte for byte as written.
-#[track_caller]
-fn deployment(out: &Output) -> Deployment {
-    let written = out.stdout.trim_end_matches('\n');
-    let envelope: Envelope = serde_json::from_str(written).expect("an Envelope");
-    assert_eq!(serde_json::to_string(&envelope).unwrap(), written);
-    assert_eq!(envelope.deployments.len(), 1, "{}", out.stderr);
-    envelope.deployments[0].clone()
 }
 
 /// `Kind name: action outcome` of each resource.

@@ -2,10 +2,12 @@
 //! before the apply is read with one LIST per kind and namespace instead of a GET per object,
 //! each tier is applied at once and reported in input order, and a second run writes nothing.
 
-use common::Envelope;
-use common::envelope::{Deployment, Outcome};
+use common::envelope::Outcome;
+use shipkit_tests::Cmd;
 use shipkit_tests::kube::KubeEmulator;
-use shipkit_tests::{Cmd, Output};
+
+mod support;
+use support::deployment;
 
 /// `n` each of ConfigMap, Secret, Service and Deployment in namespace `bulk`, interleaved, after
 /// the Namespace.
@@ -45,16 +47,7 @@ spec:
 }
 
 fn k8s_apply(emulator: &KubeEmulator, path: &str) -> Cmd {
-    Cmd::new(env!("CARGO_BIN_EXE_k8s-apply"))
-        .env("KUBECONFIG", emulator.kubeconfig.display().to_string())
-        .args(["--context", "staging", "--no-wait", "-f", path])
-}
-
-#[track_caller]
-fn deployment(out: &Output) -> Deployment {
-    let envelope: Envelope = serde_json::from_str(&out.stdout).expect("an Envelope");
-    assert_eq!(envelope.deployments.len(), 1, "{}", out.stderr);
-    envelope.deployments[0].clone()
+    support::k8s_apply(emulator).args(["--no-wait", "-f", path])
 }
 
 /// The requests whose path is exactly `path` (not a longer one) with `method`.

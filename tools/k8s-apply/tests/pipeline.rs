@@ -16,6 +16,9 @@ use shipkit_tests::{Cmd, Output, services_env, unique};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod support;
+use support::RemoveImages;
+
 const HOST: &str = "shop.staging.example.test";
 
 /// The tool with the local services' settings.
@@ -82,19 +85,6 @@ spec:
     )
 }
 
-/// Removes the images the pipeline tagged locally, whatever the test's outcome.
-struct LocalTags(Vec<String>);
-
-impl Drop for LocalTags {
-    fn drop(&mut self) {
-        for reference in &self.0 {
-            let _ = std::process::Command::new("docker")
-                .args(["rmi", "-f", reference])
-                .output();
-        }
-    }
-}
-
 #[track_caller]
 fn envelope(tool: &str, out: &Output) -> Envelope {
     out.assert_code(0);
@@ -110,7 +100,7 @@ fn the_staging_pipeline_builds_pushes_applies_and_answers_through_the_ingress() 
     let build_dir = dir.path().join(&name);
     std::fs::create_dir_all(&build_dir).unwrap();
     context(&build_dir, "ok from the new image\n");
-    let mut tags = LocalTags(Vec::new());
+    let mut tags = RemoveImages(Vec::new());
 
     let built = tool("img-build", &env)
         .args([

@@ -4,33 +4,22 @@
 //! within seconds with the registry's reason and is rolled back while the old pods serve; a
 //! crashing image fails after --fail-after with its exit code and log lines, rolled back.
 
-use common::Envelope;
-use common::envelope::{Deployment, Outcome};
+use common::envelope::Outcome;
+use shipkit_tests::Cmd;
 use shipkit_tests::ecr::ecr_host;
 use shipkit_tests::ecs::{CRASH_EXIT_CODE, build_http_image, crashing_image};
 use shipkit_tests::kube::KubeEmulator;
-use shipkit_tests::{Cmd, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+
+mod support;
+use support::{RemoveImages, deployment};
 
 /// A local image tag no other test uses.
 fn image(name: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("k8s-apply-tests/{name}:{}-{n}", std::process::id())
-}
-
-/// Removes the test's images when dropped.
-struct Images(Vec<String>);
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        for reference in &self.0 {
-            let _ = std::process::Command::new("docker")
-                .args(["rmi", "-f", reference])
-                .output();
-        }
-    }
 }
 
 fn web(replicas: u32, image: &str) -> String {
@@ -53,27 +42,10 @@ spec:
 }
 
 fn k8s_apply(emulator: &KubeEmulator, manifest: &std::path::Path) -> Cmd {
-    Cmd::new(env!("CARGO_BIN_EXE_k8s-apply"))
-        .env("KUBECONFIG", emulator.kubeconfig.display().to_string())
-        .args([
-            "--context",
-            "staging",
-            "--poll",
-            "500ms",
-            "--timeout",
-            "90s",
-        ])
+    support::k8s_apply(emulator)
+        .args(["--poll", "500ms", "--timeout", "90s"])
         .args(["--rollback-timeout", "90s", "-f"])
         .args([manifest.display().to_string()])
-}
-
-/// The entry, decoded from stdout, which re-encodes byte for byte as written.
-#[track_caller]
-fn deployment(out: &Output) -> Deployment {
-    let written = out.stdout.trim_end_matches('\n');
-    let envelope: Envelope = serde_json::from_str(written).expect("an Envelope");
-    assert_eq!(serde_json::to_string(&envelope).unwrap(), written);
-    envelope.deployments[0].clone()
 }
 
 fn live(emulator: &KubeEmulator, path: &str) -> String {
@@ -112,7 +84,7 @@ fn first_deploy(emulator: &KubeEmulator, dir: &std::path::Path, v1: &str) -> std
 fn a_deployment_rolls_out_and_completes() {
     let v1 = image("web");
     build_http_image(&v1, &[("/index.html", "v1")]);
-    let _images = Images(vec![v1.clone()]);
+    let _images = RemoveImages(vec![v1.clone()]);
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     first_deploy(&emulator, dir.path(), &v1);
@@ -123,7 +95,7 @@ fn a_deployment_rolls_out_and_completes() {
 fn a_missing_image_fails_within_seconds_with_the_registrys_reason_and_is_rolled_back() {
     let v1 = image("web");
     build_http_image(&v1, &[("/index.html", "v1")]);
-    let _images = Images(vec![v1.clone()]);
+    let _images = RemoveImages(vec![v1.clone()]);
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     let manifest = first_deploy(&emulator, dir.path(), &v1);
@@ -169,7 +141,7 @@ fn a_crashing_image_fails_after_fail_after_with_its_exit_code_and_logs_and_is_ro
     let (v1, crash) = (image("web"), image("crash"));
     build_http_image(&v1, &[("/index.html", "v1")]);
     crashing_image(&crash);
-    let _images = Images(vec![v1.clone(), crash.clone()]);
+    let _images = RemoveImages(vec![v1.clone(), crash.clone()]);
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     let manifest = first_deploy(&emulator, dir.path(), &v1);
@@ -214,7 +186,7 @@ spec:
 fn a_stateful_set_with_a_bad_image_is_rolled_back_and_its_stuck_pod_replaced() {
     let v1 = image("db");
     build_http_image(&v1, &[("/index.html", "v1")]);
-    let _images = Images(vec![v1.clone()]);
+    let _images = RemoveImages(vec![v1.clone()]);
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("db.yaml");
@@ -292,7 +264,7 @@ spec:
 fn a_job_is_waited_for_until_complete_and_a_failed_one_is_deleted() {
     let v1 = image("task");
     build_http_image(&v1, &[("/index.html", "v1")]);
-    let _images = Images(vec![v1.clone()]);
+    let _images = RemoveImages(vec![v1.clone()]);
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("jobs.yaml");
