@@ -39,47 +39,17 @@ if [[ ! -x $BIN/k8s-apply || ! -x $BIN/kube-emulator ]] && [[ -x target/debug/k8
 	echo "bench-k8s-apply: $BIN has no k8s-apply/kube-emulator; using target/debug" >&2
 	BIN=target/debug
 fi
-CA=${SHIPKIT_CA_FILE:?source target/services.env (scripts/services up) for the local CA}
-WORK=$(mktemp -d)
-EMULATOR_PID=
-cleanup() {
-	[[ -n $EMULATOR_PID ]] && kill "$EMULATOR_PID" 2>/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$BIN/kube-emulator" --no-docker --listen 127.0.0.1:0 --cluster bench=127.0.0.1:0 \
-	--ca-cert "$CA" --kubeconfig "$WORK/kubeconfig" 2>"$WORK/emulator.log" &
-EMULATOR_PID=$!
-for _ in $(seq 100); do [[ -s $WORK/kubeconfig ]] && break; sleep 0.1; done
-export KUBECONFIG=$WORK/kubeconfig
+# shellcheck source=scripts/bench-kube-lib.sh
+source scripts/bench-kube-lib.sh
+bench_start_emulator "$BIN" --no-docker
 
 # The 100 objects of namespace $1, in $2/objects.yaml.
 objects() {
-	local ns=$1 dir=$2 i
-	mkdir -p "$dir"
-	{
-		printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n' "$ns"
-		for i in $(seq 25); do
-			printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-%d, namespace: %s}\ndata: {LOG_LEVEL: info, N: "%d"}\n' "$i" "$ns" "$i"
-			printf -- '---\napiVersion: v1\nkind: Secret\nmetadata: {name: secret-%d, namespace: %s}\nstringData: {password: "pw-%d"}\n' "$i" "$ns" "$i"
-			printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%d, namespace: %s}\nspec: {selector: {app: app-%d}, ports: [{port: 80, targetPort: 8080}]}\n' "$i" "$ns" "$i"
-			printf -- '---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app-%d, namespace: %s}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: app-%d}}\n  template:\n    metadata: {labels: {app: app-%d}}\n    spec: {containers: [{name: app, image: "nginx:1.27"}]}\n' "$i" "$ns" "$i" "$i"
-		done
-	} >"$dir/objects.yaml"
+	mkdir -p "$2"
+	bench_objects "$1" >"$2/objects.yaml"
 }
 objects bench-kubectl "$WORK/kubectl"
 objects bench-k8s "$WORK/k8s"
-
-# Seconds (3 decimals) that "$@" takes; its stdout goes to $WORK/last.out, stderr to
-# $WORK/last.log.
-seconds() {
-	local t0 t1
-	t0=$(date +%s.%N)
-	"$@" >"$WORK/last.out" 2>"$WORK/last.log" || { cat "$WORK/last.log" >&2; exit 1; }
-	t1=$(date +%s.%N)
-	echo "$t1 - $t0" | bc -l | xargs printf '%.3f'
-}
 
 kubectl_apply() { kubectl apply --server-side --cache-dir "$WORK/kube-cache" -f "$WORK/kubectl/objects.yaml"; }
 k8s_apply() { "$BIN/k8s-apply" -q --no-wait -f "$WORK/k8s/objects.yaml" </dev/null; }
@@ -104,12 +74,9 @@ cp /bin/busybox "$WORK/image/busybox"
 printf 'FROM scratch\nCOPY busybox /busybox\nENTRYPOINT ["/busybox", "httpd", "-f", "-p", "8080", "-h", "/"]\n' >"$WORK/image/Dockerfile"
 docker build -q -t "$IMAGE" "$WORK/image" >/dev/null
 kill "$EMULATOR_PID" 2>/dev/null || true
-rm -f "$WORK/kubeconfig"
-"$BIN/kube-emulator" --listen 127.0.0.1:0 --cluster bench=127.0.0.1:0 --tick 200ms \
-	--ca-cert "$CA" --kubeconfig "$WORK/kubeconfig" 2>"$WORK/emulator-docker.log" &
-EMULATOR_PID=$!
-for _ in $(seq 100); do [[ -s $WORK/kubeconfig ]] && break; sleep 0.1; done
-trap 'kill "$EMULATOR_PID" 2>/dev/null; wait "$EMULATOR_PID" 2>/dev/null; docker rmi -f "$IMAGE" >/dev/null 2>&1; rm -rf "$WORK"' EXIT
+wait "$EMULATOR_PID" 2>/dev/null || true
+bench_start_emulator "$BIN" --tick 200ms
+trap 'bench_cleanup; docker rmi -f "$IMAGE" >/dev/null 2>&1' EXIT
 printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec: {containers: [{name: app, image: "%s"}]}\n' "$IMAGE" >"$WORK/web.yaml"
 good() { "$BIN/k8s-apply" -q -f "$WORK/web.yaml" --timeout 120s </dev/null; }
 missing_k8s() { "$BIN/k8s-apply" -q -f "$WORK/web.yaml" --image "web=$ECR/k8s-apply-bench/missing:v1" --no-rollback </dev/null || true; }

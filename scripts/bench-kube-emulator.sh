@@ -32,46 +32,10 @@ if [[ ! -x $BIN/kube-emulator && -x target/debug/kube-emulator ]]; then
 	BIN=target/debug
 fi
 [[ -x $BIN/kube-emulator ]] || { echo "bench-kube-emulator: no kube-emulator in $BIN (cargo build --release -p kube-emulator)" >&2; exit 2; }
-CA=${SHIPKIT_CA_FILE:?source target/services.env (scripts/services up) for the local CA}
-WORK=$(mktemp -d)
-EMULATOR_PID=
-cleanup() {
-	[[ -n $EMULATOR_PID ]] && kill "$EMULATOR_PID" 2>/dev/null || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-"$BIN/kube-emulator" --no-docker --listen 127.0.0.1:0 --cluster bench=127.0.0.1:0 \
-	--ca-cert "$CA" --kubeconfig "$WORK/kubeconfig" 2>"$WORK/emulator.log" &
-EMULATOR_PID=$!
-for _ in $(seq 100); do [[ -s $WORK/kubeconfig ]] && break; sleep 0.1; done
-[[ -s $WORK/kubeconfig ]] || { cat "$WORK/emulator.log" >&2; exit 1; }
-export KUBECONFIG=$WORK/kubeconfig
+# shellcheck source=scripts/bench-kube-lib.sh
+source scripts/bench-kube-lib.sh
+bench_start_emulator "$BIN" --no-docker
 k() { kubectl --cache-dir "$WORK/kube-cache" "$@"; }
-
-# The 100 objects of namespace $1 (and the namespace), on stdout.
-objects() {
-	local ns=$1 i
-	printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n' "$ns"
-	for i in $(seq 25); do
-		printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: config-%d, namespace: %s}\ndata: {LOG_LEVEL: info, N: "%d"}\n' "$i" "$ns" "$i"
-		printf -- '---\napiVersion: v1\nkind: Secret\nmetadata: {name: secret-%d, namespace: %s}\nstringData: {password: "pw-%d"}\n' "$i" "$ns" "$i"
-		printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: svc-%d, namespace: %s}\nspec: {selector: {app: app-%d}, ports: [{port: 80, targetPort: 8080}]}\n' "$i" "$ns" "$i"
-		printf -- '---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app-%d, namespace: %s}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: app-%d}}\n  template:\n    metadata: {labels: {app: app-%d}}\n    spec: {containers: [{name: app, image: "nginx:1.27"}]}\n' "$i" "$ns" "$i" "$i"
-	done
-}
-
-# Seconds (3 decimals) that "$@" takes; its output goes to $WORK/last.out and .log.
-seconds() {
-	local t0 t1
-	t0=$(date +%s.%N)
-	"$@" >"$WORK/last.out" 2>"$WORK/last.log" || { cat "$WORK/last.log" >&2; exit 1; }
-	t1=$(date +%s.%N)
-	echo "$t1 - $t0" | bc -l | xargs printf '%.3f'
-}
-
-# The median of the numbers on stdin.
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
 # The median of $RUNS timings of "$@".
 timed() {
@@ -104,10 +68,10 @@ get_ns_ms=$(server_ms_median get ns)
 creates=()
 create_mss=()
 for i in $(seq "$RUNS"); do
-	objects "create-$i" >"$WORK/create-$i.yaml"
+	bench_objects "create-$i" >"$WORK/create-$i.yaml"
 	creates+=("$(seconds k apply --server-side -f "$WORK/create-$i.yaml")")
 	settle
-	objects "server-side-$i" >"$WORK/server-side-$i.yaml"
+	bench_objects "server-side-$i" >"$WORK/server-side-$i.yaml"
 	create_mss+=("$(server_ms apply --server-side -f "$WORK/server-side-$i.yaml")")
 	settle
 done
@@ -118,8 +82,9 @@ grep -q 'serverside-applied' "$WORK/last.out" || { echo "bench-kube-emulator: th
 noop_ms=$(server_ms_median apply --server-side -f "$WORK/create-$RUNS.yaml")
 
 # Exactly 1,000 objects to list: the namespaces above go, ten of 100 come.
+# shellcheck disable=SC2046 # one argument per namespace
 k delete ns $(k get ns -o name | grep -E '/(create|server-side)-' | cut -d/ -f2) >/dev/null
-for i in $(seq 10); do objects "list-$i" | k apply --server-side -f - >/dev/null; done
+for i in $(seq 10); do bench_objects "list-$i" | k apply --server-side -f - >/dev/null; done
 settle
 get_all=$(timed k get configmaps,secrets,services,deployments -A --no-headers)
 listed=$(wc -l <"$WORK/last.out")
