@@ -64,8 +64,9 @@ async fn apply_and_wait(
     if applied.is_empty() {
         prune(cluster, plan, ui, entry).await?;
         ui.line("nothing to apply: every object is unchanged");
-        // A rerun's `health-wait --from-deployments` checks what is deployed all the same.
-        entry.endpoints = endpoints(cluster, plan).await;
+        // A rerun's `health-wait --from-deployments` checks what is deployed all the same;
+        // nothing changed, so the state the plan read is the state now (no second read).
+        entry.endpoints = endpoints_before(plan);
         record::finish(entry, Outcome::Unchanged);
         return Ok(());
     }
@@ -534,6 +535,18 @@ async fn read_services<'p>(cluster: &Cluster, plan: &'p Plan) -> Vec<(&'p Step, 
         .buffered(APPLIED_AT_ONCE)
         .collect()
         .await
+}
+
+/// The endpoints of the applied Ingresses and Services as the plan read them, before the
+/// apply (pure).
+fn endpoints_before(plan: &Plan) -> Vec<String> {
+    let read: Vec<(&Step, Option<Value>)> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind(), "Ingress" | "Service"))
+        .map(|s| (s, s.live.clone()))
+        .collect();
+    endpoints_in(&read)
 }
 
 /// The endpoints of the objects read, each once, in order.
