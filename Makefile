@@ -34,6 +34,9 @@ clippy:
 unit:
 	$(CARGO) test --workspace --lib --bins
 
+# The test binaries run a few at a time (scripts/test-parallel: most of them wait on
+# containers and rollouts, not the CPU); `cargo test --workspace` runs the same tests one
+# binary after the other.
 # The binaries are built before the services start: scripts/services starts the ECS
 # emulator only when target/debug/ecs-emulator exists, which on a bare CI machine it
 # does not yet. Sub-makes, one after the other, so that `make -j` cannot reorder them.
@@ -41,7 +44,7 @@ test:
 	$(MAKE) build
 	$(MAKE) services-up
 	$(MAKE) lint
-	$(WITH_SERVICES) $(CARGO) test --workspace --no-fail-fast
+	$(WITH_SERVICES) scripts/test-parallel --workspace
 
 # Every benchmark script there is, one after the other (slow: minutes), each with the local
 # services' settings; one that fails does not stop the others, and is named at the end.

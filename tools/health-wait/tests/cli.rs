@@ -164,7 +164,8 @@ fn tls_with_a_self_signed_certificate_needs_cacert_or_insecure() {
     let server = HttpServer::start_tls(&cert, |_| Reply::ok("ok"));
     let untrusted = health_wait()
         .args(fast())
-        .args(["--url", &server.url("/"), "--timeout", "400ms"])
+        // Long enough for at least one handshake to fail even on a loaded machine.
+        .args(["--url", &server.url("/"), "--timeout", "2s"])
         .run();
     untrusted.assert_code(124);
     let error = health(&untrusted.json())[0]["last"]["error"]
