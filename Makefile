@@ -8,10 +8,16 @@ SERVICES_ENV := target/services.env
 # Tests and the demo see the local stand-ins only through ordinary settings.
 WITH_SERVICES := set -a && source $(SERVICES_ENV) && set +a &&
 
-.PHONY: build test unit lint fmt clippy bench demo demo-dev demo-clean services-up services-down services-status clean
+.PHONY: build dist test unit lint fmt clippy bench demo demo-dev demo-clean services-up services-down services-status clean
 
 build:
 	$(CARGO) build --workspace --bins
+
+# Release binaries for this machine's target, packaged with man pages, completions, README and
+# licences: target/dist/shipkit-<version>-<target>.tar.gz and target/dist/SHA256SUMS (the
+# release workflow runs the same script on each target's runner).
+dist:
+	scripts/dist
 
 services-up:
 	scripts/services up

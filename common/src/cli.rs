@@ -76,6 +76,73 @@ pub(crate) fn parse_args<A: clap::Parser>(
     Ok((args, shared))
 }
 
+/// What a tool prints about itself instead of running: its shell completions or its man page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generated {
+    /// `--completions SHELL`: the completion script for bash, zsh, fish, elvish or powershell.
+    Completions(clap_complete::Shell),
+    /// `--man`: the man page (roff), section 1.
+    Man,
+}
+
+/// Recognises the hidden `TOOL --completions SHELL` (or `--completions=SHELL`) and `TOOL --man`,
+/// which `make dist` and packagers use. They must stand alone, and are looked for before clap
+/// parses: a tool's required flags (`ecs-roll --cluster`) and flags set from the environment
+/// (`HEALTH_WAIT_TIMEOUT`) must not stand in their way. `None`: an ordinary run.
+pub(crate) fn generated_request(
+    argv: &[impl AsRef<std::ffi::OsStr>],
+) -> Option<Result<Generated, String>> {
+    let args: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .map(|arg| arg.as_ref().to_str().unwrap_or(""))
+        .collect();
+    let shell = match args.as_slice() {
+        ["--man"] => return Some(Ok(Generated::Man)),
+        [first, ..] if *first == "--man" => {
+            return Some(Err("--man takes no other arguments".to_owned()));
+        }
+        ["--completions", shell] => *shell,
+        [first] if first.starts_with("--completions=") => &first["--completions=".len()..],
+        [first, ..] if first.starts_with("--completions") => {
+            return Some(Err(
+                "--completions takes one shell and no other arguments: --completions bash|zsh|fish"
+                    .to_owned(),
+            ));
+        }
+        _ => return None,
+    };
+    Some(
+        shell
+            .parse::<clap_complete::Shell>()
+            .map(Generated::Completions)
+            .map_err(|_| {
+                format!(
+                    "--completions: unknown shell {shell:?} (bash, zsh, fish, elvish, powershell)"
+                )
+            }),
+    )
+}
+
+/// The completion script or man page of the tool whose flags are `A`, installed as `name`.
+pub(crate) fn generate<A: clap::CommandFactory>(what: Generated, name: &'static str) -> Vec<u8> {
+    let mut command = A::command().name(name).bin_name(name);
+    let mut out = Vec::new();
+    match what {
+        Generated::Completions(shell) => {
+            clap_complete::generate(shell, &mut command, name, &mut out);
+        }
+        // The workspace's version (every crate shares it): release-tag's own `--version` is a
+        // flag of its own, so clap knows no version for it.
+        Generated::Man => clap_mangen::Man::new(command)
+            .source(format!("shipkit {}", env!("CARGO_PKG_VERSION")))
+            .manual("shipkit")
+            .render(&mut out)
+            .expect("rendering into memory cannot fail"),
+    }
+    out
+}
+
 /// Parses a duration such as `90s`, `10m`, `1h30m`, `250ms`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -236,6 +303,55 @@ mod tests {
             &["-q", "-v"],
             "error: ArgumentConflict",
         );
+    }
+
+    #[test]
+    fn completions_and_man_page_are_asked_for_alone() {
+        let ask = |args: &[&str]| generated_request(&[&["tool"], args].concat());
+        assert_eq!(
+            ask(&["--completions", "zsh"]),
+            Some(Ok(Generated::Completions(clap_complete::Shell::Zsh)))
+        );
+        assert_eq!(
+            ask(&["--completions=fish"]),
+            Some(Ok(Generated::Completions(clap_complete::Shell::Fish)))
+        );
+        assert_eq!(ask(&["--man"]), Some(Ok(Generated::Man)));
+        assert_eq!(ask(&[]), None);
+        assert_eq!(
+            ask(&["--pretty", "--man"]),
+            None,
+            "clap refuses it as usual"
+        );
+        let err = ask(&["--completions", "tcsh"]).unwrap().unwrap_err();
+        assert!(err.contains("unknown shell \"tcsh\""), "{err}");
+        assert!(ask(&["--completions"]).unwrap().is_err());
+        assert!(ask(&["--completions", "bash", "-v"]).unwrap().is_err());
+        assert!(ask(&["--man", "x"]).unwrap().is_err());
+    }
+
+    #[test]
+    fn completions_and_man_page_name_the_tool_and_its_flags() {
+        let bash = String::from_utf8(generate::<Args>(
+            Generated::Completions(clap_complete::Shell::Bash),
+            "some-tool",
+        ))
+        .unwrap();
+        assert!(
+            bash.contains("complete -F _some__tool -o nosort -o bashdefault -o default some-tool"),
+            "{bash}"
+        );
+        assert!(bash.contains("--pretty"), "{bash}");
+        let man = String::from_utf8(generate::<Args>(Generated::Man, "some-tool")).unwrap();
+        assert!(man.starts_with(".ie \\n(.g .ds Aq"), "{man}");
+        assert!(
+            man.contains(&format!(
+                ".TH some-tool 1  \"shipkit {}\" shipkit",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{man}"
+        );
+        assert!(man.contains("\\-\\-pretty"), "{man}");
     }
 
     #[test]

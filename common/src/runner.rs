@@ -1,7 +1,7 @@
 //! The one `main` every tool shares: parse flags, read the envelope, run the tool, write
 //! the envelope, exit with the code its outcome calls for (DESIGN.md rules 1–6).
 
-use crate::cli::{CommonArgs, parse_args};
+use crate::cli::{CommonArgs, generate, generated_request, parse_args};
 use crate::envelope::{Envelope, Failure};
 use crate::error::{Error, Exit, Result};
 use crate::input::{Input, read_input};
@@ -28,7 +28,11 @@ pub trait Tool {
 
 /// Runs tool `T` as a process; call it from `main`.
 pub fn main<T: Tool>() -> ExitCode {
-    let (args, common) = match parse_args::<T::Args>(std::env::args_os(), T::common_args) {
+    let argv: Vec<_> = std::env::args_os().collect();
+    if let Some(request) = generated_request(&argv) {
+        return print_generated::<T>(request);
+    }
+    let (args, common) = match parse_args::<T::Args>(argv, T::common_args) {
         Ok(parsed) => parsed,
         Err(err) => return report_usage_error::<T>(&err),
     };
@@ -51,6 +55,26 @@ pub fn main<T: Tool>() -> ExitCode {
     // Background work (an HTTP connection pool, a watcher) must not hold the exit.
     runtime.shutdown_background();
     ExitCode::from(exit.code())
+}
+
+/// `--completions SHELL` or `--man`: the text on stdout, exit 0; a bad request is a usage
+/// error (one line, exit 2) with no envelope, since nobody pipes these into a tool.
+fn print_generated<T: Tool>(
+    request: std::result::Result<crate::cli::Generated, String>,
+) -> ExitCode {
+    match request {
+        Ok(what) => match write_document(&generate::<T::Args>(what, T::NAME), None) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                write_stderr(&format!("{}: error: cannot write stdout: {err}\n", T::NAME));
+                ExitCode::from(Exit::Failed.code())
+            }
+        },
+        Err(message) => {
+            write_stderr(&format!("{}: error: {message}\n", T::NAME));
+            ExitCode::from(Exit::Usage.code())
+        }
+    }
 }
 
 async fn run_with_input<T: Tool>(args: T::Args, common: &CommonArgs, ui: &Ui) -> Exit {

@@ -31,6 +31,8 @@ pub struct Reply {
     pub content_type: Option<String>,
     /// Close the connection after this answer (`Connection: close`).
     pub close: bool,
+    /// A binary body (a tarball), sent instead of `body` when set.
+    pub bytes: Option<Vec<u8>>,
 }
 
 impl Reply {
@@ -44,7 +46,17 @@ impl Reply {
             content_length: None,
             content_type: Some("text/plain".to_owned()),
             close: false,
+            bytes: None,
         }
+    }
+
+    /// 200 with a binary body (`application/octet-stream`).
+    pub fn bytes(bytes: Vec<u8>) -> Reply {
+        Reply {
+            bytes: Some(bytes),
+            ..Reply::new(200, "")
+        }
+        .content_type(Some("application/octet-stream"))
     }
 
     /// 200 with `body`.
@@ -378,7 +390,8 @@ fn read_body(reader: &mut impl BufRead, length: Option<usize>, chunked: bool) ->
 
 /// The bytes of an answer; a `HEAD` gets the head only.
 fn render(reply: &Reply, head_only: bool) -> Vec<u8> {
-    let length = reply.content_length.unwrap_or(reply.body.len() as u64);
+    let body = reply.bytes.as_deref().unwrap_or(reply.body.as_bytes());
+    let length = reply.content_length.unwrap_or(body.len() as u64);
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Length: {length}\r\n",
         reply.status,
@@ -397,7 +410,7 @@ fn render(reply: &Reply, head_only: bool) -> Vec<u8> {
     head.push_str("\r\n");
     let mut bytes = head.into_bytes();
     if !head_only {
-        bytes.extend_from_slice(reply.body.as_bytes());
+        bytes.extend_from_slice(body);
     }
     bytes
 }
