@@ -40,8 +40,16 @@ pub struct HealthWait;
     long_about = "Wait until HTTP and TCP targets are healthy, then exit 0, or report exactly why not.\n\n\
 All targets are checked concurrently; the tool exits as soon as every one is healthy. \
 A target is healthy after --successes answers in a row that pass every check \
-(--status, --body-contains, --body-regex, --json). Between attempts it waits --interval, \
-growing by --backoff after each failure up to --max-interval.\n\n\
+(--status, --body-contains, --body-regex, --json).\n\n\
+Schedule: by default each target is asked every 250 ms (jitter shortens a wait to as little as \
+200 ms, never lengthens it), whatever the wait has lasted, so a target is seen healthy within \
+about a quarter of a second of turning healthy, at the start of a deploy or ten minutes in. \
+A target therefore sees at most 5 requests a second from one health-wait, each on a new \
+connection; while it is not listening yet, an attempt is a refused TCP connection that never \
+reaches the service. An attempt that hangs is given up after --attempt-timeout, and the next \
+one starts after the interval, so a slow target is never asked by more than one request at a \
+time. To ask less often, raise --interval, or let it grow after each failure with --backoff \
+(e.g. --backoff 1.5 --max-interval 10s: 250 ms, 375 ms, ... up to 10 s).\n\n\
 Exit codes: 0 all healthy, 2 bad flags or input (nothing sent), 3 an upstream step failed, \
 124 --timeout passed with a target still unhealthy (each one named with its last failure).",
     after_help = "Examples:\n  \
@@ -169,17 +177,20 @@ pub struct Args {
     pub attempt_timeout: Duration,
 
     /// Wait this long between attempts (shortened by up to 20% of jitter, never lengthened).
-    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = common::cli::parse_duration, env = "HEALTH_WAIT_INTERVAL", help_heading = "Schedule")]
+    /// The default, 250ms, is at most 5 requests a second per target.
+    #[arg(long, default_value = "250ms", value_name = "DURATION", value_parser = common::cli::parse_duration, env = "HEALTH_WAIT_INTERVAL", help_heading = "Schedule")]
     pub interval: Duration,
 
-    /// The interval grows after each failure up to this.
+    /// With --backoff above 1, the interval grows after each failure up to this.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = common::cli::parse_duration, env = "HEALTH_WAIT_MAX_INTERVAL", help_heading = "Schedule")]
     pub max_interval: Duration,
 
-    /// How much the interval grows after each failure (1 keeps it fixed).
+    /// How much the interval grows after each failure in a row (1, the default, keeps it
+    /// fixed: a target that turns healthy late is seen as quickly as one that turns healthy
+    /// early).
     #[arg(
         long,
-        default_value_t = 1.5,
+        default_value_t = 1.0,
         env = "HEALTH_WAIT_BACKOFF",
         help_heading = "Schedule"
     )]

@@ -244,4 +244,27 @@ mod tests {
         let mixed = plan(&["--tcp", "127.0.0.1:9", "--url", "http://127.0.0.1:9/"]).unwrap();
         assert!(mixed.http.is_some());
     }
+
+    #[test]
+    fn by_default_a_target_is_asked_every_200_to_250_ms_however_long_the_wait() {
+        let plan = plan(&["--url", "http://127.0.0.1:9/"]).unwrap();
+        for failures in [1, 10, 240, 2400] {
+            let longest = plan.backoff.delay(failures, 0.0);
+            let shortest = plan.backoff.delay(failures, 1.0);
+            assert_eq!(
+                longest,
+                Duration::from_millis(250),
+                "after {failures} failures"
+            );
+            assert_eq!(
+                shortest,
+                Duration::from_millis(200),
+                "after {failures} failures"
+            );
+        }
+        // --backoff still grows the interval, up to --max-interval.
+        let growing = plan(&["--url", "http://127.0.0.1:9/", "--backoff", "2"]).unwrap();
+        assert_eq!(growing.backoff.delay(2, 0.0), Duration::from_millis(500));
+        assert_eq!(growing.backoff.delay(100, 0.0), Duration::from_secs(10));
+    }
 }

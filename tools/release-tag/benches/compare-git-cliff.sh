@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Benchmark: how long release-tag takes to compute the next version on a large repository,
-# side by side with `git-cliff --bumped-version` (the issue's goal: <= 0.5x git-cliff).
+# side by side with the floor, `git log --format=%B v1.0.0..HEAD` (what anything reading the
+# messages through git must pay at least), and `git-cliff --bumped-version`.
+# Goals (issue #16): release-tag <= 1.7x the floor and <= 0.15x git-cliff, its peak RSS
+# (git's included) within 10 MB of the floor's.
 #
 # Generates (once, with `git fast-import`) a repository of $COMMITS conventional commits
-# and times, $RUNS times each, both tools in two scenarios:
+# and times, $RUNS times each, every command in two scenarios:
 #   far  - the last release tag is at the very first commits: every commit is read;
 #   near - the last release tag is $NEAR commits below HEAD (the usual case).
 # release-tag runs with --dry-run (it computes everything and creates nothing).
 #
 # git-cliff is installed with `cargo install --locked` into target/bench-tools (only here,
-# never for the build or the tests); when it cannot be installed, only release-tag is timed.
+# never for the build or the tests); when it cannot be installed, only release-tag and the
+# floor are timed.
 #
 # Usage: tools/release-tag/benches/compare-git-cliff.sh
-# Env:   COMMITS (50000), NEAR (100), RUNS (5), BENCH_DIR (target/bench-release-tag)
+# Env:   COMMITS (50000), NEAR (100), RUNS (5), BENCH_DIR (target/bench-release-tag),
+#        GIT_CLIFF_INSTALL (1; 0: do not install git-cliff when it is missing)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -36,7 +41,9 @@ GIT_CLIFF="$(command -v git-cliff || true)"
 if [[ -z "$GIT_CLIFF" && -x "$TOOLS_DIR/bin/git-cliff" ]]; then
     GIT_CLIFF="$TOOLS_DIR/bin/git-cliff"
 fi
-if [[ -z "$GIT_CLIFF" ]]; then
+if [[ -z "$GIT_CLIFF" && ${GIT_CLIFF_INSTALL:-1} == 0 ]]; then
+    echo "git-cliff is not installed and GIT_CLIFF_INSTALL=0: timing release-tag and the floor"
+elif [[ -z "$GIT_CLIFF" ]]; then
     echo "== installing git-cliff into $TOOLS_DIR (benchmark only)"
     if cargo install git-cliff --locked --no-default-features --root "$TOOLS_DIR" >&2 \
         || cargo install git-cliff --locked --root "$TOOLS_DIR" >&2; then
@@ -85,12 +92,23 @@ time_ms() {
     printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
 }
 
+# Peak RSS in MB of one run of "$@", the processes it waits for (git) included.
+peak_mb() {
+    /usr/bin/time -f '%M' -o "$BENCH_DIR/time.out" "$@" >/dev/null 2>&1 || true
+    awk '{ printf "%.0f", $1 / 1024 }' "$BENCH_DIR/time.out"
+}
+
 CLIFF_CONFIG="$BENCH_DIR/cliff.toml"
 if [[ -n "$GIT_CLIFF" && ! -f "$CLIFF_CONFIG" ]]; then
     (cd "$BENCH_DIR" && "$GIT_CLIFF" --init >/dev/null 2>&1) || true
 fi
+[[ -x /usr/bin/time ]] || { echo "GNU time (/usr/bin/time, Debian package time) is needed for peak RSS" >&2; exit 2; }
 
-printf '\n%-6s %8s  %14s  %14s  %7s  %s\n' scenario commits release-tag git-cliff ratio versions
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+met() { awk -v r="$1" -v goal="$2" 'BEGIN { print (r != "n/a" && r <= goal) ? "met" : "NOT met" }'; }
+
+printf '\n%-6s %8s  %16s  %16s  %16s  %s\n' scenario commits "release-tag" "floor (git log)" git-cliff versions
+results=()
 for scenario in far near; do
     case "$scenario" in
         far) tag_at=10 ;;
@@ -103,18 +121,28 @@ for scenario in far near; do
     fi
     ours_version=$("$RELEASE_TAG" --dry-run --repo "$repo" -q </dev/null | sed -n 's/.*"version":"\([^"]*\)".*/\1/p')
     ours=$(time_ms "$RELEASE_TAG" --dry-run --repo "$repo" -q)
+    ours_mb=$(peak_mb "$RELEASE_TAG" --dry-run --repo "$repo" -q)
+    floor_cmd=(git -C "$repo" log --format=%B v1.0.0..HEAD)
+    floor=$(time_ms "${floor_cmd[@]}")
+    floor_mb=$(peak_mb "${floor_cmd[@]}")
+    theirs="-" theirs_mb="-" theirs_version="-"
     if [[ -n "$GIT_CLIFF" ]]; then
         cliff_args=(--repository "$repo" --bumped-version)
         [[ -f "$CLIFF_CONFIG" ]] && cliff_args=(--config "$CLIFF_CONFIG" "${cliff_args[@]}")
         theirs_version=$("$GIT_CLIFF" "${cliff_args[@]}" 2>/dev/null || echo "?")
         theirs=$(time_ms "$GIT_CLIFF" "${cliff_args[@]}")
-        ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }')
-        printf '%-6s %8d  %11d ms  %11d ms  %7s  release-tag %s, git-cliff %s\n' \
-            "$scenario" "$COMMITS" "$ours" "$theirs" "$ratio" "$ours_version" "$theirs_version"
-    else
-        printf '%-6s %8d  %11d ms  %14s  %7s  release-tag %s\n' \
-            "$scenario" "$COMMITS" "$ours" "-" "-" "$ours_version"
+        theirs_mb=$(peak_mb "$GIT_CLIFF" "${cliff_args[@]}")
     fi
+    printf '%-6s %8d  %6s ms %4s MB  %6s ms %4s MB  %6s ms %4s MB  release-tag %s, git-cliff %s\n' \
+        "$scenario" "$COMMITS" "$ours" "$ours_mb" "$floor" "$floor_mb" "$theirs" "$theirs_mb" \
+        "$ours_version" "$theirs_version"
+    to_floor=$(ratio "$ours" "$floor")
+    to_cliff=$(ratio "$ours" "$theirs")
+    rss_over=$((ours_mb - floor_mb))
+    results+=("$(printf '%-6s release-tag / floor %5s (goal <= 1.7: %s)   / git-cliff %5s (goal <= 0.15: %s)   peak RSS %+d MB over the floor (goal <= 10: %s)' \
+        "$scenario" "$to_floor" "$(met "$to_floor" 1.7)" "$to_cliff" "$(met "$to_cliff" 0.15)" \
+        "$rss_over" "$( ((rss_over <= 10)) && echo met || echo "NOT met")")")
 done
 echo
-echo "ratio = release-tag / git-cliff, median of $RUNS runs each (goal: <= 0.5)"
+printf '%s\n' "${results[@]}"
+echo "median wall time of $RUNS runs each (release build; release-tag --dry-run); peak RSS of one run, git's included"

@@ -140,8 +140,13 @@ fn parse_header(line: &str) -> Option<Message> {
     if !valid_kind {
         return None;
     }
+    // Most types are written in lower case already: no copy for those.
+    let kind = match kind.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => ChangeKind::from(kind.to_ascii_lowercase()),
+        false => ChangeKind::from(kind),
+    };
     Some(Message {
-        kind: ChangeKind::from(kind.to_ascii_lowercase()),
+        kind,
         scope,
         subject: subject.to_owned(),
         breaking: bang,

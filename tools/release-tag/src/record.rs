@@ -14,7 +14,7 @@ pub(crate) fn release_entry(tag: &VersionTag, history: &History, bump: Bump, job
         bump,
         commit: tag.commit.clone(),
         pushed: false,
-        changes: changes(&history.since_previous),
+        changes: changes(history.since_previous()),
         dry_run: job.dry_run,
         extra: Default::default(),
     }

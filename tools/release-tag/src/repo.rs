@@ -1,21 +1,64 @@
 //! Everything release-tag asks of or does to the repository, through the `git` command line
 //! (so the user's signing setup, credential helpers and Actions tokens apply as usual).
 //!
-//! History is read with the CLI as well: one `git log -z` over the commits since the previous
-//! release, two `git for-each-ref` for the tags (all of them, and those merged into HEAD).
-//! On a generated 50,000-commit repository (`benches/compare-git-cliff.sh`) that takes
-//! 0.7–1.2 s when every commit must be read and ~20 ms when the last tag is 100 commits
-//! back, against 4–5.7 s for `git-cliff --bumped-version` (libgit2) in both cases; most of
-//! the time is git walking history (`--merged` and `log`), so gix was not tried.
+//! History is read with the CLI as well, in one walk: `git log -z --boundary` over the
+//! commits since the latest release tag, read record by record as git writes them (never the
+//! whole output at once). The boundary of that walk says whether the tag is reachable from
+//! HEAD, so the usual run walks history once; `git for-each-ref --merged=HEAD` (a second walk
+//! of the same commits) is asked only when the walk cannot tell. On a generated
+//! 50,000-commit repository (`benches/compare-git-cliff.sh`) that puts the next version
+//! within a small factor of `git log --format=%B` over the same commits, the floor for
+//! anything reading the messages through git; gix was not needed.
 
 use crate::plan::{Commit, VersionTag, release_tag};
 use common::envelope::GitInfo;
 use common::git::{GitError, git};
 use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// Separates the fields of one commit in the `git log` output.
 const FIELD: char = '\u{1f}';
+
+/// What one walk of history found.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// The commits of the range, newest first.
+    pub commits: Vec<Commit>,
+    /// The excluded commits whose children are in the range (`--boundary`): for
+    /// `TAG..HEAD`, the tag's commit is among them exactly when HEAD reaches it.
+    pub boundary: HashSet<String>,
+}
+
+impl Walk {
+    /// Reads one record, `MARK ID \x1f PARENTS \x1f MESSAGE`; the message is borrowed from
+    /// the buffer while it is parsed (copied only when it is not UTF-8).
+    fn read_record(&mut self, record: &[u8]) {
+        let text = String::from_utf8_lossy(record);
+        let text = text.trim_start_matches('\n');
+        let mut fields = text.splitn(3, FIELD);
+        let (Some(marked_id), Some(parents)) = (fields.next(), fields.next()) else {
+            return;
+        };
+        // `-` marks a boundary commit, `>` one of the range.
+        match marked_id.split_at_checked(1) {
+            Some(("-", id)) => {
+                self.boundary.insert(id.to_owned());
+            }
+            Some((_, id)) if !id.is_empty() => {
+                let parents = parents.split_whitespace().count();
+                self.commits
+                    .push(Commit::read(id, parents, fields.next().unwrap_or("")));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn tag_pattern(prefix: &str) -> String {
+    format!("refs/tags/{prefix}*")
+}
 
 /// The repository release-tag works on: the one outside system it talks to, through git.
 #[derive(Debug, Clone)]
@@ -37,22 +80,17 @@ impl Repo {
         common::git::describe(&self.dir)
     }
 
-    /// Every tag named `prefix` + a semantic version, with the commit it points at, and
-    /// whether that commit is reachable from HEAD.
-    pub fn release_tags(
-        &self,
-        prefix: &str,
-    ) -> Result<(Vec<VersionTag>, HashSet<String>), GitError> {
-        let pattern = format!("refs/tags/{prefix}*");
+    /// Every tag named `prefix` + a semantic version, with the commit it points at.
+    pub fn release_tags(&self, prefix: &str) -> Result<Vec<VersionTag>, GitError> {
         let listing = git(
             &self.dir,
             &[
                 "for-each-ref",
                 "--format=%(refname:strip=2)%00%(objectname)%00%(*objectname)",
-                &pattern,
+                &tag_pattern(prefix),
             ],
         )?;
-        let tags = listing
+        Ok(listing
             .lines()
             .filter_map(|line| {
                 let mut fields = line.split('\0');
@@ -62,17 +100,22 @@ impl Repo {
                 let commit = fields.next().filter(|c| !c.is_empty()).unwrap_or(object);
                 release_tag(name, prefix, commit)
             })
-            .collect();
-        let reachable = git(
+            .collect())
+    }
+
+    /// The names of the tags named `prefix`… that are reachable from HEAD. A walk of history
+    /// down to the oldest of them: asked only when [`Repo::walk_since_tag`] cannot tell.
+    pub fn merged_tag_names(&self, prefix: &str) -> Result<HashSet<String>, GitError> {
+        let names = git(
             &self.dir,
             &[
                 "for-each-ref",
                 "--merged=HEAD",
                 "--format=%(refname:strip=2)",
-                &pattern,
+                &tag_pattern(prefix),
             ],
         )?;
-        Ok((tags, reachable.lines().map(str::to_owned).collect()))
+        Ok(names.lines().map(str::to_owned).collect())
     }
 
     /// The commits reachable from HEAD and not from `since` (all of history when `None`),
@@ -86,23 +129,67 @@ impl Repo {
             Some(tag) => format!("refs/tags/{tag}..HEAD"),
             None => "HEAD".to_owned(),
         };
-        let mut args = vec!["log", "-z", "--format=%H%x1f%P%x1f%B", &range];
-        let path_text;
-        if let Some(path) = path {
-            path_text = path.to_string_lossy().into_owned();
-            args.extend(["--", &path_text]);
+        Ok(self.walk(&range, path, false)?.commits)
+    }
+
+    /// The commits reachable from HEAD and not from the tag `name`, and whether the tag
+    /// itself is reachable from HEAD, in one walk.
+    pub fn walk_since_tag(&self, name: &str) -> Result<Walk, GitError> {
+        self.walk(&format!("refs/tags/{name}..HEAD"), None, true)
+    }
+
+    /// One `git log -z` over `range`, read one record at a time into one reused buffer as
+    /// git writes it: the commits are parsed while git is still walking, and the log is
+    /// never held whole.
+    fn walk(&self, range: &str, path: Option<&Path>, boundary: bool) -> Result<Walk, GitError> {
+        let mut command = Command::new("git");
+        command
+            .arg("-C")
+            .arg(&self.dir)
+            .args(["log", "-z", "--format=%m%H%x1f%P%x1f%B"]);
+        if boundary {
+            command.arg("--boundary");
         }
-        let log = git(&self.dir, &args)?;
-        Ok(log
-            .split('\0')
-            .filter(|record| !record.trim().is_empty())
-            .filter_map(|record| {
-                let mut fields = record.trim_start_matches('\n').splitn(3, FIELD);
-                let id = fields.next()?;
-                let parents = fields.next()?.split_whitespace().count();
-                Some(Commit::read(id, parents, fields.next().unwrap_or("")))
-            })
-            .collect())
+        command.arg(range);
+        if let Some(path) = path {
+            command.arg("--").arg(path);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(GitError::Spawn)?;
+        // Read on the side, so that a git with much to say never blocks on a full pipe.
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut reader = BufReader::with_capacity(1 << 16, stdout);
+        let mut record = Vec::with_capacity(4096);
+        let mut walk = Walk::default();
+        loop {
+            record.clear();
+            if reader.read_until(0, &mut record).map_err(GitError::Spawn)? == 0 {
+                break;
+            }
+            if record.last() == Some(&0) {
+                record.pop();
+            }
+            walk.read_record(&record);
+        }
+        let status = child.wait().map_err(GitError::Spawn)?;
+        let stderr = stderr.join().unwrap_or_default();
+        if !status.success() {
+            return Err(GitError::Command {
+                command: format!("log {range}"),
+                stderr: stderr.trim().to_owned(),
+            });
+        }
+        Ok(walk)
     }
 
     /// Whether the repository is a shallow clone (history cut below some depth).

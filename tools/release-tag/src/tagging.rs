@@ -36,7 +36,7 @@ pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()>
     tracing::debug!(
         "previous release {}, {} commit(s) since; decision {decision:?}",
         history.previous_tag().as_deref().unwrap_or("(none)"),
-        history.since_previous.len()
+        history.since_previous().len()
     );
     drop(group);
 
@@ -62,7 +62,7 @@ pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()>
                 version,
                 commit: head.to_owned(),
             };
-            check_new_tag(job, &tags, &tag, info.dirty)?;
+            check_new_tag(job, &tags, &history, &tag, info.dirty)?;
             let release = release_entry(&tag, &history, bump, job);
             create(job, &repo, &release, &history)?;
             publish(job, &repo, envelope, ui, release, &history)
@@ -123,7 +123,7 @@ fn nothing_to_release(
         previous_tag: history.previous_tag(),
         bump: Bump::None,
         commit: head.to_owned(),
-        changes: changes(&history.since_previous),
+        changes: changes(history.since_previous()),
         dry_run: job.dry_run,
         ..Release::default()
     });
@@ -133,7 +133,7 @@ fn nothing_to_release(
     let since = history
         .previous_tag()
         .unwrap_or_else(|| "the first commit".to_owned());
-    let count = history.since_previous.len();
+    let count = history.since_previous().len();
     ui.summary(&format!(
         "**release-tag:** nothing to release since {since} ({count} commit(s), none releasable)\n"
     ));
@@ -147,8 +147,14 @@ fn nothing_to_release(
 }
 
 /// Refuses a new tag that would go backwards, exists elsewhere, or tag a dirty tree.
-fn check_new_tag(job: &Job, tags: &Tags, tag: &VersionTag, dirty: bool) -> Result<()> {
-    if let Some(latest) = plan::latest(&tags.reachable, true)
+fn check_new_tag(
+    job: &Job,
+    tags: &Tags,
+    history: &History,
+    tag: &VersionTag,
+    dirty: bool,
+) -> Result<()> {
+    if let Some(latest) = &history.latest
         && tag.version <= latest.version
     {
         return Err(Error::usage(format!(
@@ -187,14 +193,14 @@ fn create(job: &Job, repo: &Repo, release: &Release, history: &History) -> Resul
         );
         return Ok(());
     }
-    let message = changelog::tag_message(&release.tag, &history.since_previous);
+    let message = changelog::tag_message(&release.tag, history.since_previous());
     repo.create_tag(&release.tag, &message, job.sign)?;
     tracing::info!(
         "tagged {} on {} ({}, {} commit(s) since {since})",
         release.tag,
         short_commit(&release.commit),
         release.bump,
-        history.since_previous.len()
+        history.since_previous().len()
     );
     Ok(())
 }
@@ -211,7 +217,7 @@ fn publish(
     history: &History,
 ) -> Result<()> {
     let date = repo.head_date()?;
-    let section = changelog::section(&release.tag, &date, &history.since_previous);
+    let section = changelog::section(&release.tag, &date, history.since_previous());
     envelope.release = Some(release.clone());
     ui.set_output("version", &release.version);
     ui.set_output("tag", &release.tag);

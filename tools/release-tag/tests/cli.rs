@@ -529,12 +529,27 @@ fn a_tag_on_another_branch_is_not_the_previous_release() {
     repo.git(&["checkout", "-q", "-b", "experiment"]);
     repo.commit("feat!: rewrite");
     repo.tag("v2.0.0");
+    // A candidate of a higher version elsewhere is no release in flight on main either.
+    repo.commit("feat: more");
+    repo.tag("v2.1.0-rc.1");
     repo.git(&["checkout", "-q", "main"]);
     repo.commit("feat: small");
+    let candidate = released(&repo, &["--pre", "rc", "--dry-run"]);
+    assert_eq!(
+        (
+            candidate["tag"].as_str(),
+            candidate["previous_tag"].as_str()
+        ),
+        (Some("v1.1.0-rc.1"), Some("v1.0.0"))
+    );
     let release = released(&repo, &[]);
     assert_eq!(
         (release["tag"].as_str(), release["previous_tag"].as_str()),
         (Some("v1.1.0"), Some("v1.0.0"))
+    );
+    assert_eq!(
+        change_list(&release),
+        vec![change("feat", None, "small", false)]
     );
 }
 
