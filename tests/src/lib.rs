@@ -16,6 +16,8 @@
 //! - [`docker`]: the `docker` CLI against the local Engine ([`docker::Docker`], [`docker::docker`]);
 //! - [`ecr`]: moto's ECR API through `aws-sdk-ecr` (the login token, repositories);
 //! - [`wait`]: polling until something is true ([`wait::wait_for`]);
+//! - [`fault_proxy`]: a proxy in front of a real service that injects resets, stalls, slow and
+//!   cut answers, and bursts of 5xx, 429 and AWS throttling, scripted per request;
 //! - [`http_server`]: scripted HTTP(S) servers on loopback, [`http_server::unused_port`];
 //! - [`ecs`]: an ECS emulator per test, an `aws-sdk-ecs` client, busybox images in ECR;
 //! - [`kube`]: a Kubernetes emulator per test, with its own CA and kubeconfig.
@@ -23,6 +25,7 @@
 pub mod docker;
 pub mod ecr;
 pub mod ecs;
+pub mod fault_proxy;
 pub mod http_server;
 pub mod kube;
 pub mod wait;

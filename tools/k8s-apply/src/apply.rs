@@ -41,6 +41,8 @@ async fn apply_and_wait(
     let applied = match apply_all(cluster, plan, request, ui, entry, &mut resources).await {
         Ok(applied) => applied,
         Err(stopped) => {
+            // The object it stopped at was not applied: it failed (not `in_progress`).
+            mark(&mut resources, &[stopped.at], plan, Outcome::Failed);
             let failure = WorkloadFailure {
                 resource: plan.steps[stopped.at].target.display(),
                 reason: stopped.reason.into(),

@@ -233,7 +233,7 @@ impl Cluster {
             .map_err(|e| KubeError::Kubeconfig(format!("context {chosen}: {e}")))?;
         let server = config.cluster_url.to_string();
         let default_namespace = config.default_namespace.clone();
-        let client = Client::try_from(config).map_err(|source| KubeError::Discovery {
+        let client = crate::transient::client(config).map_err(|source| KubeError::Discovery {
             server: server.clone(),
             source,
         })?;
@@ -524,7 +524,7 @@ impl Renewal {
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .map_err(|e| e.to_string())?;
-        let client = Client::try_from(config).map_err(|e| e.to_string())?;
+        let client = crate::transient::client(config).map_err(|e| e.to_string())?;
         if let Ok(mut made) = self.made.lock() {
             *made = std::time::Instant::now();
         }

@@ -46,6 +46,7 @@ pub mod request;
 pub mod resolve;
 pub mod rollout;
 pub mod sources;
+pub mod transient;
 pub mod wait;
 
 use clap::Parser;
