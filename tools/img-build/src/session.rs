@@ -357,7 +357,10 @@ pub fn entries_to_sync(data: &SessionData, request: &SyncRequest) -> Result<Vec<
             // classic builder needs sent and BuildKit does not.
             let excludes = PatternMatcher::new(&request.excludes)
                 .map_err(|err| format!("the .dockerignore's patterns: {err}"))?;
-            data.context
+            // Directories first: an excluded Dockerfile's folder stays, as with `docker build`.
+            let mut context = data.context.to_vec();
+            add_missing_parents(&mut context);
+            context
                 .iter()
                 .filter(|e| {
                     matches!(e.source, Source::Dir)
@@ -377,12 +380,35 @@ pub fn entries_to_sync(data: &SessionData, request: &SyncRequest) -> Result<Vec<
         };
         entries.retain(|e| wanted(&e.name_lossy()));
     }
+    add_missing_parents(&mut entries);
     entries.sort_by(|a, b| {
         a.name
             .split(|c| *c == b'/')
             .cmp(b.name.split(|c| *c == b'/'))
     });
     Ok(entries)
+}
+
+/// fsutil wants every file's directory sent before it; a tar does not, and the context's
+/// walk leaves out a directory the `.dockerignore` excludes but a `!` pattern reopens.
+fn add_missing_parents(entries: &mut Vec<Entry>) {
+    let known: std::collections::BTreeSet<Vec<u8>> =
+        entries.iter().map(|e| e.name.clone()).collect();
+    let mut missing = std::collections::BTreeSet::new();
+    for entry in entries.iter() {
+        let mut name = entry.name.as_slice();
+        while let Some(slash) = name.iter().rposition(|c| *c == b'/') {
+            name = &name[..slash];
+            if !known.contains(name) {
+                missing.insert(name.to_vec());
+            }
+        }
+    }
+    entries.extend(missing.into_iter().map(|name| Entry {
+        name,
+        mode: 0o755,
+        source: Source::Dir,
+    }));
 }
 
 /// Go's `os.FileMode` bits, which fsutil's stats carry.
@@ -405,23 +431,43 @@ fn go_file_mode(entry: &Entry) -> u32 {
     }
 }
 
+/// A file's stat. BuildKit keeps the files of earlier syncs and asks only for those whose
+/// size or time changed, so the time must change with the content: a file's own mtime (in
+/// nanoseconds), for bytes made here a number derived from their sha256.
 fn stat_of(entry: &Entry) -> std::io::Result<Stat> {
-    let (size, linkname) = match &entry.source {
-        Source::File(path) => (std::fs::metadata(path)?.len(), String::new()),
-        Source::Bytes(bytes) => (bytes.len() as u64, String::new()),
-        Source::Symlink(target) => (0, target.to_string_lossy().into_owned()),
-        Source::Dir => (0, String::new()),
+    let fixed = i64::try_from(FIXED_MTIME)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000);
+    let (size, linkname, mod_time) = match &entry.source {
+        Source::File(path) => {
+            let meta = std::fs::metadata(path)?;
+            let nanos = meta
+                .modified()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                .unwrap_or(fixed);
+            (meta.len(), String::new(), nanos)
+        }
+        Source::Bytes(bytes) => (bytes.len() as u64, String::new(), content_time(bytes)),
+        Source::Symlink(target) => (0, target.to_string_lossy().into_owned(), fixed),
+        Source::Dir => (0, String::new(), fixed),
     };
     Ok(Stat {
         path: entry.name_lossy(),
         mode: go_file_mode(entry),
         size: i64::try_from(size).unwrap_or(i64::MAX),
-        mod_time: i64::try_from(FIXED_MTIME)
-            .unwrap_or(0)
-            .saturating_mul(1_000_000_000),
+        mod_time,
         linkname,
         ..Stat::default()
     })
+}
+
+/// A time in nanoseconds (within the first ~30 years) that changes with `bytes`.
+fn content_time(bytes: &[u8]) -> i64 {
+    let mut hasher = crate::context::HashingWriter::default();
+    let _ = std::io::Write::write_all(&mut hasher, bytes);
+    let hex = hasher.finish();
+    i64::from_str_radix(&hex[..15], 16).unwrap_or(0) % 1_000_000_000_000_000_000
 }
 
 fn packet(kind: PacketType) -> Packet {
@@ -604,6 +650,19 @@ mod tests {
             [".dockerignore", "a", "a/b", "a.txt"]
         );
         assert_eq!(context(&[".dockerignore"], &[]), [".dockerignore"]);
+        let reopened = SessionData {
+            context: Arc::new(vec![entry("docs/keep.md", Source::Bytes(vec![]))]),
+            ..SessionData::default()
+        };
+        let sent = entries_to_sync(
+            &reopened,
+            &SyncRequest {
+                dir: "context".into(),
+                ..SyncRequest::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(names(&sent), ["docs", "docs/keep.md"]);
         let dockerfile = entries_to_sync(
             &data,
             &SyncRequest {
