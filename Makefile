@@ -54,7 +54,7 @@ test:
 
 # Every benchmark script there is, one after the other (slow: minutes), each with the local
 # services' settings; one that fails does not stop the others, and is named at the end.
-BENCHES := scripts/bench-startup.sh scripts/bench-health-wait.sh scripts/bench-img-build.sh scripts/bench-img-push.sh \
+BENCHES := scripts/bench-startup.sh scripts/bench-health-wait.sh scripts/bench-img-build.sh scripts/bench-img-build-cache.sh scripts/bench-img-push.sh \
 	tools/release-tag/benches/compare-git-cliff.sh scripts/bench-ecs-roll.sh scripts/bench-k8s-apply.sh \
 	scripts/bench-kube-emulator.sh
 bench:

@@ -8,7 +8,8 @@ use crate::prepare::{
     ImagePlan, Provenance, add_hidden_dockerfile, hidden_dockerfile_name,
     remove_entry_keeping_parents,
 };
-use crate::request::Request;
+use crate::request::{BuilderChoice, Request, cache_from_for};
+use crate::session::SessionData;
 use common::envelope::Image;
 use common::short::short_digest;
 use common::{Error, Result, Ui};
@@ -24,6 +25,10 @@ pub(crate) struct Builder<'a> {
     /// (reproducible builds), else now.
     created: String,
     engine: Option<Engine>,
+    /// Whether the builds use BuildKit (decided once, from `--builder` and the Engine).
+    buildkit: bool,
+    /// What BuildKit's session hands out: `--secret` values, logins for `--cache-from`.
+    session: SessionData,
 }
 
 impl<'a> Builder<'a> {
@@ -31,6 +36,7 @@ impl<'a> Builder<'a> {
     pub(crate) async fn connect(
         request: &'a Request,
         provenance: &'a Provenance,
+        ui: &Ui,
     ) -> Result<Builder<'a>> {
         let engine = match request.dry_run {
             false => Some(Engine::connect().await?),
@@ -51,11 +57,21 @@ impl<'a> Builder<'a> {
                     .map(|d| d.as_secs())
                     .unwrap_or(0)
             });
+        let buildkit = match &engine {
+            Some(engine) => use_buildkit(request, engine, ui).await?,
+            None => request.builder != Some(BuilderChoice::Classic),
+        };
+        let session = match buildkit && !request.dry_run {
+            true => session_data(request, ui)?,
+            false => SessionData::default(),
+        };
         Ok(Builder {
             request,
             provenance,
             created: plan::rfc3339(created),
             engine,
+            buildkit,
+            session,
         })
     }
 
@@ -192,14 +208,26 @@ impl<'a> Builder<'a> {
             .engine
             .as_ref()
             .ok_or_else(|| Error::failed("no Docker Engine connection"))?;
-        let (entries, dockerfile, label_param) =
-            with_labels_in_dockerfile(&mut plan, labels, self.request.target.as_deref())?;
+        // BuildKit sets every label in the image config at once; the classic builder would
+        // commit a step per label.
+        let (entries, dockerfile, label_param) = match self.buildkit {
+            true => (
+                std::mem::take(&mut plan.entries),
+                plan.dockerfile_in_tar.clone(),
+                labels.clone(),
+            ),
+            false => with_labels_in_dockerfile(&mut plan, labels, self.request.target.as_deref())?,
+        };
         let name = &plan.name;
+        let cache_from: Vec<String> = (self.request.cache_from.iter())
+            .map(|template| cache_from_for(template, name))
+            .collect();
         let entries = std::sync::Arc::new(entries);
         let request = || BuildRequest {
             name,
             entries: entries.clone(),
             dockerfile: &dockerfile,
+            dockerfile_text: &plan.dockerfile_text,
             tags: &plan.tags,
             labels: &label_param,
             build_args: &self.request.build_args,
@@ -207,6 +235,10 @@ impl<'a> Builder<'a> {
             platform: self.request.platform.as_deref(),
             no_cache: self.request.no_cache,
             pull: self.request.pull,
+            buildkit: self.buildkit,
+            cache_from: &cache_from,
+            inline_cache: self.request.inline_cache,
+            session: &self.session,
         };
         let id = match engine.build(request(), ui).await {
             Err(EngineError::Step(message)) if is_cache_lookup_race(&message) => {
@@ -222,6 +254,59 @@ impl<'a> Builder<'a> {
             engine.tag(&id, tag).await?;
         }
         Ok(id)
+    }
+}
+
+/// The secrets' values (masked from here on, on stderr and under Actions) and the logins
+/// for the `--cache-from` registries.
+fn session_data(request: &Request, ui: &Ui) -> Result<SessionData> {
+    let mut secrets = std::collections::HashMap::new();
+    for secret in &request.secrets {
+        let value = secret.value()?;
+        let text = String::from_utf8_lossy(&value);
+        ui.mask(&text);
+        // A file's value often ends with a newline; its output rarely shows it.
+        ui.mask(text.trim_end());
+        secrets.insert(secret.id.clone(), value);
+    }
+    Ok(SessionData {
+        secrets,
+        // Registry hosts are not templated: any image name finds them.
+        credentials: crate::credentials::for_cache_from(
+            &(request.cache_from.iter())
+                .map(|template| cache_from_for(template, "name"))
+                .collect::<Vec<_>>(),
+            ui,
+        )?,
+        ..SessionData::default()
+    })
+}
+
+/// BuildKit unless the user chose the classic builder; without a choice, the classic builder
+/// (with a note) when the Engine offers no BuildKit and nothing asked needs it.
+async fn use_buildkit(request: &Request, engine: &Engine, ui: &Ui) -> Result<bool> {
+    if request.builder == Some(BuilderChoice::Classic) {
+        return Ok(false);
+    }
+    let Err(why) = engine.offers_buildkit().await else {
+        return Ok(true);
+    };
+    let needs = match (request.secrets.is_empty(), request.inline_cache) {
+        (false, _) => Some("--secret"),
+        (true, true) => Some("--cache-to inline"),
+        (true, false) => None,
+    };
+    match (request.builder, needs) {
+        (Some(BuilderChoice::Buildkit), _) => {
+            Err(Error::failed(format!("--builder buildkit: {why}")))
+        }
+        (None, Some(flag)) => Err(Error::failed(format!("{flag} needs BuildKit, and {why}"))),
+        _ => {
+            ui.line(&format!(
+                "img-build: building with the classic builder: {why} (no BuildKit)"
+            ));
+            Ok(false)
+        }
     }
 }
 

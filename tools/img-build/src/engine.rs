@@ -1,13 +1,15 @@
-//! The calls to the Docker Engine: connecting (with API version negotiation), finding an
-//! image by its content digest, tagging, and building with the classic builder from a
-//! streamed context.
+//! The calls to the Docker Engine: connecting (with API version negotiation), whether it
+//! offers BuildKit, finding an image by its content digest, tagging, and building (BuildKit
+//! or the classic builder) from a streamed context.
 
 use crate::context::{ChannelWriter, Entry, write_tar};
 use crate::plan::DIGEST_LABEL;
-use crate::progress::{BuildEvent, StepTracker};
+use crate::progress::{BuildEvent, StepTracker, VertexTracker};
+use crate::session::SessionData;
 use bollard::Docker;
+use bollard::models::BuildInfoAux;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, ListImagesOptionsBuilder, TagImageOptionsBuilder,
+    BuildImageOptionsBuilder, BuilderVersion, ListImagesOptionsBuilder, TagImageOptionsBuilder,
 };
 use common::reference::{DEFAULT_TAG, Reference, ReferenceError};
 use common::{Error, Result, Ui};
@@ -34,7 +36,10 @@ pub struct BuildRequest<'a> {
     pub name: &'a str,
     /// Shared, so that a build started again sends the same entries without copying them.
     pub entries: std::sync::Arc<Vec<Entry>>,
+    /// The Dockerfile's path in the context tar (classic builder).
     pub dockerfile: &'a str,
+    /// The Dockerfile itself (BuildKit reads it through the session).
+    pub dockerfile_text: &'a [u8],
     pub tags: &'a [String],
     pub labels: &'a BTreeMap<String, String>,
     pub build_args: &'a BTreeMap<String, String>,
@@ -42,6 +47,15 @@ pub struct BuildRequest<'a> {
     pub platform: Option<&'a str>,
     pub no_cache: bool,
     pub pull: bool,
+    /// BuildKit (else the classic builder).
+    pub buildkit: bool,
+    /// Images whose layers (BuildKit: whose inline cache metadata) the build may reuse.
+    pub cache_from: &'a [String],
+    /// BuildKit: write the inline cache metadata into the image's config.
+    pub inline_cache: bool,
+    /// BuildKit: the secrets and registry logins its session hands out (never in the
+    /// request itself); the context and Dockerfile are added per build.
+    pub session: &'a SessionData,
 }
 
 /// What can go wrong talking to the Docker Engine. Every variant is a job failure (exit 1);
@@ -82,6 +96,9 @@ pub enum EngineError {
     /// Reading or sending the context failed.
     #[error("sending the context of {name}: {message}")]
     Context { name: String, message: String },
+    /// The BuildKit session could not be opened.
+    #[error("building {name}: {message}")]
+    Session { name: String, message: String },
     /// The thread writing the context panicked or was cancelled.
     #[error("context writer: {0}")]
     Writer(String),
@@ -107,6 +124,25 @@ impl Engine {
     pub async fn connect() -> Result<Engine> {
         let docker = common::docker::connect(Duration::from_secs(24 * 3600)).await?;
         Ok(Engine { docker })
+    }
+
+    /// Whether the Engine can build with BuildKit: API 1.39 (Engine 18.09) or newer on
+    /// Linux; Windows Engines have only the classic builder. `Err` says why not.
+    pub async fn offers_buildkit(&self) -> std::result::Result<(), String> {
+        let version = self
+            .docker
+            .version()
+            .await
+            .map_err(|err| format!("the Engine did not say its version ({err})"))?;
+        let api = version.api_version.unwrap_or_default();
+        let os = version.os.unwrap_or_default();
+        if os != "linux" {
+            return Err(format!("the Engine runs on {os}"));
+        }
+        match api_at_least(&api, (1, 39)) {
+            true => Ok(()),
+            false => Err(format!("the Engine speaks API {api}, BuildKit needs 1.39")),
+        }
     }
 
     /// The newest local image labelled with `digest`, if any.
@@ -147,28 +183,73 @@ impl Engine {
             })
     }
 
-    /// Builds with the classic builder, streaming the context tar from a blocking thread
-    /// through a bounded channel. Returns the image id.
+    /// Builds (BuildKit or the classic builder), streaming the context tar from a blocking
+    /// thread through a bounded channel. Returns the image id.
     pub async fn build(&self, request: BuildRequest<'_>, ui: &Ui) -> Result<String, EngineError> {
-        let (tx, mut rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
-        let entries = request.entries.clone();
-        let writer = tokio::task::spawn_blocking(move || write_context(&entries, tx));
-        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-        let stream = self.docker.build_image(
-            build_options(&request),
-            None,
-            Some(bollard::body_try_stream(body)),
-        );
-        let (image_id, failure) = follow(stream, request.name, || writer.is_finished(), ui).await;
-        let written = writer
-            .await
-            .map_err(|err| EngineError::Writer(err.to_string()))?;
+        let (image_id, failure, written) = match request.buildkit {
+            true => self.build_with_buildkit(&request, ui).await?,
+            false => self.build_classic(&request, ui).await?,
+        };
         blame(request.name, written, failure)?;
         match image_id {
             Some(id) => Ok(id),
             // Older engines may not send the aux message: ask by tag.
             None => self.image_id_of(&request).await,
         }
+    }
+
+    /// The classic builder reads the context as a tar in the request's body, streamed from
+    /// a blocking thread through a bounded channel.
+    async fn build_classic(
+        &self,
+        request: &BuildRequest<'_>,
+        ui: &Ui,
+    ) -> Result<(Option<String>, Option<EngineError>, Written), EngineError> {
+        let (tx, mut rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+        let entries = request.entries.clone();
+        let writer = tokio::task::spawn_blocking(move || write_context(&entries, tx));
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let stream = self.docker.build_image(
+            build_options(request, None),
+            None,
+            Some(bollard::body_try_stream(body)),
+        );
+        let tracker = Tracker::Classic(StepTracker::default());
+        let (image_id, failure) =
+            follow(stream, request.name, tracker, || writer.is_finished(), ui).await;
+        let written = writer
+            .await
+            .map_err(|err| EngineError::Writer(err.to_string()))?;
+        Ok((image_id, failure, written))
+    }
+
+    /// BuildKit pulls the context, the Dockerfile and the secrets through img-build's
+    /// session (`crate::session`), opened before the build names it.
+    async fn build_with_buildkit(
+        &self,
+        request: &BuildRequest<'_>,
+        ui: &Ui,
+    ) -> Result<(Option<String>, Option<EngineError>, Written), EngineError> {
+        let session_id = session_id(request.name);
+        let data = SessionData {
+            context: request.entries.clone(),
+            dockerfile: request.dockerfile_text.to_vec(),
+            ..request.session.clone()
+        };
+        let _session = crate::session::open(&common::docker::engine_host(), &session_id, data)
+            .await
+            .map_err(|message| EngineError::Session {
+                name: request.name.to_owned(),
+                message,
+            })?;
+        let stream = self.docker.build_image(
+            build_options(request, Some(&session_id)),
+            None,
+            Some(bollard::body_full(bytes::Bytes::new())),
+        );
+        let tracker = Tracker::BuildKit(VertexTracker::default());
+        let (image_id, failure) = follow(stream, request.name, tracker, || true, ui).await;
+        Ok((image_id, failure, Ok(0)))
     }
 
     /// The id of the image the build tagged first, for an Engine that did not say.
@@ -186,10 +267,36 @@ impl Engine {
     }
 }
 
-/// The classic builder's query: one tag (the others are added after), labels, arguments.
-fn build_options(request: &BuildRequest<'_>) -> bollard::query_parameters::BuildImageOptions {
+/// Whether the API version `text` (`1.41`) is at least `min`.
+fn api_at_least(text: &str, min: (u32, u32)) -> bool {
+    let mut parts = text.trim().split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor) >= min,
+        _ => false,
+    }
+}
+
+/// A BuildKit session id, unique on this Engine: the process and the time.
+fn session_id(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("img-build-{name}-{}-{nanos}", std::process::id())
+}
+
+/// The build's query: one tag (the others are added after), labels, arguments, and for
+/// BuildKit its version, session and cache options.
+fn build_options(
+    request: &BuildRequest<'_>,
+    session_id: Option<&str>,
+) -> bollard::query_parameters::BuildImageOptions {
+    let mut build_args = request.build_args.clone();
+    if request.buildkit && request.inline_cache {
+        // BuildKit's documented switch for the inline cache exporter.
+        build_args.insert("BUILDKIT_INLINE_CACHE".to_owned(), "1".to_owned());
+    }
     let mut options = BuildImageOptionsBuilder::new()
-        .dockerfile(request.dockerfile)
         .rm(true)
         .forcerm(true)
         .nocache(request.no_cache)
@@ -200,13 +307,20 @@ fn build_options(request: &BuildRequest<'_>) -> bollard::query_parameters::Build
                 .into_iter()
                 .collect::<HashMap<_, _>>(),
         )
-        .buildargs(
-            &request
-                .build_args
-                .clone()
-                .into_iter()
-                .collect::<HashMap<_, _>>(),
-        );
+        .buildargs(&build_args.into_iter().collect::<HashMap<_, _>>());
+    options = match session_id {
+        // The context and the Dockerfile come through the session (`remote=client-session`,
+        // as `docker build` asks for them).
+        Some(session_id) => options
+            .version(BuilderVersion::BuilderBuildKit)
+            .session(session_id)
+            .remote("client-session")
+            .dockerfile(crate::session::DOCKERFILE),
+        None => options.dockerfile(request.dockerfile),
+    };
+    if !request.cache_from.is_empty() {
+        options = options.cachefrom(&request.cache_from.to_vec());
+    }
     if let Some(first) = request.tags.first() {
         options = options.t(first);
     }
@@ -244,10 +358,10 @@ async fn follow(
         Item = std::result::Result<bollard::models::BuildInfo, bollard::errors::Error>,
     > + Unpin,
     name: &str,
+    mut tracker: Tracker,
     writer_done: impl Fn() -> bool,
     ui: &Ui,
 ) -> (Option<String>, Option<EngineError>) {
-    let mut tracker = StepTracker::default();
     let mut image_id = None;
     let spinner = ui.spinner(format!("building {name}"));
     let mut failure = None;
@@ -259,25 +373,48 @@ async fn follow(
                 break;
             }
         };
-        if let Some(text) = info.stream.as_deref() {
-            for event in tracker.feed(text) {
-                show(ui, &spinner, &event);
+        let mut events = Vec::new();
+        match (&mut tracker, info.stream.as_deref(), info.aux) {
+            (Tracker::Classic(classic), Some(text), _) => events = classic.feed(text),
+            (Tracker::BuildKit(buildkit), _, Some(BuildInfoAux::BuildKit(status))) => {
+                events = buildkit.feed(&status)
             }
+            (_, _, Some(BuildInfoAux::Default(image))) => image_id = image.id.or(image_id),
+            // BuildKit's stream also carries plain text (the image id once more, warnings).
+            (Tracker::BuildKit(_), Some(text), _) => tracing::debug!("{}", text.trim()),
+            _ => {}
         }
-        if let Some(id) = info.aux.and_then(|aux| aux.id) {
-            image_id = Some(id);
+        for event in events {
+            show(ui, &spinner, &event);
         }
     }
-    for event in tracker.finish() {
-        show(ui, &spinner, &event);
+    if let Tracker::Classic(classic) = &mut tracker {
+        for event in classic.finish() {
+            show(ui, &spinner, &event);
+        }
     }
     (image_id, failure)
+}
+
+/// Reads one builder's output.
+enum Tracker {
+    Classic(StepTracker),
+    BuildKit(VertexTracker),
+}
+
+impl Tracker {
+    fn failure(&self, name: &str, engine_error: &str) -> String {
+        match self {
+            Tracker::Classic(classic) => classic.failure(name, engine_error),
+            Tracker::BuildKit(buildkit) => buildkit.failure(name, engine_error),
+        }
+    }
 }
 
 /// What an error in the build's stream means.
 fn stream_failure(
     name: &str,
-    tracker: &StepTracker,
+    tracker: &Tracker,
     err: bollard::errors::Error,
     context_sent: bool,
 ) -> EngineError {
@@ -352,5 +489,14 @@ mod tests {
             ("localhost:5000/api".into(), "latest".into())
         );
         assert!(split_reference("localhost:5000/API:v1").is_err());
+    }
+
+    #[test]
+    fn buildkit_needs_api_1_39() {
+        assert!(api_at_least("1.41", (1, 39)));
+        assert!(api_at_least("1.39", (1, 39)));
+        assert!(api_at_least("2.0", (1, 39)));
+        assert!(!api_at_least("1.38", (1, 39)));
+        assert!(!api_at_least("", (1, 39)));
     }
 }

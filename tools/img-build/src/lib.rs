@@ -7,8 +7,10 @@
 //! symlinks kept). The sha256 of that tar, with the Dockerfile's path, the build arguments,
 //! target, platform and `--label`s, is the *content digest*. A local image labelled with
 //! the same digest is reused (tagged, `cache_hit: true`) without calling build; otherwise
-//! the tar is streamed to the classic builder (`POST /build`) and the image is built with
-//! the digest as a label.
+//! the image is built with the digest as a label: with BuildKit (the default when the
+//! Engine offers it; the context, Dockerfile, `--secret`s and registry logins go through
+//! img-build's own session, see [`session`]), or with the classic builder (`--builder
+//! classic`; the tar is streamed as the body of `POST /build`).
 //!
 //! # Modules
 //! - `lib.rs`: the flags; [`request`]: the flags turned once into a [`request::Request`];
@@ -23,6 +25,7 @@
 
 mod build;
 pub mod context;
+mod credentials;
 pub mod dockerignore;
 pub mod engine;
 pub mod plan;
@@ -30,6 +33,7 @@ mod prepare;
 pub mod progress;
 mod record;
 pub mod request;
+pub mod session;
 pub mod tags;
 
 use build::Builder;
@@ -52,7 +56,17 @@ Examples:
 
   # Own tags and build arguments:
   img-build --context . --name web --tag 'git-{short_sha}{dirty}' --tag latest \\
-            --build-arg NODE_ENV=production --build-arg NPM_TOKEN
+            --build-arg NODE_ENV=production
+
+  # A token for the build only (RUN --mount=type=secret,id=npm,target=/root/.npmrc npm ci):
+  img-build --context . --secret id=npm,env=NPM_TOKEN
+  # not --build-arg NPM_TOKEN: a build argument is written into the image's history, for
+  # anyone who pulls the image to read; a secret is mounted for that one RUN and kept nowhere.
+
+  # CI on a fresh runner: reuse the layers of main's image from the registry, and put the
+  # cache metadata into this image for the next run:
+  img-build --context services/api --context services/auth \\
+            --cache-from 'registry.example.com/{name}:main' --cache-to inline
 
   # What would be built, with which tags and labels, without building:
   img-build --context services/api --dry-run --pretty
@@ -62,14 +76,20 @@ uncommitted changes. A --tag template may use {sha} {short_sha} {branch} {versio
 {dirty}; a template without ':' in its last path segment is a tag of NAME, otherwise a whole
 reference (localhost:5000/team/{name}:{short_sha}).
 
+Builder: BuildKit when the Engine offers it (Engine 18.09+ on Linux; else the classic builder,
+with a note): RUN --mount=type=cache|bind|tmpfs|secret, independent stages in parallel, steps
+shown as `[2/5] RUN ...`, `CACHED`, `DONE 1.2s`. --builder classic for the Engine's original builder.
+The context and Dockerfile reach BuildKit through img-build's session, as `docker build` sends
+them; registry logins for --cache-from come from the Docker configuration (docker login).
+
 Cache: the sha256 of the context tar, Dockerfile path, build args, target, platform and
 --labels is stored in the label dev.shipkit.context-digest; an image carrying the same
 digest is tagged and reused without building. Base images are not part of the digest:
 --no-cache rebuilds (and turns off the Engine's layer cache).
 
 Environment: every flag also reads IMG_BUILD_<FLAG> (IMG_BUILD_CONTEXT, IMG_BUILD_TAG, ...;
-lists separated by ',' for contexts, files, names and tags, by newlines for build args and
-labels). DOCKER_HOST chooses the Engine; SOURCE_DATE_EPOCH, when set, is the created label.";
+lists separated by ',' for contexts, files, names, tags and --cache-from, by newlines for build args,
+labels and secrets). DOCKER_HOST chooses the Engine; SOURCE_DATE_EPOCH, when set, is the created label.";
 
 /// img-build's flags.
 #[derive(Debug, Clone, clap::Parser)]
@@ -150,6 +170,36 @@ pub struct Args {
     #[arg(long, env = "IMG_BUILD_NO_CACHE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub no_cache: bool,
 
+    /// Builder: buildkit (the default when the Engine offers it; cache, secret and bind
+    /// mounts, parallel stages) or classic (the Engine's original builder).
+    #[arg(long, value_name = "BUILDER", env = "IMG_BUILD_BUILDER", value_enum)]
+    pub builder: Option<request::BuilderChoice>,
+
+    /// Secret for `RUN --mount=type=secret,id=ID`: id=ID,src=FILE or id=ID,env=VAR
+    /// (BuildKit; repeatable). Never in a layer, the history, the envelope or the logs.
+    #[arg(
+        long = "secret",
+        value_name = "id=ID,src=FILE|env=VAR",
+        env = "IMG_BUILD_SECRET",
+        value_delimiter = '\n'
+    )]
+    pub secrets: Vec<String>,
+
+    /// Image to reuse cached layers from (BuildKit: its inline cache, pulled from the
+    /// registry as needed); `{name}` is the image's name; repeatable.
+    #[arg(
+        long = "cache-from",
+        value_name = "REF",
+        env = "IMG_BUILD_CACHE_FROM",
+        value_delimiter = ','
+    )]
+    pub cache_from: Vec<String>,
+
+    /// Where to export the build cache: `inline` (in the image's config, pushed with it, so
+    /// the next build's --cache-from finds it; BuildKit).
+    #[arg(long, value_name = "inline", env = "IMG_BUILD_CACHE_TO")]
+    pub cache_to: Option<String>,
+
     /// Always try to pull newer versions of the base images.
     #[arg(long, env = "IMG_BUILD_PULL", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub pull: bool,
@@ -184,7 +234,7 @@ pub async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
         envelope.git = provenance.git.clone();
     }
     let plans = prepare::plan_images(&request, &provenance)?;
-    let builder = Builder::connect(&request, &provenance).await?;
+    let builder = Builder::connect(&request, &provenance, ui).await?;
     let mut done = Vec::new();
     for plan in plans {
         let _group = ui.group(&format!("img-build {}", plan.name));

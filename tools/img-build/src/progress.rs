@@ -1,7 +1,10 @@
-//! Reading the classic builder's output stream: which step runs, what it printed, and what
-//! to show when it fails. Pure: it takes the stream's text and returns events.
+//! Reading the builders' output: the classic builder's text stream and BuildKit's status
+//! messages (`moby.buildkit.trace`): which step runs, what it printed, whether it came from
+//! the cache, how long it took, and what to show when it fails. Pure: it takes what the
+//! Engine sent and returns events.
 
-use std::collections::VecDeque;
+use bollard::moby::buildkit::v1::{StatusResponse, Vertex};
+use std::collections::{HashMap, VecDeque};
 
 /// How many output lines of the current step are kept for the failure message.
 pub const KEPT_LINES: usize = 10;
@@ -98,6 +101,114 @@ impl StepTracker {
     }
 }
 
+/// Follows BuildKit's status messages. BuildKit runs independent steps in parallel, so each
+/// step (a *vertex*, keyed by digest) keeps its own partial line and its own last lines.
+#[derive(Debug, Default)]
+pub struct VertexTracker {
+    vertices: HashMap<String, VertexState>,
+    /// The step that reported an error, with its last output lines.
+    failed: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct VertexState {
+    name: String,
+    announced: bool,
+    done: bool,
+    partial: String,
+    last_lines: VecDeque<String>,
+}
+
+/// BuildKit's own bookkeeping steps (`[internal] load .dockerignore`, `exporting to image`):
+/// shown with `-v` only; the Dockerfile's steps are `[i/n] INSTRUCTION …` or `[stage i/n] …`.
+fn is_dockerfile_step(name: &str) -> bool {
+    name.starts_with('[') && !name.starts_with("[internal]")
+}
+
+impl VertexTracker {
+    /// Takes one status message.
+    pub fn feed(&mut self, status: &StatusResponse) -> Vec<BuildEvent> {
+        let mut events = Vec::new();
+        for vertex in &status.vertexes {
+            self.vertex(vertex, &mut events);
+        }
+        for log in &status.logs {
+            let state = self.vertices.entry(log.vertex.clone()).or_default();
+            state.partial.push_str(&String::from_utf8_lossy(&log.msg));
+            while let Some(end) = state.partial.find('\n') {
+                let line: String = state.partial.drain(..=end).collect();
+                let line = strip_escapes(line.trim_end_matches(['\n', '\r']));
+                if line.trim().is_empty() {
+                    continue;
+                }
+                if state.last_lines.len() == KEPT_LINES {
+                    state.last_lines.pop_front();
+                }
+                state.last_lines.push_back(line.clone());
+                events.push(BuildEvent::Output(line));
+            }
+        }
+        events
+    }
+
+    fn vertex(&mut self, vertex: &Vertex, events: &mut Vec<BuildEvent>) {
+        let state = self.vertices.entry(vertex.digest.clone()).or_default();
+        if state.name.is_empty() {
+            state.name = strip_escapes(&vertex.name);
+        }
+        let shown = is_dockerfile_step(&state.name);
+        let say = |text: String| match shown {
+            true => BuildEvent::Step(text),
+            false => BuildEvent::Detail(text),
+        };
+        if state.done {
+            return;
+        }
+        if vertex.cached {
+            state.done = true;
+            events.push(say(format!("{} CACHED", state.name)));
+            return;
+        }
+        if vertex.started.is_some() && !state.announced {
+            state.announced = true;
+            events.push(say(state.name.clone()));
+        }
+        if !vertex.error.is_empty() {
+            state.done = true;
+            let mut failure = format!("{}: {}", state.name, vertex.error.trim());
+            append_last_lines(&mut failure, &state.last_lines);
+            // The first step to fail is the cause; the others were cancelled because of it.
+            self.failed.get_or_insert(failure);
+            return;
+        }
+        if let (Some(started), Some(completed)) = (&vertex.started, &vertex.completed) {
+            state.done = true;
+            let seconds = (completed.seconds - started.seconds) as f64
+                + f64::from(completed.nanos - started.nanos) / 1e9;
+            events.push(say(format!("{} DONE {:.1}s", state.name, seconds.max(0.0))));
+        }
+    }
+
+    /// The failure message: the step that failed, the Engine's error and its last lines.
+    pub fn failure(&self, name: &str, engine_error: &str) -> String {
+        match &self.failed {
+            // The step's own error says the same as the Engine's, with the step's name.
+            Some(step) => format!("building {name} failed at {step}"),
+            None => format!("building {name} failed: {}", engine_error.trim()),
+        }
+    }
+}
+
+fn append_last_lines(message: &mut String, lines: &VecDeque<String>) {
+    if !lines.is_empty() {
+        message.push_str("\nlast output:");
+        for line in lines {
+            message.push_str("\n  ");
+            message.push_str(line);
+        }
+    }
+}
+
 /// `text` without ANSI escape sequences (`ESC [ ... letter`).
 fn strip_escapes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -165,5 +276,69 @@ mod tests {
         ));
         assert!(message.ends_with("  line 14"));
         assert_eq!(t.last_lines().count(), KEPT_LINES);
+    }
+
+    fn vertex(digest: &str, name: &str, started: Option<i64>, completed: Option<i64>) -> Vertex {
+        let mut v = Vertex {
+            digest: digest.into(),
+            name: name.into(),
+            ..Vertex::default()
+        };
+        for (slot, seconds) in [(&mut v.started, started), (&mut v.completed, completed)] {
+            if let Some(seconds) = seconds {
+                let time = slot.get_or_insert_with(Default::default);
+                time.seconds = seconds;
+            }
+        }
+        v
+    }
+
+    fn log(digest: &str, text: &str) -> bollard::moby::buildkit::v1::VertexLog {
+        bollard::moby::buildkit::v1::VertexLog {
+            vertex: digest.into(),
+            msg: text.as_bytes().to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn buildkit_steps_are_lines_with_cached_durations_and_the_failure() {
+        let mut t = VertexTracker::default();
+        let mut events = t.feed(&StatusResponse {
+            vertexes: vec![
+                vertex("a", "[internal] load .dockerignore", Some(1), Some(1)),
+                vertex("b", "[1/3] COPY busybox /bin/busybox", None, None),
+                vertex("c", "[2/3] RUN make", Some(10), None),
+            ],
+            ..Default::default()
+        });
+        let mut cached = vertex("b", "[1/3] COPY busybox /bin/busybox", Some(9), Some(9));
+        cached.cached = true;
+        let mut failed = vertex("c", "[2/3] RUN make", Some(10), Some(12));
+        failed.error = "exit code: 2".into();
+        events.extend(t.feed(&StatusResponse {
+            vertexes: vec![cached],
+            logs: vec![log("c", "compiling\nerr"), log("c", "or: boom\n")],
+            ..Default::default()
+        }));
+        events.extend(t.feed(&StatusResponse {
+            vertexes: vec![failed],
+            ..Default::default()
+        }));
+        assert_eq!(
+            events,
+            [
+                BuildEvent::Detail("[internal] load .dockerignore".into()),
+                BuildEvent::Detail("[internal] load .dockerignore DONE 0.0s".into()),
+                BuildEvent::Step("[2/3] RUN make".into()),
+                BuildEvent::Step("[1/3] COPY busybox /bin/busybox CACHED".into()),
+                BuildEvent::Output("compiling".into()),
+                BuildEvent::Output("error: boom".into()),
+            ]
+        );
+        assert_eq!(
+            t.failure("api", "executor failed"),
+            "building api failed at [2/3] RUN make: exit code: 2\nlast output:\n  compiling\n  error: boom"
+        );
     }
 }

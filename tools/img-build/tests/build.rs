@@ -274,26 +274,39 @@ fn a_failing_run_step_fails_with_the_step_and_its_output() {
     let _intermediates = CleanupLabelled(name.clone());
     let tag = format!("{name}:t");
     let _cleanup = Cleanup(vec![tag.clone()]);
-    let out = img_build()
-        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
-        .run();
-    out.assert_code(1);
-    let envelope = out.json();
-    assert_eq!(envelope["failed"]["tool"], "img-build");
-    assert_eq!(envelope["failed"]["exit_code"], 1);
-    let error = envelope["failed"]["error"].as_str().unwrap();
+    let build = |builder: &str| {
+        let out = img_build()
+            .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+            .args(["--builder", builder])
+            .run();
+        out.assert_code(1);
+        let envelope = out.json();
+        assert_eq!(envelope["failed"]["tool"], "img-build");
+        assert_eq!(envelope["failed"]["exit_code"], 1);
+        let error = envelope["failed"]["error"].as_str().unwrap().to_owned();
+        assert!(error.contains("\n  boom"), "{error}");
+        assert!(error.contains("\n  preparing"), "{error}");
+        assert!(!error.contains('\u{1b}'), "terminal escapes in {error:?}");
+        assert!(
+            out.stderr.contains("img-build: error: building"),
+            "{}",
+            out.stderr
+        );
+        assert!(!image_exists(&tag));
+        error
+    };
+    // BuildKit (the default) numbers the steps that make layers: COPY, RUN.
+    let error = build("buildkit");
+    assert!(
+        error.contains("failed at [2/2] RUN [\"/bin/busybox\""),
+        "{error}"
+    );
+    assert!(error.contains("exit code: 3"), "{error}");
+    // The classic builder is still there, with its own numbering.
+    let error = build("classic");
     assert!(error.contains("Step 4/"), "{error}");
     assert!(error.contains(" : RUN [\"/bin/busybox\""), "{error}");
     assert!(error.contains("returned a non-zero code: 3"), "{error}");
-    assert!(error.contains("\n  boom"), "{error}");
-    assert!(error.contains("\n  preparing"), "{error}");
-    assert!(!error.contains('\u{1b}'), "terminal escapes in {error:?}");
-    assert!(
-        out.stderr.contains("img-build: error: building"),
-        "{}",
-        out.stderr
-    );
-    assert!(!image_exists(&tag));
 }
 
 #[test]
@@ -317,7 +330,11 @@ fn an_unchanged_context_is_reused_and_a_one_byte_change_rebuilds() {
     let built = only_image(&first);
     assert_eq!(built["cache_hit"], false);
     assert!(built["build_ms"].as_u64().is_some(), "{built}");
-    assert!(first.stderr.contains("Step 1/"), "{}", first.stderr);
+    assert!(
+        first.stderr.contains("[1/3] COPY id.txt /id.txt"),
+        "{}",
+        first.stderr
+    );
     let id = built["id"].as_str().unwrap().to_owned();
 
     let second = build("second");
@@ -326,7 +343,7 @@ fn an_unchanged_context_is_reused_and_a_one_byte_change_rebuilds() {
     assert_eq!(reused["id"], id.as_str());
     assert!(reused.get("build_ms").is_none(), "{reused}");
     assert!(
-        !second.stderr.contains("Step "),
+        !second.stderr.contains("[1/3]"),
         "built again:\n{}",
         second.stderr
     );
@@ -360,7 +377,13 @@ fn no_cache_builds_even_when_nothing_changed() {
         .run();
     let image = only_image(&out);
     assert_eq!(image["cache_hit"], false);
-    assert!(out.stderr.contains("Step 1/"), "{}", out.stderr);
+    // Every step ran again: none came from BuildKit's cache.
+    assert!(
+        out.stderr.contains("[3/3] COPY . /ctx DONE"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("CACHED"), "{}", out.stderr);
 }
 
 #[test]
@@ -464,14 +487,9 @@ fn default_tags_follow_git_and_a_dirty_tree_says_so() {
         assert_eq!(image_id(tag), image["id"].as_str().unwrap());
     }
     assert_eq!(image_labels(&clean_tags[0]), image["labels"]);
-    // All labels were set in one step, from a hidden copy of the Dockerfile that the
-    // Engine removed before COPY: the image has the user's Dockerfile and .dockerignore.
-    assert!(
-        out.stderr.contains("LABEL \"dev.shipkit.context-digest\""),
-        "{}",
-        out.stderr
-    );
-    assert_eq!(out.stderr.matches(" : LABEL ").count(), 1, "{}", out.stderr);
+    // BuildKit sets all labels in the image config, in no step of its own; the image has the
+    // user's Dockerfile and .dockerignore.
+    assert!(!out.stderr.contains("LABEL"), "{}", out.stderr);
     assert_eq!(file_in_image(&clean_tags[0], "/ctx/Dockerfile"), SIMPLE);
     let files = files_in_image(&clean_tags[0], "ctx");
     assert!(
@@ -955,4 +973,256 @@ fn every_flag_can_come_from_the_environment() {
         .run();
     let digest = |image: &Value| image["labels"]["dev.shipkit.context-digest"].clone();
     assert_eq!(digest(&only_image(&by_flags)), digest(&images[0]));
+}
+
+/// `docker builder prune` empties BuildKit's whole cache, cache mounts included: the test
+/// that does it and the test that needs a cache mount to last take turns.
+static BUILDER_CACHE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+const BUSYBOX_SHELL: &str = "SHELL [\"/bin/busybox\", \"sh\", \"-c\"]\n";
+
+#[test]
+fn a_cache_mount_persists_between_builds_and_bind_and_tmpfs_mounts_work() {
+    require_docker();
+    let _turn = BUILDER_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = unique("imgb-mount");
+    let ctx = Context::new(&format!(
+        "FROM scratch AS tools\nCOPY busybox /bin/busybox\n\
+         FROM tools\n{BUSYBOX_SHELL}COPY app.txt /app.txt\n\
+         RUN --mount=type=cache,id={cache},target=/cache \
+             --mount=type=bind,from=tools,source=/bin,target=/tools \
+             --mount=type=tmpfs,target=/scratch \
+             /tools/busybox echo run >> /cache/runs && /bin/busybox wc -l < /cache/runs > /runs \
+             && /bin/busybox touch /scratch/x && /bin/busybox mount | /bin/busybox grep -c ' /scratch type tmpfs' > /tmpfs\n",
+    ));
+    let name = unique("imgb-mount");
+    let _cleanup = Cleanup(vec![format!("{name}:1"), format!("{name}:2")]);
+    for (round, app) in [(1, "one"), (2, "two")] {
+        ctx.write("app.txt", app);
+        let tag = round.to_string();
+        only_image(
+            &img_build()
+                .args(["--context", &ctx.arg(), "--name", &name, "--tag", &tag])
+                .run(),
+        );
+        let reference = format!("{name}:{tag}");
+        // The RUN ran in both builds (app.txt changed), and saw the first one's file.
+        assert_eq!(file_in_image(&reference, "/runs").trim(), tag);
+        assert_eq!(file_in_image(&reference, "/tmpfs").trim(), "1");
+        let files = files_in_image(&reference, "");
+        assert!(!files.contains("cache/runs"), "{files:?}");
+        assert!(!files.contains("scratch/x"), "{files:?}");
+    }
+}
+
+#[test]
+fn independent_stages_run_in_parallel_and_target_stops_at_a_stage() {
+    require_docker();
+    let ctx = Context::new(&format!(
+        "FROM scratch AS base\nCOPY busybox /bin/busybox\n{BUSYBOX_SHELL}\
+         FROM base AS left\nCOPY id.txt /id.txt\nRUN echo left; /bin/busybox sleep 2; echo l > /left\n\
+         FROM base AS right\nCOPY id.txt /id.txt\nRUN echo right; /bin/busybox sleep 2; echo r > /right\n\
+         FROM base AS final\nCOPY --from=left /left /left\nCOPY --from=right /right /right\n\
+         FROM base AS unused\nRUN exit 1\n",
+    ));
+    let name = unique("imgb-stages");
+    let _cleanup = Cleanup(vec![format!("{name}:t")]);
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .args(["--target", "final"])
+        .run();
+    only_image(&out);
+    let files = files_in_image(&format!("{name}:t"), "");
+    assert!(
+        files.contains("left") && files.contains("right"),
+        "{files:?}"
+    );
+    // Both sleeps started before either ended; the stage after --target never ran.
+    let position = |needle: &str| {
+        out.stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in\n{}", out.stderr))
+    };
+    let started = position("  left").max(position("  right"));
+    let first_done = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("/bin/busybox sleep 2") && l.contains(" DONE "))
+        .map(position)
+        .min()
+        .expect("the RUN steps finished");
+    assert!(started < first_done, "not in parallel:\n{}", out.stderr);
+    assert!(!out.stderr.contains("RUN exit 1"), "{}", out.stderr);
+}
+
+#[test]
+fn secrets_reach_the_run_step_and_nothing_else() {
+    require_docker();
+    let file_secret = unique("file-secret-value");
+    let env_secret = unique("env-secret-value");
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("npmrc");
+    std::fs::write(&secret_file, &file_secret).unwrap();
+    let ctx = Context::new(&format!(
+        "FROM scratch\nCOPY id.txt /id.txt\nCOPY busybox /bin/busybox\n{BUSYBOX_SHELL}\
+         RUN --mount=type=secret,id=npm --mount=type=secret,id=token \
+             /bin/busybox sha256sum /run/secrets/npm /run/secrets/token > /sums \
+             && echo token is $(/bin/busybox cat /run/secrets/token)\n",
+    ));
+    let name = unique("imgb-secret");
+    let tag = format!("{name}:t");
+    let _cleanup = Cleanup(vec![tag.clone()]);
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .args(["--secret", &format!("id=npm,src={}", secret_file.display())])
+        .args(["--secret", "id=token,env=IMGB_TEST_TOKEN"])
+        .env("IMGB_TEST_TOKEN", &env_secret)
+        .env("GITHUB_ACTIONS", "true")
+        .run();
+    only_image(&out);
+    // The RUN read both values.
+    let sums = file_in_image(&tag, "/sums");
+    for value in [&file_secret, &env_secret] {
+        let sha = sha256_hex(value.as_bytes());
+        assert!(sums.contains(&sha), "{value}: {sums}");
+    }
+    // It printed one; the log shows it masked, and Actions was told to mask both.
+    assert!(out.stderr.contains("token is ***"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("::add-mask::{env_secret}")),
+        "{}",
+        out.stderr
+    );
+    let saved = docker(&["save", &tag]);
+    assert!(saved.status.success());
+    let history = docker(&["history", "--no-trunc", &tag]);
+    let inspect = docker(&["image", "inspect", &tag]);
+    for value in [&file_secret, &env_secret] {
+        let found = |bytes: &[u8]| bytes.windows(value.len()).any(|w| w == value.as_bytes());
+        assert!(!found(&saved.stdout), "{value} is in docker save");
+        assert!(!found(&history.stdout), "{value} is in the history");
+        assert!(!found(&inspect.stdout), "{value} is in the image config");
+        assert!(!found(out.stdout.as_bytes()), "{value} is in the envelope");
+        let stderr_without_masks = out
+            .stderr
+            .lines()
+            .filter(|l| !l.starts_with("::add-mask::"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            !found(stderr_without_masks.as_bytes()),
+            "{value} is in stderr"
+        );
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), bytes)?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn bad_secrets_and_cache_flags_exit_2_before_anything_is_built() {
+    let ctx = Context::new(SIMPLE);
+    let run = |args: &[&str]| {
+        img_build()
+            .args(["--context", &ctx.arg(), "--name", "x", "--tag", "t"])
+            .args(args)
+            .env_remove("IMGB_UNSET_VAR")
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .run()
+    };
+    run(&["--secret", "id=a"]).assert_usage_error("no src or env");
+    run(&["--secret", "src=/etc/hostname"]).assert_usage_error("no id");
+    run(&["--secret", "id=a,src=/nonexistent/file"])
+        .assert_usage_error("cannot read /nonexistent/file");
+    run(&["--secret", "id=a,env=IMGB_UNSET_VAR"]).assert_usage_error("IMGB_UNSET_VAR is not set");
+    run(&["--secret", "id=a,env=HOME", "--builder", "classic"])
+        .assert_usage_error("--secret needs BuildKit");
+    run(&["--cache-to", "registry"]).assert_usage_error("only `inline`");
+    run(&["--cache-from", "Bad:Ref"]).assert_usage_error("--cache-from Bad:Ref");
+}
+
+#[test]
+fn a_fresh_runner_reuses_every_unchanged_step_from_the_registry() {
+    require_docker();
+    let services = shipkit_tests::services();
+    let registry = &services["SHIPKIT_REGISTRY"];
+    let password = std::fs::read_to_string(&services["SHIPKIT_REGISTRY_PASSWORD_FILE"]).unwrap();
+    let config = tempfile::tempdir().unwrap();
+    shipkit_tests::docker::Docker::with_config(config.path()).login(
+        registry,
+        &services["SHIPKIT_REGISTRY_USER"],
+        password.trim(),
+    );
+    let ctx = Context::new(&format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\n{BUSYBOX_SHELL}COPY id.txt /id.txt\n\
+         RUN echo installing; /bin/busybox sleep 1; echo deps > /deps\nCOPY app.txt /app.txt\n",
+    ));
+    ctx.write("app.txt", "version 1\n");
+    let name = unique("imgb-fresh");
+    let repository = format!("{registry}/{name}");
+    let main = format!("{repository}:main");
+    let _cleanup = Cleanup(vec![
+        format!("{name}:main"),
+        main.clone(),
+        format!("{name}:next"),
+    ]);
+    let build = |tag: &str, extra: &[&str]| {
+        img_build()
+            .args(["--context", &ctx.arg(), "--name", &name, "--tag", tag])
+            .args(extra)
+            .env("DOCKER_CONFIG", config.path().display().to_string())
+            .run()
+    };
+    let first = build("main", &["--cache-to", "inline"]);
+    only_image(&first);
+    let pushed = Cmd::new(shipkit_tests::workspace_bin("img-push"))
+        .args(["--registry", registry.as_str()])
+        .env("DOCKER_CONFIG", config.path().display().to_string())
+        .stdin(first.stdout.clone())
+        .run();
+    pushed.assert_code(0);
+
+    // A fresh runner: none of the images, none of BuildKit's cache.
+    let _turn = BUILDER_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    for reference in [format!("{name}:main"), main.clone()] {
+        let _ = docker(&["rmi", "-f", &reference]);
+    }
+    let pruned = docker(&["builder", "prune", "-af"]);
+    assert!(pruned.status.success(), "{pruned:?}");
+    ctx.write("app.txt", "version 2\n");
+    let second = build("next", &["--cache-from", &main, "--cache-to", "inline"]);
+    only_image(&second);
+    let steps: Vec<&str> = second
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with('[') && (l.ends_with("CACHED") || l.contains(" DONE ")))
+        .collect();
+    let cached = |step: &str| {
+        steps
+            .iter()
+            .any(|l| l.contains(step) && l.ends_with("CACHED"))
+    };
+    for step in ["COPY busybox", "COPY id.txt", "RUN echo installing"] {
+        assert!(cached(step), "{step} not CACHED:\n{}", second.stderr);
+    }
+    assert!(!cached("COPY app.txt"), "{}", second.stderr);
+    assert!(!second.stderr.contains("  installing"), "{}", second.stderr);
+    assert_eq!(
+        file_in_image(&format!("{name}:next"), "/app.txt"),
+        "version 2\n"
+    );
 }
