@@ -92,7 +92,13 @@ pub enum EngineError {
 
 impl From<EngineError> for Error {
     fn from(err: EngineError) -> Error {
-        Error::Failed(anyhow::Error::new(err))
+        match err {
+            // A 400 before the first step is the Engine saying the request itself is bad (a
+            // Dockerfile that does not parse, an unknown --target or --platform): bad input,
+            // and nothing was built.
+            EngineError::Refused { status: 400, .. } => Error::usage(err),
+            err => Error::Failed(anyhow::Error::new(err)),
+        }
     }
 }
 
@@ -352,5 +358,16 @@ mod tests {
             ("localhost:5000/api".into(), "latest".into())
         );
         assert!(split_reference("localhost:5000/API:v1").is_err());
+    }
+
+    #[test]
+    fn a_refused_request_is_bad_input_and_a_server_error_a_failure() {
+        let refused = |status| EngineError::Refused {
+            name: "api".into(),
+            status,
+            message: "dockerfile parse error line 2: unknown instruction: BOGUS".into(),
+        };
+        assert_eq!(Error::from(refused(400)).exit(), common::Exit::Usage);
+        assert_eq!(Error::from(refused(500)).exit(), common::Exit::Failed);
     }
 }
