@@ -18,13 +18,15 @@
 //! - [`wait`]: polling until something is true ([`wait::wait_for`]);
 //! - [`http_server`]: scripted HTTP(S) servers on loopback, [`http_server::unused_port`];
 //! - [`ecs`]: an ECS emulator per test, an `aws-sdk-ecs` client, busybox images in ECR;
-//! - [`kube`]: a Kubernetes emulator per test, with its own CA and kubeconfig.
+//! - [`kube`]: a Kubernetes emulator per test, with its own CA and kubeconfig;
+//! - [`state`]: snapshots of what a tool could change (registry, ECR, images, emulators, tags).
 
 pub mod docker;
 pub mod ecr;
 pub mod ecs;
 pub mod http_server;
 pub mod kube;
+pub mod state;
 pub mod wait;
 
 /// The AWS settings a tool has with `AWS_ENDPOINT_URL_<SERVICE>=endpoint` and the local
