@@ -182,14 +182,21 @@ fn report_usage_error<T: Tool>(err: &clap::Error) -> ExitCode {
     ExitCode::from(Exit::Usage.code())
 }
 
-/// The first line of clap's rendered error, without its `error: ` prefix.
+/// The first line of clap's rendered error, without its `error: ` prefix. A first line that
+/// ends in `:` introduces a list on the indented lines below it (the required arguments not
+/// provided): they are joined onto it, so the one line still says what is missing.
 fn usage_error_line(rendered: &str) -> String {
-    let first = rendered
-        .lines()
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim();
-    first.strip_prefix("error: ").unwrap_or(first).to_owned()
+    let mut lines = rendered.lines();
+    let first = lines.next().unwrap_or("invalid arguments").trim();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    if !first.ends_with(':') {
+        return first.to_owned();
+    }
+    let listed: Vec<&str> = lines
+        .take_while(|line| line.starts_with(' ') && !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    format!("{first} {}", listed.join(", "))
 }
 
 #[cfg(test)]
@@ -202,6 +209,16 @@ mod tests {
         assert_eq!(
             usage_error_line(rendered),
             "unexpected argument '--bogus' found"
+        );
+    }
+
+    #[test]
+    fn usage_errors_name_the_missing_arguments() {
+        let rendered = "error: the following required arguments were not provided:\n  \
+                        --service <NAME>\n  --cluster <NAME>\n\nUsage: x\n";
+        assert_eq!(
+            usage_error_line(rendered),
+            "the following required arguments were not provided: --service <NAME>, --cluster <NAME>"
         );
     }
 }

@@ -20,7 +20,8 @@
 //!   cut answers, and bursts of 5xx, 429 and AWS throttling, scripted per request;
 //! - [`http_server`]: scripted HTTP(S) servers on loopback, [`http_server::unused_port`];
 //! - [`ecs`]: an ECS emulator per test, an `aws-sdk-ecs` client, busybox images in ECR;
-//! - [`kube`]: a Kubernetes emulator per test, with its own CA and kubeconfig.
+//! - [`kube`]: a Kubernetes emulator per test, with its own CA and kubeconfig;
+//! - [`state`]: snapshots of what a tool could change (registry, ECR, images, emulators, tags).
 
 pub mod docker;
 pub mod ecr;
@@ -28,6 +29,7 @@ pub mod ecs;
 pub mod fault_proxy;
 pub mod http_server;
 pub mod kube;
+pub mod state;
 pub mod wait;
 
 /// The AWS settings a tool has with `AWS_ENDPOINT_URL_<SERVICE>=endpoint` and the local

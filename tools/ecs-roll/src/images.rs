@@ -54,10 +54,12 @@ pub fn offers_from(envelope: &Envelope) -> Result<Vec<ImageOffer>> {
     Ok(offers.into_values().collect())
 }
 
-/// `--container NAME=REF`, checked.
+/// `--container NAME=REF`, checked: REF must be an image reference, or ECS would be given a
+/// task definition whose tasks can never pull their image.
 pub fn parse_container_override(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((name, reference)) if !name.trim().is_empty() && !reference.trim().is_empty() => {
+            Reference::parse(reference.trim()).map_err(|e| e.to_string())?;
             Ok((name.trim().to_owned(), reference.trim().to_owned()))
         }
         _ => Err(format!("expected NAME=IMAGE_REFERENCE, got '{text}'")),
@@ -292,12 +294,19 @@ mod tests {
 
     #[test]
     fn overrides_are_parsed_strictly() {
+        let digest = format!("r/x@sha256:{}", "a".repeat(64));
         assert_eq!(
-            parse_container_override("app=r/x@sha256:1").unwrap(),
-            ("app".into(), "r/x@sha256:1".into())
+            parse_container_override(&format!("app={digest}")).unwrap(),
+            ("app".into(), digest)
         );
         assert!(parse_container_override("app").is_err());
         assert!(parse_container_override("=x").is_err());
+        let err = parse_container_override("app=NOT A REF").unwrap_err();
+        assert!(
+            err.contains("\"NOT A REF\" is not an image reference"),
+            "{err}"
+        );
+        assert!(parse_container_override("app=r/x@sha256:1").is_err());
         assert_eq!(
             parse_env_override("app:MODE=a=b").unwrap(),
             EnvOverride {

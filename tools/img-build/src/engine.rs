@@ -109,7 +109,13 @@ pub enum EngineError {
 
 impl From<EngineError> for Error {
     fn from(err: EngineError) -> Error {
-        Error::Failed(anyhow::Error::new(err))
+        match err {
+            // A 400 before the first step is the Engine saying the request itself is bad (a
+            // Dockerfile that does not parse, an unknown --target or --platform): bad input,
+            // and nothing was built.
+            EngineError::Refused { status: 400, .. } => Error::usage(err),
+            err => Error::Failed(anyhow::Error::new(err)),
+        }
     }
 }
 
@@ -498,5 +504,16 @@ mod tests {
         assert!(api_at_least("2.0", (1, 39)));
         assert!(!api_at_least("1.38", (1, 39)));
         assert!(!api_at_least("", (1, 39)));
+    }
+
+    #[test]
+    fn a_refused_request_is_bad_input_and_a_server_error_a_failure() {
+        let refused = |status| EngineError::Refused {
+            name: "api".into(),
+            status,
+            message: "dockerfile parse error line 2: unknown instruction: BOGUS".into(),
+        };
+        assert_eq!(Error::from(refused(400)).exit(), common::Exit::Usage);
+        assert_eq!(Error::from(refused(500)).exit(), common::Exit::Failed);
     }
 }

@@ -163,7 +163,7 @@ pub struct Args {
     pub target: Option<String>,
 
     /// Target platform (os[/arch[/variant]]).
-    #[arg(long, value_name = "PLATFORM", env = "IMG_BUILD_PLATFORM")]
+    #[arg(long, value_name = "PLATFORM", env = "IMG_BUILD_PLATFORM", value_parser = request::parse_platform)]
     pub platform: Option<String>,
 
     /// Build even if an image with the same content digest exists, without layer cache.

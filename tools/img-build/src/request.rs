@@ -199,6 +199,24 @@ pub fn cache_from_for(template: &str, name: &str) -> String {
     template.replace("{name}", name)
 }
 
+/// Checks `--platform` as the Engine will (`os[/arch[/variant]]`, each part of letters, digits,
+/// `_` and `-`), so a bad one is refused before the context is read, dry run or not.
+pub fn parse_platform(text: &str) -> std::result::Result<String, String> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let part_ok = |part: &&str| {
+        !part.is_empty()
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    match parts.len() <= 3 && parts.iter().all(part_ok) {
+        true => Ok(text.to_owned()),
+        false => Err(format!(
+            "expected os[/arch[/variant]] (e.g. linux/amd64, linux/arm64/v8), got {text:?}"
+        )),
+    }
+}
+
 /// A context, its Dockerfile and its name, checked.
 #[derive(Debug, Clone)]
 pub struct ImageSpec {
@@ -334,5 +352,21 @@ mod tests {
         );
         assert!(cache_from(&["localhost:5000/{name}:main".into()]).is_ok());
         assert!(cache_from(&["Bad:Ref".into()]).is_err());
+    }
+
+    #[test]
+    fn platforms_are_os_arch_variant_of_plain_words() {
+        for good in ["linux", "linux/amd64", "linux/arm64/v8", "windows/amd64"] {
+            assert_eq!(parse_platform(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "",
+            "windows/",
+            "/amd64",
+            "linux/amd64/v9/extra",
+            "linux amd64",
+        ] {
+            assert!(parse_platform(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -219,7 +219,36 @@ fn checked(source: Source, object: Value) -> Result<Manifest, ManifestError> {
         Some(metadata) if text_at(metadata, "name") => {}
         _ => return Err(fail("no metadata.name")),
     }
+    check_known_kind(&object).map_err(|problem| fail(&problem))?;
     Ok(Manifest { source, object })
+}
+
+/// A built-in kind is read into its Kubernetes type (k8s-openapi's), so a field of the wrong
+/// type (`replicas: "three"`) is refused here, naming its path, before anything is applied;
+/// the API server would refuse it only when its turn came, after the objects before it.
+/// Other kinds (custom resources) are the API server's to check.
+fn check_known_kind(object: &Value) -> Result<(), String> {
+    use k8s_openapi::api::{apps, batch, core, networking};
+    fn read<T: serde::de::DeserializeOwned>(object: &Value) -> Result<(), String> {
+        serde_path_to_error::deserialize::<_, T>(object)
+            .map(drop)
+            .map_err(|err| format!("field `{}`: {}", err.path(), err.inner()))
+    }
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    let kind = object["kind"].as_str().unwrap_or_default();
+    match (api_version, kind) {
+        ("apps/v1", "Deployment") => read::<apps::v1::Deployment>(object),
+        ("apps/v1", "StatefulSet") => read::<apps::v1::StatefulSet>(object),
+        ("apps/v1", "DaemonSet") => read::<apps::v1::DaemonSet>(object),
+        ("batch/v1", "Job") => read::<batch::v1::Job>(object),
+        ("batch/v1", "CronJob") => read::<batch::v1::CronJob>(object),
+        ("v1", "Service") => read::<core::v1::Service>(object),
+        ("v1", "ConfigMap") => read::<core::v1::ConfigMap>(object),
+        ("v1", "Secret") => read::<core::v1::Secret>(object),
+        ("v1", "Pod") => read::<core::v1::Pod>(object),
+        ("networking.k8s.io/v1", "Ingress") => read::<networking::v1::Ingress>(object),
+        _ => Ok(()),
+    }
 }
 
 /// Refuses two manifests for one object (same group, kind, namespace and name): which one
@@ -319,6 +348,24 @@ metadata: {name: api, namespace: shop}
             );
             assert!(err.problem.contains(problem), "{err} for {text}");
         }
+    }
+
+    #[test]
+    fn a_built_in_kind_with_a_field_of_the_wrong_type_is_refused_naming_its_path() {
+        let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  \
+                    replicas: three\n  selector: {matchLabels: {app: d}}\n  template:\n    \
+                    metadata: {labels: {app: d}}\n    spec: {containers: [{name: c, image: x}]}\n";
+        let err = parse("d.yaml", text).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("d.yaml, document 1: field `spec.replicas`: invalid type"),
+            "{err}"
+        );
+        let fixed = text.replace("three", "3");
+        assert_eq!(parse("d.yaml", &fixed).unwrap().len(), 1);
+        // A custom resource's fields are the API server's to check.
+        let widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec: {replicas: three}\n";
+        assert_eq!(parse("w.yaml", widget).unwrap().len(), 1);
     }
 
     #[test]

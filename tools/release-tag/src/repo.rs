@@ -221,6 +221,20 @@ impl Repo {
         Ok(())
     }
 
+    /// Whether git accepts `name` as a tag name (`git check-ref-format`).
+    pub fn is_valid_tag_name(&self, name: &str) -> bool {
+        git(
+            &self.dir,
+            &["check-ref-format", &format!("refs/tags/{name}")],
+        )
+        .is_ok()
+    }
+
+    /// Whether `remote` is a configured remote's name.
+    pub fn has_remote(&self, remote: &str) -> bool {
+        git(&self.dir, &["remote", "get-url", remote]).is_ok()
+    }
+
     /// Pushes only the tag `name` to `remote`; nothing else moves.
     pub fn push_tag(&self, remote: &str, name: &str) -> Result<(), GitError> {
         let refspec = format!("refs/tags/{name}:refs/tags/{name}");

@@ -16,6 +16,7 @@ use std::path::Path;
 pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
     let mut request = job.request.clone();
     let repo = Repo::open(&job.repo)?;
+    check_job_against_repo(job, &repo)?;
     let info = repo.describe()?;
     if envelope.git.is_none() {
         envelope.git = Some(info.clone());
@@ -68,6 +69,51 @@ pub(crate) fn release(job: &Job, envelope: &mut Envelope, ui: &Ui) -> Result<()>
             publish(job, &repo, envelope, ui, release, &history)
         }
     }
+}
+
+/// Bad input that only the repository can reveal, refused before anything is read or made
+/// (exit 2): a tag prefix git would refuse, an unknown `--remote`, a `--path` that is not
+/// there, a `--changelog` in a directory that does not exist. Found later, the tag would
+/// already exist when the push or the changelog failed.
+fn check_job_against_repo(job: &Job, repo: &Repo) -> Result<()> {
+    let sample = format!("{}1.0.0", job.tag_prefix);
+    if !repo.is_valid_tag_name(&sample) {
+        return Err(Error::usage(format!(
+            "--tag-prefix {:?}: {sample:?} is not a valid git tag name (see git check-ref-format)",
+            job.tag_prefix
+        )));
+    }
+    if job.push && !looks_like_url_or_path(&job.remote) && !repo.has_remote(&job.remote) {
+        return Err(Error::usage(format!(
+            "--remote {:?}: no such remote in {} (`git remote -v` lists them)",
+            job.remote,
+            job.repo.display()
+        )));
+    }
+    if let Some(path) = &job.path
+        && !job.repo.join(path).exists()
+    {
+        return Err(Error::usage(format!(
+            "--path {}: no such file or directory in {}",
+            path.display(),
+            job.repo.display()
+        )));
+    }
+    if let Some(file) = &job.changelog {
+        let parent = file.parent().filter(|p| !p.as_os_str().is_empty());
+        if parent.is_some_and(|dir| !dir.is_dir()) || file.is_dir() {
+            return Err(Error::usage(format!(
+                "--changelog {}: not a file in an existing directory",
+                file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A remote given as a URL or a path (which git pushes to without a configured name).
+fn looks_like_url_or_path(remote: &str) -> bool {
+    remote.contains(':') || remote.contains('/') || remote.starts_with('.')
 }
 
 /// `--current`: the release tag on HEAD; `request.pre` is set to its pre-release kind, so

@@ -620,9 +620,14 @@ fn push_sends_only_the_tag_to_the_remote() {
     let again = released(&repo, &["--push"]);
     assert_eq!(again, release);
 
-    // A remote that does not exist fails the job; the tag made stays in the envelope.
+    // A remote name the repository does not have is bad input, refused before any tag.
     repo.commit("fix: third");
     let out = repo.run(&["--push", "--remote", "nowhere"]);
+    out.assert_usage_error("--remote \"nowhere\": no such remote");
+    assert_eq!(repo.tags(), ["v1.0.0", "v1.1.0"]);
+
+    // A remote that cannot be reached fails the job; the tag made stays in the envelope.
+    let out = repo.run(&["--push", "--remote", "/nonexistent/remote.git"]);
     out.assert_code(1);
     let envelope = out.json();
     assert_eq!(envelope["release"]["tag"], "v1.1.1");
@@ -631,7 +636,7 @@ fn push_sends_only_the_tag_to_the_remote() {
         envelope["failed"]["error"]
             .as_str()
             .unwrap()
-            .contains("pushing v1.1.1 to nowhere")
+            .contains("pushing v1.1.1 to /nonexistent/remote.git")
     );
 }
 
