@@ -247,10 +247,10 @@ mod tests {
 
     #[test]
     fn by_default_a_target_is_asked_every_200_to_250_ms_however_long_the_wait() {
-        let plan = plan(&["--url", "http://127.0.0.1:9/"]).unwrap();
+        let default = plan(&["--url", "http://127.0.0.1:9/"]).unwrap();
         for failures in [1, 10, 240, 2400] {
-            let longest = plan.backoff.delay(failures, 0.0);
-            let shortest = plan.backoff.delay(failures, 1.0);
+            let longest = default.backoff.delay(failures, 0.0);
+            let shortest = default.backoff.delay(failures, 1.0);
             assert_eq!(
                 longest,
                 Duration::from_millis(250),
