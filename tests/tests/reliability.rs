@@ -515,7 +515,8 @@ fn an_interrupted_build_reports_it_and_a_rerun_builds_then_reuses() {
             ],
             &[],
         );
-        running.wait_for_line("Step 5/", Duration::from_secs(120));
+        // The RUN step has started (BuildKit: `[3/3] RUN …`; the classic builder: `Step 5/5 : RUN …`).
+        running.wait_for_line("RUN [", Duration::from_secs(120));
         std::thread::sleep(Duration::from_millis(500));
         let out = running.signal_and_wait(signal);
         assert_interrupted(&out);

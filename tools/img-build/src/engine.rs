@@ -114,9 +114,19 @@ impl From<EngineError> for Error {
             // Dockerfile that does not parse, an unknown --target or --platform): bad input,
             // and nothing was built.
             EngineError::Refused { status: 400, .. } => Error::usage(err),
+            // BuildKit accepts the request and refuses the Dockerfile in the stream instead,
+            // before any step runs: the same bad input.
+            EngineError::Step(ref message) if is_dockerfile_refused(message) => Error::usage(err),
             err => Error::Failed(anyhow::Error::new(err)),
         }
     }
+}
+
+/// Whether BuildKit's Dockerfile front end refused the Dockerfile itself (it does not parse,
+/// it is empty, the `--target` stage is not in it): its "failed to create LLB definition",
+/// said before the build has a single step to run.
+fn is_dockerfile_refused(message: &str) -> bool {
+    message.contains("failed to create LLB definition")
 }
 
 /// How the context writer ended: bytes written, or whether the failure was ours (a local
@@ -515,5 +525,16 @@ mod tests {
         };
         assert_eq!(Error::from(refused(400)).exit(), common::Exit::Usage);
         assert_eq!(Error::from(refused(500)).exit(), common::Exit::Failed);
+        let step = |message: &str| Error::from(EngineError::Step(message.into())).exit();
+        assert_eq!(
+            step(
+                "building api failed: failed to solve with frontend dockerfile.v0: failed to create LLB definition: the Dockerfile cannot be empty"
+            ),
+            common::Exit::Usage
+        );
+        assert_eq!(
+            step("building api failed at [2/2] RUN exit 3: exit code: 3"),
+            common::Exit::Failed
+        );
     }
 }

@@ -372,13 +372,16 @@ pub fn entries_to_sync(data: &SessionData, request: &SyncRequest) -> Result<Vec<
         other => return Err(format!("no directory {other:?} in this session")),
     };
     if !request.follow_paths.is_empty() {
-        let wanted = |name: &str| {
-            request.follow_paths.iter().any(|p| {
-                let p = p.trim_start_matches("./").trim_end_matches('/');
-                p == name || p.starts_with(&format!("{name}/"))
-            })
-        };
-        entries.retain(|e| wanted(&e.name_lossy()));
+        let roots: Vec<&str> = request
+            .follow_paths
+            .iter()
+            .map(|p| follow_root(p))
+            .collect();
+        entries.retain(|e| {
+            roots
+                .iter()
+                .any(|root| on_followed_path(&e.name_lossy(), root))
+        });
     }
     add_missing_parents(&mut entries);
     entries.sort_by(|a, b| {
@@ -387,6 +390,29 @@ pub fn entries_to_sync(data: &SessionData, request: &SyncRequest) -> Result<Vec<
             .cmp(b.name.split(|c| *c == b'/'))
     });
     Ok(entries)
+}
+
+/// The part of a followed path (`COPY www /www` follows `www`) before its first wildcard:
+/// everything under it is sent, and BuildKit picks what the pattern names. "" is the whole
+/// context.
+fn follow_root(path: &str) -> &str {
+    let path = path.trim_start_matches("./").trim_end_matches('/');
+    let wildcard = path.find(['*', '?', '[']).unwrap_or(path.len());
+    match path[..wildcard].rfind('/') {
+        _ if wildcard == path.len() => path,
+        Some(slash) => &path[..slash],
+        None => "",
+    }
+}
+
+/// Whether `name` is to be sent for the followed `root`: the root itself, what is under it,
+/// and the directories leading to it.
+fn on_followed_path(name: &str, root: &str) -> bool {
+    root.is_empty()
+        || root == "."
+        || name == root
+        || name.starts_with(&format!("{root}/"))
+        || root.starts_with(&format!("{name}/"))
 }
 
 /// fsutil wants every file's directory sent before it; a tar does not, and the context's
@@ -676,6 +702,18 @@ mod tests {
             dockerfile[0].source,
             Source::Bytes(b"FROM scratch\n".to_vec())
         );
+    }
+
+    #[test]
+    fn a_followed_directory_sends_what_is_under_it_and_the_way_to_it() {
+        assert!(on_followed_path("www/health", follow_root("www")));
+        assert!(on_followed_path("www", follow_root("./www/")));
+        assert!(on_followed_path("a", follow_root("a/b/c.txt")));
+        assert!(!on_followed_path("busybox", follow_root("www")));
+        assert!(!on_followed_path("wwwx/health", follow_root("www")));
+        assert_eq!(follow_root("src/*.txt"), "src");
+        assert!(on_followed_path("src/a/b.txt", follow_root("src/*.txt")));
+        assert!(on_followed_path("anything", follow_root("*.txt")));
     }
 
     #[test]
