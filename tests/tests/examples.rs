@@ -66,6 +66,9 @@ impl Made {
         let context = repo_root().join("examples/services").join(service);
         docker_ok(&[
             "build",
+            // No build cache: a cached parent image is shared with parallel tests, whose
+            // `docker rmi` can remove it under this build ("unknown parent image ID").
+            "--no-cache",
             "-q",
             "-t",
             &tag,
@@ -194,6 +197,9 @@ fn ecs_roll_runs_the_example_auth_server_task_with_redis_linked_on_the_ecs_emula
         let context = repo_root().join("examples/services").join(service);
         docker_ok(&[
             "build",
+            // No build cache: a cached parent image is shared with parallel tests, whose
+            // `docker rmi` can remove it under this build ("unknown parent image ID").
+            "--no-cache",
             "-q",
             "-t",
             &local,

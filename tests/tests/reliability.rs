@@ -152,7 +152,7 @@ fn small_image(reference: &str) {
     )
     .expect("a Dockerfile");
     let context = dir.path().display().to_string();
-    let out = docker(&["build", "-q", "-t", reference, &context]);
+    let out = docker(&["build", "--no-cache", "-q", "-t", reference, &context]);
     assert!(
         out.status.success(),
         "docker build: {}",

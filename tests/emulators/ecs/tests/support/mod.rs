@@ -186,6 +186,9 @@ impl TestImages {
         let tag = format!("shipkit-ecs-emulator-test/{name}:{}", unique("t"));
         let out = docker(&[
             "build",
+            // No build cache: a cached parent image is shared with parallel tests, whose
+            // `docker rmi` can remove it under this build ("unknown parent image ID").
+            "--no-cache",
             "-q",
             "-t",
             &tag,
