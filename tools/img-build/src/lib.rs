@@ -28,6 +28,7 @@ pub mod context;
 mod credentials;
 pub mod dockerignore;
 pub mod engine;
+pub mod filesync;
 pub mod plan;
 mod prepare;
 pub mod progress;
