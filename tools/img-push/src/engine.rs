@@ -57,6 +57,9 @@ pub enum PushProgress {
     Layers(u64),
     /// A layer is in the registry; how many are, and how it got there.
     LayerDone(u64, LayerOutcome),
+    /// Bytes of a layer sent so far, and the layer's size (`Pushing` with its
+    /// `progressDetail`).
+    Bytes { current: u64, total: u64 },
 }
 
 impl Engine {
@@ -152,7 +155,18 @@ impl Engine {
                     done += 1;
                     progress(PushProgress::LayerDone(done, outcome));
                 }
-                Some(LayerEvent::Pushing) | None => {}
+                Some(LayerEvent::Pushing) => {
+                    let detail = info.progress_detail.as_ref();
+                    let number = |n: Option<i64>| n.and_then(|n| u64::try_from(n).ok());
+                    if let (Some(current), Some(total)) = (
+                        detail.and_then(|d| number(d.current)),
+                        detail.and_then(|d| number(d.total)),
+                    ) && total > 0
+                    {
+                        progress(PushProgress::Bytes { current, total });
+                    }
+                }
+                None => {}
             }
         }
         digest.ok_or_else(|| PushError {

@@ -81,6 +81,7 @@ pub mod report;
 pub mod retry;
 pub mod sources;
 pub mod target;
+pub mod transfer;
 pub mod upload;
 
 use common::envelope::Envelope;

@@ -12,6 +12,7 @@ use crate::reference::Repository;
 use crate::registry::Registry;
 use crate::retry::Retry;
 use crate::sources::Source;
+use crate::transfer::{Transfer, human_bytes};
 use common::envelope::Pushed;
 use common::short::short_digest;
 use common::{Error, Result, Ui};
@@ -230,7 +231,9 @@ impl Progress<'_> {
         }
     }
 
-    /// One push by the Engine, with a progress bar (or a line per layer); says how it went.
+    /// One push by the Engine, with bars for the bytes of each layer and overall on a
+    /// terminal, or plain lines (a line per layer, a percentage every few seconds) in CI;
+    /// says how it went.
     async fn push_once(
         &self,
         tag: &str,
@@ -240,37 +243,55 @@ impl Progress<'_> {
     ) -> std::result::Result<String, PushError> {
         let (name, ui) = (&self.source.name, upload.ui);
         let target = self.repository.with_tag(tag);
-        let bar = ui.bar(0, format!("{name} → {target}"));
+        let overall_bar = ui.byte_bar(0, format!("{name} → {target}"));
+        let mut layer_bars: Vec<common::ui::Progress> = Vec::new();
+        let mut transfer = Transfer::default();
         let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-        let mut layers = 0;
         let credentials = upload.registry.credentials();
         let result = engine
             .push(self.repository, tag, credentials, |event| match event {
-                PushProgress::Layers(total) => {
-                    layers = total;
-                    bar.set_length(total);
-                }
+                PushProgress::Layers(total) => transfer.layer_count = total,
                 PushProgress::LayerDone(done, outcome) => {
-                    bar.set_position(done);
+                    transfer.layers_done = done;
                     let word = layer_word(outcome);
                     *counts.entry(word).or_default() += 1;
                     if !upload.bars {
+                        let layers = transfer.layer_count;
                         ui.line(&format!("{name}: {target}: layer {done}/{layers} {word}"));
+                    }
+                }
+                PushProgress::Bytes { current, total } => {
+                    let now = Instant::now();
+                    let (index, new) = transfer.bytes(current, total, now);
+                    if upload.bars {
+                        if new {
+                            let label = format!("  layer of {}", human_bytes(total));
+                            layer_bars.push(ui.byte_bar(total, label));
+                        }
+                        layer_bars[index].set_position(transfer.layer(index).sent);
+                        let overall = transfer.overall();
+                        overall_bar.set_length(overall.total);
+                        overall_bar.set_position(overall.sent);
+                    } else if transfer.plain_line_due(now) {
+                        ui.line(&format!("{name}: {target}: {}", transfer.line(now)));
                     }
                 }
             })
             .await;
-        drop(bar);
+        drop(layer_bars);
+        drop(overall_bar);
         let digest = result?;
         let layers_text = counts
             .iter()
             .map(|(word, n)| format!("{n} {word}"))
             .collect::<Vec<_>>()
             .join(", ");
+        let sent = transfer.overall().sent;
         ui.line(&format!(
-            "{name}: pushed {target} at {} in {:.1}s (layers: {})",
+            "{name}: pushed {target} at {} in {:.1}s ({} sent; layers: {})",
             short_digest(&digest),
             started.elapsed().as_secs_f64(),
+            human_bytes(sent),
             if layers_text.is_empty() {
                 "none".to_owned()
             } else {

@@ -133,6 +133,36 @@ impl World {
         image_id(&reference)
     }
 
+    /// Builds an image with one layer of `size` bytes that no registry has seen (bytes that
+    /// do not compress, from /dev/urandom); returns its id.
+    fn build_large(&self, name: &str, tag: &str, size: usize) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let mut bytes = vec![0u8; size];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").unwrap(),
+            &mut bytes,
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("blob"), bytes).unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nCOPY blob /blob\n",
+        )
+        .unwrap();
+        let reference = format!("{name}:{tag}");
+        let out = docker(&[
+            "build",
+            "--no-cache",
+            "-q",
+            "-t",
+            &reference,
+            &dir.path().display().to_string(),
+        ]);
+        assert!(out.status.success(), "docker build: {out:?}");
+        self.cleanup.lock().unwrap().push(reference.clone());
+        image_id(&reference)
+    }
+
     /// Removes `reference` locally when the test ends.
     fn forget(&self, reference: String) {
         self.cleanup.lock().unwrap().push(reference);
@@ -812,6 +842,42 @@ fn several_images_are_pushed_concurrently_with_their_own_digests() {
             entry["digest"].as_str().map(str::to_owned)
         );
     }
+}
+
+#[test]
+fn in_ci_the_upload_is_told_in_plain_lines_with_a_percentage() {
+    let world = World::new();
+    world.login_in_docker_config();
+    let name = unique("imgp-progress");
+    world.build_large(&name, "v1", 8 << 20);
+    let registry = format!("{}/progress", world.registry());
+    // stderr is a pipe here, as in CI: plain lines, no bars.
+    let out = world
+        .img_push()
+        .args(["--registry", &registry, "--image", &format!("{name}:v1")])
+        .run();
+    out.assert_code(0);
+    world.forget(format!("{registry}/{name}:v1"));
+    let target = format!("{registry}/{name}:v1");
+    let progress: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}: {target}: ")) && l.contains("% ("))
+        .collect();
+    assert!(!progress.is_empty(), "no progress line in:\n{}", out.stderr);
+    // `NN% (SENT of TOTAL), D/N layers done[, RATE/s, about T left]`: the layer's size
+    // is the 8 MiB of the blob (and a little tar framing).
+    let first = progress[0].rsplit(": ").next().unwrap();
+    let percent: u64 = first.split('%').next().unwrap().parse().expect(first);
+    assert!(percent <= 100, "{first}");
+    assert!(first.contains(" of 8.4 MB), "), "{first}");
+    assert!(first.contains("/1 layers done"), "{first}");
+    assert!(
+        out.stderr.contains("sent; layers: 1 pushed)"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains('\r'), "no bar drawing off a terminal");
 }
 
 #[test]
