@@ -17,7 +17,10 @@
 //!   one line;
 //! - `docker` (feature `docker`): connecting to the Docker Engine with version negotiation;
 //! - `git` (feature `git`): the state of a working tree, through the git CLI, and `GitError`;
-//! - `http` (feature `http`): an HTTP client with the user's TLS choices.
+//! - `http` (feature `http`): an HTTP client with the user's TLS choices;
+//! - `registry_auth` (feature `registry-auth`): registry logins from flags, the Docker
+//!   configuration and its credential helpers, and what an ECR host names;
+//! - `ecr` (feature `ecr`): an ECR login token (GetAuthorizationToken).
 
 pub mod actions;
 #[cfg(feature = "aws")]
@@ -25,6 +28,8 @@ pub mod aws;
 pub mod cli;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "ecr")]
+pub mod ecr;
 pub mod envelope;
 pub mod error;
 #[cfg(feature = "git")]
@@ -34,6 +39,8 @@ pub mod http;
 pub mod input;
 pub mod output;
 pub mod reference;
+#[cfg(feature = "registry-auth")]
+pub mod registry_auth;
 pub mod retry;
 pub mod runner;
 pub mod short;

@@ -62,7 +62,7 @@ impl<'a> Builder<'a> {
             None => request.builder != Some(BuilderChoice::Classic),
         };
         let session = match buildkit && !request.dry_run {
-            true => session_data(request, ui)?,
+            true => session_data(request, ui).await?,
             false => SessionData::default(),
         };
         Ok(Builder {
@@ -259,7 +259,7 @@ impl<'a> Builder<'a> {
 
 /// The secrets' values (masked from here on, on stderr and under Actions) and the logins
 /// for the `--cache-from` registries.
-fn session_data(request: &Request, ui: &Ui) -> Result<SessionData> {
+async fn session_data(request: &Request, ui: &Ui) -> Result<SessionData> {
     let mut secrets = std::collections::HashMap::new();
     for secret in &request.secrets {
         let value = secret.value()?;
@@ -277,7 +277,8 @@ fn session_data(request: &Request, ui: &Ui) -> Result<SessionData> {
                 .map(|template| cache_from_for(template, "name"))
                 .collect::<Vec<_>>(),
             ui,
-        )?,
+        )
+        .await?,
         ..SessionData::default()
     })
 }

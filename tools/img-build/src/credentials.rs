@@ -1,79 +1,55 @@
-//! Registry credentials for BuildKit's pulls of `--cache-from` images, read from the Docker
-//! configuration (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`) as `docker
-//! login` and `aws ecr get-login-password | docker login` leave them. They go to the Engine
-//! over the build's session only when BuildKit asks for a host, and are masked.
+//! Registry logins for BuildKit's pulls of `--cache-from` images, found as img-push finds
+//! them: an ECR host gets an ECR login token (GetAuthorizationToken, through the ordinary AWS
+//! configuration), any other host the Docker configuration's login (`auths`, `credHelpers`,
+//! `credsStore`, as `docker login` leaves them). They go to the Engine over the build's
+//! session only when BuildKit asks for a host, and are masked the moment they are read.
+//!
+//! A cache that cannot be pulled never fails a build (BuildKit builds without it, as buildx
+//! does), so an ECR login that cannot be had is a warning; a Docker configuration that does
+//! not parse is bad input, as it is for img-push.
 
 use bollard::auth::DockerCredentials;
 use common::reference::Reference;
-use common::{Error, Result, Ui};
-use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use common::registry_auth::{self, Credentials, ecr_host};
+use common::{Result, Ui};
+use std::collections::{BTreeSet, HashMap};
 
-/// The part of `config.json` that holds logins.
-#[derive(Default, Deserialize)]
-struct DockerConfig {
-    #[serde(default)]
-    auths: BTreeMap<String, AuthEntry>,
-}
-
-#[derive(Default, Deserialize)]
-struct AuthEntry {
-    #[serde(default)]
-    auth: Option<String>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    password: Option<String>,
-    #[serde(default)]
-    identitytoken: Option<String>,
-}
-
-/// The registry host of each `--cache-from` reference with the credentials the Docker
-/// configuration has for it (hosts without any are left out: public images need none).
-pub(crate) fn for_cache_from(
+/// The registry host of each `--cache-from` reference (as BuildKit's session asks for it)
+/// with its login; hosts without one are left out (public images need none).
+pub(crate) async fn for_cache_from(
     references: &[String],
     ui: &Ui,
 ) -> Result<HashMap<String, DockerCredentials>> {
+    let hosts: BTreeSet<String> = references
+        .iter()
+        .filter_map(|reference| Reference::parse(reference).ok())
+        .map(|parsed| parsed.normalized_domain().to_owned())
+        .collect();
     let mut found = HashMap::new();
-    if references.is_empty() {
-        return Ok(found);
-    }
-    let Some(path) = config_path() else {
-        return Ok(found);
-    };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(found),
-        Err(err) => {
-            return Err(Error::usage(format!(
-                "cannot read {}: {err}",
-                path.display()
-            )));
-        }
-    };
-    let config: DockerConfig = serde_json::from_str(&text).map_err(|err| {
-        Error::usage(format!(
-            "{} is not a valid Docker configuration: {err}",
-            path.display()
-        ))
-    })?;
-    for reference in references {
-        let Ok(parsed) = Reference::parse(reference) else {
-            continue;
-        };
-        let host = session_host(parsed.normalized_domain());
-        if let Some(credentials) = config.credentials_for(&host) {
-            for secret in [&credentials.password, &credentials.identitytoken]
-                .into_iter()
-                .flatten()
-            {
-                ui.mask(secret);
-            }
-            found.insert(host, credentials);
+    for host in hosts {
+        if let Some(credentials) = login_for(&host, ui).await? {
+            let asked_as = session_host(&host);
+            found.insert(asked_as.clone(), for_engine(credentials, &asked_as));
         }
     }
     Ok(found)
+}
+
+/// The login for `host`: ECR's token for an ECR host, else the Docker configuration's.
+async fn login_for(host: &str, ui: &Ui) -> Result<Option<Credentials>> {
+    let Some(ecr) = ecr_host(host) else {
+        return Ok(registry_auth::from_docker_config(host, ui)?.map(|(credentials, _)| credentials));
+    };
+    let client = common::ecr::client_for(&ecr).await;
+    match common::ecr::login(&client, ui).await {
+        Ok(credentials) => Ok(Some(credentials)),
+        Err(err) => {
+            tracing::warn!(
+                "--cache-from {host}: no ECR login ({err}); pulling the cache anonymously"
+            );
+            Ok(None)
+        }
+    }
 }
 
 /// The host name BuildKit asks the session about (Docker Hub's is its registry's).
@@ -84,58 +60,21 @@ fn session_host(domain: &str) -> String {
     }
 }
 
-impl DockerConfig {
-    fn credentials_for(&self, host: &str) -> Option<DockerCredentials> {
-        let key_host = |key: &str| {
-            let key = key
-                .strip_prefix("https://")
-                .or_else(|| key.strip_prefix("http://"))
-                .unwrap_or(key);
-            key.split('/').next().unwrap_or(key).to_owned()
-        };
-        let hub = host == "registry-1.docker.io";
-        let (_, entry) = self.auths.iter().find(|(key, _)| {
-            let key = key_host(key);
-            key == host || (hub && matches!(key.as_str(), "index.docker.io" | "docker.io"))
-        })?;
-        if let Some(token) = entry.identitytoken.clone().filter(|t| !t.is_empty()) {
-            return Some(DockerCredentials {
-                identitytoken: Some(token),
-                serveraddress: Some(host.to_owned()),
-                ..Default::default()
-            });
-        }
-        let (username, password) = match (&entry.auth, &entry.username, &entry.password) {
-            (Some(auth), _, _) if !auth.is_empty() => decode_auth(auth)?,
-            (_, Some(user), Some(password)) => (user.clone(), password.clone()),
-            _ => return None,
-        };
-        Some(DockerCredentials {
+/// The credentials as the Engine's session protocol carries them.
+fn for_engine(credentials: Credentials, host: &str) -> DockerCredentials {
+    let serveraddress = Some(host.to_owned());
+    match credentials {
+        Credentials::Basic { username, password } => DockerCredentials {
             username: Some(username),
             password: Some(password),
-            serveraddress: Some(host.to_owned()),
+            serveraddress,
             ..Default::default()
-        })
-    }
-}
-
-/// `auth` is base64 of `user:password`.
-fn decode_auth(auth: &str) -> Option<(String, String)> {
-    use base64::Engine as _;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(auth.trim())
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
-}
-
-fn config_path() -> Option<PathBuf> {
-    match std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
-        None => {
-            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker/config.json"))
-        }
+        },
+        Credentials::IdentityToken(token) => DockerCredentials {
+            identitytoken: Some(token),
+            serveraddress,
+            ..Default::default()
+        },
     }
 }
 
@@ -144,22 +83,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn logins_are_found_by_host() {
-        let config: DockerConfig = serde_json::from_str(
-            r#"{"auths": {
-                "localhost:5000": {"auth": "c2hpcGtpdDpzM2NyZXQ="},
-                "https://index.docker.io/v1/": {"username": "u", "password": "p"},
-                "https://ecr.example.com": {"identitytoken": "tok"}
-            }}"#,
-        )
-        .unwrap();
-        let local = config.credentials_for("localhost:5000").unwrap();
-        assert_eq!(local.username.as_deref(), Some("shipkit"));
-        assert_eq!(local.password.as_deref(), Some("s3cret"));
-        let hub = config.credentials_for(&session_host("docker.io")).unwrap();
-        assert_eq!(hub.username.as_deref(), Some("u"));
-        let ecr = config.credentials_for("ecr.example.com").unwrap();
-        assert_eq!(ecr.identitytoken.as_deref(), Some("tok"));
-        assert!(config.credentials_for("other:5000").is_none());
+    fn docker_hub_is_asked_for_by_its_registry_host() {
+        assert_eq!(session_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(session_host("localhost:5000"), "localhost:5000");
+    }
+
+    #[test]
+    fn an_identity_token_travels_as_one() {
+        let engine = for_engine(Credentials::IdentityToken("tok".into()), "r.example.com");
+        assert_eq!(engine.identitytoken.as_deref(), Some("tok"));
+        assert_eq!(engine.password, None);
+        let engine = for_engine(
+            Credentials::Basic {
+                username: "AWS".into(),
+                password: "pw".into(),
+            },
+            "r.example.com",
+        );
+        assert_eq!(engine.username.as_deref(), Some("AWS"));
+        assert_eq!(engine.serveraddress.as_deref(), Some("r.example.com"));
     }
 }

@@ -81,7 +81,9 @@ Builder: BuildKit when the Engine offers it (Engine 18.09+ on Linux; else the cl
 with a note): RUN --mount=type=cache|bind|tmpfs|secret, independent stages in parallel, steps
 shown as `[2/5] RUN ...`, `CACHED`, `DONE 1.2s`. --builder classic for the Engine's original builder.
 The context and Dockerfile reach BuildKit through img-build's session, as `docker build` sends
-them; registry logins for --cache-from come from the Docker configuration (docker login).
+them. Logins for --cache-from: an ECR host's token from ECR (GetAuthorizationToken, the usual
+AWS credentials, as img-push gets it), any other registry's from the Docker configuration
+(docker login, credHelpers, credsStore); a cache that cannot be pulled is built without.
 
 Cache: the sha256 of the context tar, Dockerfile path, build args, target, platform and
 --labels is stored in the label dev.shipkit.context-digest; an image carrying the same

@@ -1169,6 +1169,50 @@ fn a_fresh_runner_reuses_every_unchanged_step_from_the_registry() {
         &services["SHIPKIT_REGISTRY_USER"],
         password.trim(),
     );
+    fresh_runner_rebuild(registry, config.path(), &[]);
+}
+
+/// ECR as a fresh Actions runner meets it: no `docker login` anywhere, only AWS credentials.
+/// img-push pushes with its ECR token, and img-build pulls the cache with its own.
+#[test]
+fn a_fresh_runner_reuses_the_cache_from_ecr_without_a_docker_login() {
+    require_docker();
+    let empty_config = tempfile::tempdir().unwrap();
+    let ecr_host = shipkit_tests::ecr::ecr_host();
+    let second = fresh_runner_rebuild(&ecr_host, empty_config.path(), &["--create-repository"]);
+    assert!(!second.stderr.contains("no ECR login"), "{}", second.stderr);
+}
+
+/// A cache is an optimisation: when no ECR login can be had, the build goes on without it
+/// and says why.
+#[test]
+fn an_ecr_cache_without_a_login_is_a_warning_and_the_build_goes_on() {
+    require_docker();
+    let ctx = Context::new(SIMPLE);
+    let name = unique("imgb-nologin");
+    let _cleanup = Cleanup(vec![format!("{name}:t")]);
+    let cache = format!("{}/{{name}}:main", shipkit_tests::ecr::ecr_host());
+    let out = img_build()
+        .args(["--context", &ctx.arg(), "--name", &name, "--tag", "t"])
+        .args(["--cache-from", &cache])
+        .env("AWS_ENDPOINT_URL_ECR", "http://127.0.0.1:9")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .run();
+    only_image(&out);
+    let warning = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("no ECR login"))
+        .unwrap_or_else(|| panic!("no warning in:\n{}", out.stderr));
+    assert!(warning.contains("warning:"), "{warning}");
+    assert!(warning.contains("GetAuthorizationToken"), "{warning}");
+}
+
+/// Builds a context with a slow step and `--cache-to inline`, pushes it to `registry` as
+/// `:main` with img-push, then plays a fresh runner (no image, no BuildKit cache), changes
+/// the last file and builds again with `--cache-from` that `:main`: every step but the changed
+/// one must be `CACHED`. `docker_config` is the Docker configuration both tools see.
+fn fresh_runner_rebuild(registry: &str, docker_config: &Path, push_args: &[&str]) -> Output {
     let ctx = Context::new(&format!(
         "FROM scratch\nCOPY busybox /bin/busybox\n{BUSYBOX_SHELL}COPY id.txt /id.txt\n\
          RUN echo installing; /bin/busybox sleep 1; echo deps > /deps\nCOPY app.txt /app.txt\n",
@@ -1186,14 +1230,15 @@ fn a_fresh_runner_reuses_every_unchanged_step_from_the_registry() {
         img_build()
             .args(["--context", &ctx.arg(), "--name", &name, "--tag", tag])
             .args(extra)
-            .env("DOCKER_CONFIG", config.path().display().to_string())
+            .env("DOCKER_CONFIG", docker_config.display().to_string())
             .run()
     };
     let first = build("main", &["--cache-to", "inline"]);
     only_image(&first);
     let pushed = Cmd::new(shipkit_tests::workspace_bin("img-push"))
-        .args(["--registry", registry.as_str()])
-        .env("DOCKER_CONFIG", config.path().display().to_string())
+        .args(["--registry", registry])
+        .args(push_args)
+        .env("DOCKER_CONFIG", docker_config.display().to_string())
         .stdin(first.stdout.clone())
         .run();
     pushed.assert_code(0);
@@ -1227,4 +1272,5 @@ fn a_fresh_runner_reuses_every_unchanged_step_from_the_registry() {
         file_in_image(&format!("{name}:next"), "/app.txt"),
         "version 2\n"
     );
+    second
 }

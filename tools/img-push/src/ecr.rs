@@ -10,9 +10,9 @@
 //! It also keeps one code path for every registry, and works with the local stand-ins,
 //! where moto's ECR API does not see what is in the registry.
 
-use crate::auth::Credentials;
 use crate::error::EcrError;
 use common::Ui;
+use common::registry_auth::Credentials;
 
 type Result<T, E = EcrError> = std::result::Result<T, E>;
 
@@ -55,28 +55,8 @@ impl Ecr {
     }
 
     /// A login for the registry: GetAuthorizationToken's `user:password`, masked at once.
-    /// The token's `expiresAt` is not checked: it is valid for 12 hours when fresh, and the
-    /// local stand-in hands out a fixed, long-past date.
     pub async fn login(&self, ui: &Ui) -> Result<Credentials> {
-        let output = self
-            .client
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|err| EcrError::call("ECR GetAuthorizationToken", &err))?;
-        let data = output
-            .authorization_data()
-            .first()
-            .ok_or(EcrError::NoToken)?;
-        let token = data.authorization_token().ok_or(EcrError::NoToken)?;
-        ui.mask(token);
-        let (username, password) = crate::auth::decode_auth(token).ok_or(EcrError::BadToken)?;
-        let credentials = Credentials::Basic { username, password };
-        credentials.mask(ui);
-        if let Some(endpoint) = data.proxy_endpoint() {
-            tracing::debug!("ECR registry endpoint: {endpoint}");
-        }
-        Ok(credentials)
+        Ok(common::ecr::login(&self.client, ui).await?)
     }
 
     /// The repository `name`, or `None` when it does not exist.

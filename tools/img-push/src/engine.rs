@@ -4,13 +4,13 @@
 //! repository of the same registry are mounted), so a push here is exactly a `docker push`.
 //! Its stream tells the manifest digest in the last status line (`TAG: digest: sha256:…`).
 
-use crate::auth::Credentials;
 use crate::error::EngineError;
 use crate::plan::{self, LayerEvent, LayerOutcome};
 use crate::reference::Repository;
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{PushImageOptions, TagImageOptions};
+use common::registry_auth::Credentials;
 use futures_util::StreamExt;
 use std::time::Duration;
 

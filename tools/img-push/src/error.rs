@@ -105,12 +105,9 @@ pub enum EcrError {
     /// GetCallerIdentity named no account.
     #[error("STS GetCallerIdentity answered without an account")]
     NoAccount,
-    /// GetAuthorizationToken answered no token.
-    #[error("ECR GetAuthorizationToken answered no token")]
-    NoToken,
-    /// GetAuthorizationToken's token is not base64 `user:password`.
-    #[error("ECR GetAuthorizationToken answered a token that is not base64 user:password")]
-    BadToken,
+    /// No login token (GetAuthorizationToken).
+    #[error(transparent)]
+    Login(#[from] common::ecr::LoginError),
     /// The repository does not exist and may not be created.
     #[error(
         "the ECR repository {path} does not exist in {host}: create it, or pass \
@@ -161,31 +158,6 @@ pub enum EngineError {
     NotInRegistry { target: String },
 }
 
-/// A Docker credential helper (`docker-credential-<name>`) could not be run or failed. Its
-/// output is never shown: it may hold a secret.
-#[derive(Debug, thiserror::Error)]
-pub enum HelperError {
-    /// The program is missing or cannot be started.
-    #[error(
-        "the Docker configuration names the credential helper {program}, which cannot be run: \
-         {why}"
-    )]
-    CannotRun { program: String, why: String },
-    /// Waiting for it failed.
-    #[error("{program} get: {why}")]
-    Wait { program: String, why: String },
-    /// It exited with a failure (other than "credentials not found").
-    #[error("{program} get {server} failed ({status})")]
-    Failed {
-        program: String,
-        server: String,
-        status: std::process::ExitStatus,
-    },
-    /// It answered something other than its JSON.
-    #[error("{program} get {server} did not answer JSON")]
-    NotJson { program: String, server: String },
-}
-
 fn gave_up(attempts: u32) -> String {
     match attempts {
         0 | 1 => String::new(),
@@ -213,12 +185,6 @@ impl From<EngineError> for Error {
     }
 }
 
-impl From<HelperError> for Error {
-    fn from(err: HelperError) -> Error {
-        Error::Failed(err.into())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,7 +194,7 @@ mod tests {
         let errors: [Error; 4] = [
             RegistryError::NotARegistry("r.example.com".into()).into(),
             EcrError::NoAccount.into(),
-            HelperError::NotJson {
+            common::registry_auth::HelperError::NotJson {
                 program: "docker-credential-x".into(),
                 server: "r.example.com".into(),
             }

@@ -55,8 +55,8 @@
 //!   [`common::reference`]);
 //! - [`push`] and [`upload`]: the push job; [`promote`]: the promote job;
 //! - [`target`]: connecting to the destination (host, login, ECR repositories);
-//! - [`auth`] and [`challenge`]: credentials from flags, the Docker configuration, the
-//!   registry's challenge;
+//! - [`challenge`]: the registry's challenge; the credentials (flags, the Docker
+//!   configuration and its helpers, ECR) are read by [`common::registry_auth`];
 //! - [`registry`]: the registry HTTP API, and [`manifest`]s as it stores them; [`ecr`]: the
 //!   ECR and STS calls; [`engine`]: the Docker Engine calls; [`error`]: what each of them
 //!   can fail with, and the exit code;
@@ -64,7 +64,6 @@
 //!   summary and the closing line; [`retry`]: the retry budget (the schedule is
 //!   `common::retry`'s).
 
-pub mod auth;
 pub mod challenge;
 pub mod config;
 pub mod ecr;
@@ -377,7 +376,7 @@ impl common::Tool for ImgPush {
 /// done, so a failure leaves what was pushed in the envelope.
 pub async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
     let config = Config::from_args(&args)?;
-    let user_credentials = auth::from_user(config.username.as_deref(), ui)?;
+    let user_credentials = common::registry_auth::from_user(config.username.as_deref(), ui)?;
     match &config.job {
         Job::Push(request) => push::push(&config, request, user_credentials, envelope, ui).await,
         Job::Promote(request) => {

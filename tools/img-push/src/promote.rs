@@ -1,7 +1,6 @@
 //! The promote job: copy the manifest at one tag to other tags through the registry API
 //! (`GET` + `PUT` of the exact bytes, so the digest is unchanged); no Docker Engine.
 
-use crate::auth::Credentials;
 use crate::config::{Config, PromoteRequest};
 use crate::error::RegistryError;
 use crate::manifest::Manifest;
@@ -14,6 +13,7 @@ use crate::sources::Source;
 use crate::target::{Target, connect, ready_repositories};
 use common::envelope::Envelope;
 use common::reference::{check_path, check_tag};
+use common::registry_auth::Credentials;
 use common::short::short_digest;
 use common::{Error, Result, Ui};
 use futures_util::StreamExt;

@@ -1,7 +1,6 @@
 //! The push job: choose the images, ask the Engine and the registry what they have, decide
 //! every tag before anything is sent, then push (see [`crate::upload`]) and record.
 
-use crate::auth::Credentials;
 use crate::config::{Config, PushRequest};
 use crate::engine::{Engine, LocalImage};
 use crate::plan::{self, Remote, TagAction};
@@ -12,6 +11,7 @@ use crate::sources::{Source, check_tag_claims, sources};
 use crate::target::{Target, connect, ready_repositories};
 use crate::upload::{Upload, run_job};
 use common::envelope::Envelope;
+use common::registry_auth::Credentials;
 use common::{Error, Result, Ui};
 use futures_util::StreamExt;
 use std::collections::BTreeMap;

@@ -117,44 +117,6 @@ fn strip_scheme(text: &str) -> &str {
         .unwrap_or(text)
 }
 
-/// An ECR registry host: its account and region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EcrHost {
-    pub account: String,
-    pub region: String,
-}
-
-/// `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` → account and region.
-pub fn ecr_host(host: &str) -> Option<EcrHost> {
-    let host = host.split(':').next().unwrap_or(host);
-    let rest = host
-        .strip_suffix(".amazonaws.com")
-        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
-    let (account, rest) = rest.split_once('.')?;
-    let region = rest
-        .strip_prefix("dkr.ecr.")
-        .or_else(|| rest.strip_prefix("dkr.ecr-fips."))?;
-    let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
-    let valid_region = !region.is_empty()
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    (valid_account && valid_region).then(|| EcrHost {
-        account: account.to_owned(),
-        region: region.to_owned(),
-    })
-}
-
-/// The ECR registry host of `account` in `region`.
-pub fn ecr_host_name(account: &str, region: &str) -> String {
-    let suffix = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    format!("{account}.dkr.ecr.{region}.{suffix}")
-}
-
 /// Whether `host` is on this machine; such registries may speak plain HTTP, as Docker allows.
 pub fn is_loopback(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
@@ -196,36 +158,13 @@ mod tests {
         assert!(Destination::repository("localhost:5000/api:1").is_err());
         let d = Destination::repository("localhost:5000/x/api").unwrap();
         assert_eq!(d.repository_for("other", None).unwrap().path, "x/api");
-        let host = ecr_host_name("123456789012", "us-east-1");
+        let host = common::registry_auth::ecr_host_name("123456789012", "us-east-1");
         assert_eq!(
             Destination::Ecr
                 .repository_for("api", Some(&host))
                 .unwrap()
                 .to_string(),
             "123456789012.dkr.ecr.us-east-1.amazonaws.com/api"
-        );
-    }
-
-    #[test]
-    fn ecr_hosts_are_recognised() {
-        assert_eq!(
-            ecr_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
-            Some(EcrHost {
-                account: "123456789012".into(),
-                region: "eu-west-1".into()
-            })
-        );
-        assert_eq!(
-            ecr_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn")
-                .unwrap()
-                .region,
-            "cn-north-1"
-        );
-        assert_eq!(ecr_host("localhost:5000"), None);
-        assert_eq!(ecr_host("12345.dkr.ecr.us-east-1.amazonaws.com"), None);
-        assert_eq!(
-            ecr_host_name("1", "cn-north-1"),
-            "1.dkr.ecr.cn-north-1.amazonaws.com.cn"
         );
     }
 

@@ -10,7 +10,6 @@
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
-use crate::auth::Credentials;
 use crate::challenge::{Challenge, parse_challenge};
 use crate::error::RegistryError;
 use crate::manifest::{MANIFEST_TYPES, Manifest, sha256_digest};
@@ -19,6 +18,7 @@ use crate::reference::is_loopback;
 use crate::retry::Retry;
 use base64::Engine as _;
 use common::Ui;
+use common::registry_auth::Credentials;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use std::collections::HashMap;

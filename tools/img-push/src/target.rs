@@ -1,12 +1,12 @@
 //! Connecting to where images go: the registry host (STS for `--ecr`), the repository of
 //! each image, the login, and what ECR says of the repositories (creating missing ones).
 
-use crate::auth::{self, Credentials, Origin};
 use crate::config::Config;
 use crate::ecr::{Ecr, RepositoryInfo, caller_account};
 use crate::error::{EcrError, RegistryError};
-use crate::reference::{Destination, Repository, ecr_host, ecr_host_name, is_loopback};
+use crate::reference::{Destination, Repository, is_loopback};
 use crate::registry::{self, Registry};
+use common::registry_auth::{self as auth, Credentials, Origin, ecr_host, ecr_host_name};
 use common::{Error, Result, Ui};
 use futures_util::StreamExt;
 use std::collections::{BTreeMap, BTreeSet};

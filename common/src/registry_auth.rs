@@ -1,13 +1,13 @@
 //! Registry credentials: from the user (`--username` + `--password-stdin`), from the Docker
 //! configuration (`$DOCKER_CONFIG/config.json`: inline `auths`, `credHelpers`, `credsStore`),
-//! or from ECR (see [`crate::ecr`]).
+//! or from ECR (`crate::ecr`, feature `ecr`); and what an ECR registry host names (account,
+//! region). img-push logs in with them to push; img-build to pull `--cache-from` images.
 //!
 //! Every secret is handed to [`Ui::mask`] the moment it is read, so it is masked under
 //! Actions and redacted from every byte this process writes; `Debug` never shows one.
 
-use crate::error::HelperError;
+use crate::{Error, Result, Ui};
 use base64::Engine as _;
-use common::{Error, Result, Ui};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -331,9 +331,101 @@ pub fn run_helper(helper: &str, server: &str, ui: &Ui) -> Result<Option<Credenti
     Ok(Some(credentials))
 }
 
+/// A Docker credential helper (`docker-credential-<name>`) could not be run or failed. Its
+/// output is never shown: it may hold a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    /// The program is missing or cannot be started.
+    #[error(
+        "the Docker configuration names the credential helper {program}, which cannot be run: \
+         {why}"
+    )]
+    CannotRun { program: String, why: String },
+    /// Waiting for it failed.
+    #[error("{program} get: {why}")]
+    Wait { program: String, why: String },
+    /// It exited with a failure (other than "credentials not found").
+    #[error("{program} get {server} failed ({status})")]
+    Failed {
+        program: String,
+        server: String,
+        status: std::process::ExitStatus,
+    },
+    /// It answered something other than its JSON.
+    #[error("{program} get {server} did not answer JSON")]
+    NotJson { program: String, server: String },
+}
+
+impl From<HelperError> for Error {
+    fn from(err: HelperError) -> Error {
+        Error::Failed(err.into())
+    }
+}
+
+/// An ECR registry host: its account and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrHost {
+    pub account: String,
+    pub region: String,
+}
+
+/// `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]` → account and region.
+pub fn ecr_host(host: &str) -> Option<EcrHost> {
+    let host = host.split(':').next().unwrap_or(host);
+    let rest = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
+    let (account, rest) = rest.split_once('.')?;
+    let region = rest
+        .strip_prefix("dkr.ecr.")
+        .or_else(|| rest.strip_prefix("dkr.ecr-fips."))?;
+    let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let valid_region = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    (valid_account && valid_region).then(|| EcrHost {
+        account: account.to_owned(),
+        region: region.to_owned(),
+    })
+}
+
+/// The ECR registry host of `account` in `region`.
+pub fn ecr_host_name(account: &str, region: &str) -> String {
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    format!("{account}.dkr.ecr.{region}.{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ecr_hosts_are_recognised() {
+        assert_eq!(
+            ecr_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            Some(EcrHost {
+                account: "123456789012".into(),
+                region: "eu-west-1".into()
+            })
+        );
+        assert_eq!(
+            ecr_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn")
+                .unwrap()
+                .region,
+            "cn-north-1"
+        );
+        assert_eq!(ecr_host("localhost:5000"), None);
+        assert_eq!(ecr_host("12345.dkr.ecr.us-east-1.amazonaws.com"), None);
+        assert_eq!(
+            ecr_host_name("1", "cn-north-1"),
+            "1.dkr.ecr.cn-north-1.amazonaws.com.cn"
+        );
+    }
 
     fn basic(user: &str, password: &str) -> Credentials {
         Credentials::Basic {
