@@ -186,6 +186,29 @@ impl Ui {
         Progress { bar }
     }
 
+    /// A spinner that also shows how long it has run (`⠋ [2/5] RUN make 12s`), for one of
+    /// several things running at once; the message is cut to the terminal's width, never
+    /// wrapped. Drawn on a terminal only, as [`Ui::spinner`].
+    pub fn timer(&self, message: impl Into<String>) -> Progress {
+        let bar = self.new_bar(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {elapsed:>3} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        bar.set_message(message.into());
+        Progress { bar }
+    }
+
+    /// Whether progress is drawn live (stderr is a terminal, not `-q`, not under Actions);
+    /// off a terminal tools print plain lines instead.
+    pub fn draws_bars(&self) -> bool {
+        self.bars
+    }
+
     /// A bar for work of known size (`total` units, e.g. bytes or files).
     pub fn bar(&self, total: u64, message: impl Into<String>) -> Progress {
         let bar = self.new_bar(|| {

@@ -379,7 +379,7 @@ async fn follow(
     ui: &Ui,
 ) -> (Option<String>, Option<EngineError>) {
     let mut image_id = None;
-    let spinner = ui.spinner(format!("building {name}"));
+    let mut view = StepView::new(ui, name);
     let mut failure = None;
     while let Some(item) = stream.next().await {
         let info = match item {
@@ -401,12 +401,12 @@ async fn follow(
             _ => {}
         }
         for event in events {
-            show(ui, &spinner, &event);
+            view.show(event);
         }
     }
     if let Tracker::Classic(classic) = &mut tracker {
         for event in classic.finish() {
-            show(ui, &spinner, &event);
+            view.show(event);
         }
     }
     (image_id, failure)
@@ -469,14 +469,66 @@ fn blame(name: &str, written: Written, failure: Option<EngineError>) -> Result<(
     }
 }
 
-fn show(ui: &Ui, spinner: &common::ui::Progress, event: &BuildEvent) {
-    match event {
-        BuildEvent::Step(step) => {
-            spinner.set_message(step.clone());
-            ui.line(step);
+/// How a build's steps are shown. Off a terminal (CI, logs): a line when a step begins and
+/// when it ends, and every line it prints, labelled with its step when BuildKit runs steps in
+/// parallel. On a terminal, as `docker buildx` does: a line per finished step, and below them
+/// a live timer per running step with the last line it printed; the output itself is shown
+/// again only if the build fails (its last lines, in the error).
+struct StepView<'a> {
+    ui: &'a Ui,
+    /// `building api` while the classic builder runs: it names the current step.
+    overall: common::ui::Progress,
+    /// BuildKit's running steps on a terminal: their name and timer, by vertex id.
+    running: HashMap<String, (String, common::ui::Progress)>,
+}
+
+/// How much of a running step's name is shown before its last output line on a terminal
+/// (`[2/5] RUN make -j4 all… › compiling foo.c`); the rest of the line is cut to fit.
+const LIVE_NAME_CHARS: usize = 40;
+
+impl<'a> StepView<'a> {
+    fn new(ui: &'a Ui, name: &str) -> StepView<'a> {
+        StepView {
+            ui,
+            overall: ui.spinner(format!("building {name}")),
+            running: HashMap::new(),
         }
-        BuildEvent::Output(line) => ui.line(&format!("  {line}")),
-        BuildEvent::Detail(line) => tracing::debug!("{}", line.trim()),
+    }
+
+    fn show(&mut self, event: BuildEvent) {
+        let (ui, live) = (self.ui, self.ui.draws_bars());
+        match event {
+            BuildEvent::Step(step) => {
+                self.overall.set_message(step.clone());
+                ui.line(&step);
+            }
+            BuildEvent::Output(line) => ui.line(&format!("  {line}")),
+            BuildEvent::Detail(line) => tracing::debug!("{}", line.trim()),
+            BuildEvent::Began { id, name } if live => {
+                let timer = ui.timer(name.clone());
+                self.running.insert(id, (name, timer));
+            }
+            BuildEvent::Began { name, .. } => ui.line(&name),
+            BuildEvent::StepOutput { id, line, .. } if live => {
+                if let Some((name, timer)) = self.running.get(&id) {
+                    timer.set_message(format!("{} › {line}", shorten(name, LIVE_NAME_CHARS)));
+                }
+            }
+            BuildEvent::StepOutput { label, line, .. } => ui.line(&format!("  {label} {line}")),
+            BuildEvent::Ended { id, line } => {
+                // Dropping the timer clears it; the line takes its place above the others.
+                self.running.remove(&id);
+                ui.line(&line);
+            }
+        }
+    }
+}
+
+/// `text` cut to `chars` characters, with `…` when it was longer.
+fn shorten(text: &str, chars: usize) -> String {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
     }
 }
 
@@ -491,6 +543,13 @@ pub fn split_reference(reference: &str) -> Result<(String, String), ReferenceErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_step_names_are_shortened_for_the_live_view() {
+        assert_eq!(shorten("[2/5] RUN make", 40), "[2/5] RUN make");
+        assert_eq!(shorten("[2/5] RUN make all", 9), "[2/5] RUN…");
+        assert_eq!(shorten("[1/1] RUN écho", 12), "[1/1] RUN éc…");
+    }
 
     #[test]
     fn references_split_at_the_tag_colon() {

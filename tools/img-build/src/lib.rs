@@ -79,7 +79,9 @@ reference (localhost:5000/team/{name}:{short_sha}).
 
 Builder: BuildKit when the Engine offers it (Engine 18.09+ on Linux; else the classic builder,
 with a note): RUN --mount=type=cache|bind|tmpfs|secret, independent stages in parallel, steps
-shown as `[2/5] RUN ...`, `CACHED`, `DONE 1.2s`. --builder classic for the Engine's original builder.
+shown as `[2/5] RUN ...`, `CACHED`, `DONE 1.2s` with each output line labelled by its step (on a
+terminal: a live timer per running step with its last line; a failing step's last lines are
+in the error). --builder classic for the Engine's original builder.
 The context and Dockerfile reach BuildKit through img-build's session, as `docker build` sends
 them. Logins for --cache-from: an ECR host's token from ECR (GetAuthorizationToken, the usual
 AWS credentials, as img-push gets it), any other registry's from the Docker configuration

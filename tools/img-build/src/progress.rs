@@ -18,6 +18,17 @@ pub enum BuildEvent {
     Output(String),
     /// The builder's own chatter (` ---> Using cache`, `Removing intermediate container`).
     Detail(String),
+    /// A BuildKit step began (`id`: its vertex digest; several may run at once).
+    Began { id: String, name: String },
+    /// A BuildKit step ended: `[2/5] RUN make DONE 1.2s`, `… CACHED` or `… ERROR`.
+    Ended { id: String, line: String },
+    /// A line a BuildKit step printed, with the step's label (`[2/5]`, `[build 3/4]`) to tell
+    /// apart the output of steps running in parallel.
+    StepOutput {
+        id: String,
+        label: String,
+        line: String,
+    },
 }
 
 /// Follows the build output, line by line.
@@ -133,7 +144,8 @@ impl VertexTracker {
             self.vertex(vertex, &mut events);
         }
         for log in &status.logs {
-            let state = self.vertices.entry(log.vertex.clone()).or_default();
+            let id = &log.vertex;
+            let state = self.vertices.entry(id.clone()).or_default();
             state.partial.push_str(&String::from_utf8_lossy(&log.msg));
             while let Some(end) = state.partial.find('\n') {
                 let line: String = state.partial.drain(..=end).collect();
@@ -145,36 +157,53 @@ impl VertexTracker {
                     state.last_lines.pop_front();
                 }
                 state.last_lines.push_back(line.clone());
-                events.push(BuildEvent::Output(line));
+                events.push(BuildEvent::StepOutput {
+                    id: id.clone(),
+                    label: label(&state.name).to_owned(),
+                    line,
+                });
             }
         }
         events
     }
 
     fn vertex(&mut self, vertex: &Vertex, events: &mut Vec<BuildEvent>) {
-        let state = self.vertices.entry(vertex.digest.clone()).or_default();
+        let id = &vertex.digest;
+        let state = self.vertices.entry(id.clone()).or_default();
         if state.name.is_empty() {
             state.name = strip_escapes(&vertex.name);
         }
-        let shown = is_dockerfile_step(&state.name);
-        let say = |text: String| match shown {
-            true => BuildEvent::Step(text),
-            false => BuildEvent::Detail(text),
-        };
         if state.done {
             return;
         }
+        let shown = is_dockerfile_step(&state.name);
+        let mut say = |event: BuildEvent| {
+            events.push(match (shown, event) {
+                (true, event) => event,
+                (false, BuildEvent::Began { name, .. }) => BuildEvent::Detail(name),
+                (false, BuildEvent::Ended { line, .. }) => BuildEvent::Detail(line),
+                (false, event) => event,
+            })
+        };
+        let ended = |line: String| BuildEvent::Ended {
+            id: id.clone(),
+            line,
+        };
         if vertex.cached {
             state.done = true;
-            events.push(say(format!("{} CACHED", state.name)));
+            say(ended(format!("{} CACHED", state.name)));
             return;
         }
         if vertex.started.is_some() && !state.announced {
             state.announced = true;
-            events.push(say(state.name.clone()));
+            say(BuildEvent::Began {
+                id: id.clone(),
+                name: state.name.clone(),
+            });
         }
         if !vertex.error.is_empty() {
             state.done = true;
+            say(ended(format!("{} ERROR", state.name)));
             let mut failure = format!("{}: {}", state.name, vertex.error.trim());
             append_last_lines(&mut failure, &state.last_lines);
             // The first step to fail is the cause; the others were cancelled because of it.
@@ -185,7 +214,11 @@ impl VertexTracker {
             state.done = true;
             let seconds = (completed.seconds - started.seconds) as f64
                 + f64::from(completed.nanos - started.nanos) / 1e9;
-            events.push(say(format!("{} DONE {:.1}s", state.name, seconds.max(0.0))));
+            say(ended(format!(
+                "{} DONE {:.1}s",
+                state.name,
+                seconds.max(0.0)
+            )));
         }
     }
 
@@ -206,6 +239,15 @@ fn append_last_lines(message: &mut String, lines: &VecDeque<String>) {
             message.push_str("\n  ");
             message.push_str(line);
         }
+    }
+}
+
+/// A step's label, the bracketed start of its name: `[2/5]` of `[2/5] RUN make`, `[build 3/4]`
+/// of `[build 3/4] COPY . .` (the whole name when it has none).
+fn label(name: &str) -> &str {
+    match (name.starts_with('['), name.find(']')) {
+        (true, Some(end)) => &name[..=end],
+        _ => name,
     }
 }
 
@@ -301,6 +343,21 @@ mod tests {
         }
     }
 
+    fn output(line: &str) -> BuildEvent {
+        BuildEvent::StepOutput {
+            id: "c".into(),
+            label: "[2/3]".into(),
+            line: line.into(),
+        }
+    }
+
+    #[test]
+    fn a_step_is_labelled_by_its_bracketed_start() {
+        assert_eq!(label("[2/5] RUN make"), "[2/5]");
+        assert_eq!(label("[build 3/4] COPY . ."), "[build 3/4]");
+        assert_eq!(label("exporting to image"), "exporting to image");
+    }
+
     #[test]
     fn buildkit_steps_are_lines_with_cached_durations_and_the_failure() {
         let mut t = VertexTracker::default();
@@ -330,10 +387,20 @@ mod tests {
             [
                 BuildEvent::Detail("[internal] load .dockerignore".into()),
                 BuildEvent::Detail("[internal] load .dockerignore DONE 0.0s".into()),
-                BuildEvent::Step("[2/3] RUN make".into()),
-                BuildEvent::Step("[1/3] COPY busybox /bin/busybox CACHED".into()),
-                BuildEvent::Output("compiling".into()),
-                BuildEvent::Output("error: boom".into()),
+                BuildEvent::Began {
+                    id: "c".into(),
+                    name: "[2/3] RUN make".into()
+                },
+                BuildEvent::Ended {
+                    id: "b".into(),
+                    line: "[1/3] COPY busybox /bin/busybox CACHED".into()
+                },
+                output("compiling"),
+                output("error: boom"),
+                BuildEvent::Ended {
+                    id: "c".into(),
+                    line: "[2/3] RUN make ERROR".into()
+                },
             ]
         );
         assert_eq!(

@@ -309,6 +309,52 @@ fn a_failing_run_step_fails_with_the_step_and_its_output() {
     assert!(error.contains("returned a non-zero code: 3"), "{error}");
 }
 
+/// On a terminal BuildKit's steps are drawn live, as `docker buildx` draws them: a timer per
+/// running step with the last line it printed, and a line per finished step; the step's
+/// output is not printed line by line (the plain lines are for logs).
+#[test]
+fn on_a_terminal_running_steps_are_drawn_live_with_their_last_line() {
+    require_docker();
+    let ctx = Context::new(&format!(
+        "FROM scratch\nCOPY busybox /bin/busybox\n{BUSYBOX_SHELL}\
+         RUN for i in 1 2 3 4 5 6; do echo tick $i; /bin/busybox sleep 0.4; done\n",
+    ));
+    let name = unique("imgb-live");
+    let _cleanup = Cleanup(vec![format!("{name}:t")]);
+    let out_dir = tempfile::tempdir().unwrap();
+    let envelope = out_dir.path().join("envelope.json");
+    let command = format!(
+        "{} --context {} --name {name} --tag t --no-cache > {}",
+        env!("CARGO_BIN_EXE_img-build"),
+        ctx.arg(),
+        envelope.display()
+    );
+    // `script` gives the tool a terminal and records what it drew.
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("GITHUB_ACTIONS")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(std::fs::read_to_string(&envelope).unwrap().contains(&name));
+    assert!(screen.contains("RUN for i in"), "{screen}");
+    assert!(
+        screen.contains(" DONE "),
+        "the finished step's line: {screen}"
+    );
+    assert!(
+        screen.contains("› tick"),
+        "the live line of the running step: {screen}"
+    );
+    assert!(
+        !screen.contains("] tick"),
+        "output printed line by line: {screen}"
+    );
+}
+
 #[test]
 fn an_unchanged_context_is_reused_and_a_one_byte_change_rebuilds() {
     require_docker();
@@ -1045,7 +1091,7 @@ fn independent_stages_run_in_parallel_and_target_stops_at_a_stage() {
             .find(needle)
             .unwrap_or_else(|| panic!("no {needle:?} in\n{}", out.stderr))
     };
-    let started = position("  left").max(position("  right"));
+    let started = position("] left\n").max(position("] right\n"));
     let first_done = out
         .stderr
         .lines()
@@ -1267,7 +1313,7 @@ fn fresh_runner_rebuild(registry: &str, docker_config: &Path, push_args: &[&str]
         assert!(cached(step), "{step} not CACHED:\n{}", second.stderr);
     }
     assert!(!cached("COPY app.txt"), "{}", second.stderr);
-    assert!(!second.stderr.contains("  installing"), "{}", second.stderr);
+    assert!(!second.stderr.contains("] installing"), "{}", second.stderr);
     assert_eq!(
         file_in_image(&format!("{name}:next"), "/app.txt"),
         "version 2\n"
