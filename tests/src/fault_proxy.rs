@@ -24,7 +24,9 @@
 //! the client opens a fresh connection for the next one, as it must after a server's close.
 //! TLS is optional on either side: [`ProxyBuilder::tls_front`] serves HTTPS with a certificate
 //! of its own ([`FaultProxy::ca_pem`] to trust it), [`ProxyBuilder::tls_upstream`] reaches an
-//! HTTPS upstream (the Kubernetes emulator) trusting the CA given.
+//! HTTPS upstream (the Kubernetes emulator) trusting the CA given. The upstream may also be a
+//! Unix socket (`unix:/var/run/docker.sock`): the Docker Engine, reached by the tool under test
+//! with `DOCKER_HOST=tcp://<proxy>`.
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -241,7 +243,8 @@ pub fn every_nth(
 }
 
 impl FaultProxy {
-    /// A proxy to `upstream` (`host:port`) that forwards everything until scripted.
+    /// A proxy to `upstream` (`host:port`, or `unix:PATH`) that forwards everything until
+    /// scripted.
     pub fn builder(upstream: &str) -> ProxyBuilder {
         ProxyBuilder {
             upstream: upstream.to_owned(),
@@ -488,6 +491,9 @@ async fn serve(client: Stream, connection: u32, shared: &Shared) -> std::io::Res
 impl Shared {
     /// A fresh connection to the upstream (TLS when configured).
     async fn connect(&self) -> std::io::Result<Stream> {
+        if let Some(path) = self.upstream.strip_prefix("unix:") {
+            return Ok(Stream::Unix(tokio::net::UnixStream::connect(path).await?));
+        }
         let tcp = TcpStream::connect(&self.upstream).await?;
         let _ = tcp.set_nodelay(true);
         match &self.connector {
@@ -853,20 +859,25 @@ enum Stream {
     Plain(TcpStream),
     Server(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     Client(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    Unix(tokio::net::UnixStream),
 }
 
 impl Stream {
-    fn tcp(&self) -> &TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Plain(s) => s,
-            Stream::Server(s) => s.get_ref().0,
-            Stream::Client(s) => s.get_ref().0,
+            Stream::Plain(s) => Some(s),
+            Stream::Server(s) => Some(s.get_ref().0),
+            Stream::Client(s) => Some(s.get_ref().0),
+            Stream::Unix(_) => None,
         }
     }
 
-    /// Drops the connection with a TCP reset (no FIN, unread data discarded).
+    /// Drops the connection with a TCP reset (no FIN, unread data discarded); a Unix socket
+    /// is simply closed.
     fn reset(self) {
-        let _ = self.tcp().set_zero_linger();
+        if let Some(tcp) = self.tcp() {
+            let _ = tcp.set_zero_linger();
+        }
     }
 }
 
@@ -880,6 +891,7 @@ impl AsyncRead for Stream {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Server(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Client(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -894,6 +906,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Server(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Client(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -902,6 +915,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Server(s) => Pin::new(s).poll_flush(cx),
             Stream::Client(s) => Pin::new(s).poll_flush(cx),
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -910,6 +924,7 @@ impl AsyncWrite for Stream {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Server(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Client(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -356,6 +356,134 @@ fn img_push_under_an_outage_of_one_repository_reports_exactly_what_was_pushed() 
 }
 
 // ---------------------------------------------------------------------------------------
+// The Docker Engine behind the proxy: it stops answering mid-stream
+
+/// A proxy in front of the Docker Engine's socket; the tool reaches it with
+/// `DOCKER_HOST=tcp://<proxy>`, as it would a remote Engine.
+fn engine_proxy(script: impl Fn(&Exchange) -> Fault + Send + Sync + 'static) -> FaultProxy {
+    let socket = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|host| host.strip_prefix("unix://").map(str::to_owned))
+        .unwrap_or_else(|| "/var/run/docker.sock".to_owned());
+    FaultProxy::builder(&format!("unix:{socket}"))
+        .script(script)
+        .start()
+}
+
+/// The Engine's push of one image dies after its first progress messages, every time; the
+/// other image's push is untouched. img-push reports the one it pushed, by the digest the
+/// registry holds, and names the other as failed: nothing is reported that is not there.
+#[test]
+fn img_push_when_the_engine_stops_mid_push_reports_only_what_the_registry_has() {
+    let env = services();
+    require_engine();
+    let (up, down) = (unique("faults-engine-up"), unique("faults-engine-down"));
+    let mut up_image = LocalImage::build(&up);
+    let mut down_image = LocalImage::build(&down);
+    let config = tempfile::tempdir().unwrap();
+    let registry = env["SHIPKIT_REGISTRY"].clone();
+    login(config.path(), &[&registry], &registry_password(&env));
+    let down_push = format!("/{down}/push");
+    let proxy = engine_proxy(
+        move |e| match e.method == "POST" && e.path().ends_with(&down_push) {
+            true => Fault::ResetAfterResponseBytes(400),
+            false => Fault::Forward,
+        },
+    );
+    let out = img_push(&env, config.path())
+        .env("DOCKER_HOST", format!("tcp://{}", proxy.host()))
+        .args(["--registry", &registry])
+        .args([
+            "--image",
+            &up_image.reference(),
+            "--image",
+            &down_image.reference(),
+        ])
+        .args(["--retries", "1", "--retry-delay", "100ms"])
+        .run();
+    up_image.also(format!("{registry}/{up}:v1"));
+    down_image.also(format!("{registry}/{down}:v1"));
+    out.assert_code(1);
+    let envelope = out.json();
+    let error = envelope["failed"]["error"].as_str().unwrap_or("");
+    assert!(error.contains(&down), "the failure names {down}: {error}");
+    assert_eq!(
+        out.stderr
+            .lines()
+            .filter(|l| l.starts_with("img-push: error:"))
+            .count(),
+        1,
+        "one error line:\n{}",
+        out.stderr
+    );
+    let digests = pushed_digests(&envelope);
+    let (digest, _) = registry_manifest(&env, &up, "v1")
+        .unwrap_or_else(|| panic!("{up} is not in the registry: {envelope}\n{}", out.stderr));
+    assert_eq!(digests[&up], [digest], "{envelope}");
+    assert!(digests.get(&down).is_none_or(Vec::is_empty), "{envelope}");
+    let cut = proxy
+        .log()
+        .iter()
+        .filter(|l| l.injected() && l.target.contains(&format!("/{down}/push")))
+        .count();
+    assert_eq!(
+        cut,
+        2,
+        "the push and its one retry were cut:\n{}\n{}",
+        proxy.log_text(),
+        out.stderr
+    );
+}
+
+/// The Engine stops answering in the middle of a build: exit 1 with an error that says so,
+/// and no image is tagged. (The classic builder: BuildKit's session upgrades its connection to
+/// HTTP/2, which the proxy does not relay.)
+#[test]
+fn img_build_when_the_engine_stops_mid_build_fails_clearly_and_tags_nothing() {
+    require_engine();
+    let name = unique("faults-build");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(busybox(), dir.path().join("busybox")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo working; /bin/busybox sleep 5\"]\n",
+    )
+    .unwrap();
+    let proxy = engine_proxy(
+        |e| match e.method == "POST" && e.path().ends_with("/build") {
+            true => Fault::CutAfter(Duration::from_secs(2)),
+            false => Fault::Forward,
+        },
+    );
+    let out = Cmd::tool("img-build")
+        .env("DOCKER_HOST", format!("tcp://{}", proxy.host()))
+        .args([
+            "--context",
+            &dir.path().display().to_string(),
+            "--name",
+            &name,
+        ])
+        .args(["--tag", "t", "--builder", "classic", "--no-cache"])
+        .run();
+    let _ = docker(&["rmi", "-f", &format!("{name}:t")]);
+    out.assert_code(1);
+    let error = out.json()["failed"]["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(error.contains(&name), "the error names the image: {error}");
+    assert!(
+        out.stderr.contains("img-build: error:") && !out.stderr.contains("panicked"),
+        "{}",
+        out.stderr
+    );
+    let inspect = docker(&["image", "inspect", &format!("{name}:t")]);
+    assert!(!inspect.status.success(), "{name}:t was tagged");
+    assert!(proxy.injected() > 0, "{}", proxy.log_text());
+}
+
+// ---------------------------------------------------------------------------------------
 // ecs-roll: the ECS emulator behind the proxy
 
 const CLUSTER: &str = "dev";

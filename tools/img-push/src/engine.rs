@@ -128,16 +128,7 @@ impl Engine {
         let (mut layers, mut done) = (0u64, 0u64);
         let mut digest = None;
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|err| {
-                let message = match err {
-                    bollard::errors::Error::DockerStreamError { error } => error,
-                    other => other.to_string(),
-                };
-                PushError {
-                    transient: plan::is_transient_message(&message),
-                    message,
-                }
-            })?;
+            let info = item.map_err(push_error)?;
             let Some(status) = info.status.as_deref() else {
                 continue;
             };
@@ -176,6 +167,39 @@ impl Engine {
     }
 }
 
+/// What a failed push stream means. The Engine's own error (a registry refusing, a network
+/// error between the Engine and the registry) is judged by its words; losing the connection to
+/// the Engine mid-stream (a remote Engine's network, a proxy, a restarted daemon) is worth
+/// another attempt: the push is idempotent and the Engine skips the layers already there.
+fn push_error(err: bollard::errors::Error) -> PushError {
+    use bollard::errors::Error as E;
+    match err {
+        E::DockerStreamError { error } => PushError {
+            transient: plan::is_transient_message(&error),
+            message: error,
+        },
+        E::DockerResponseServerError {
+            status_code,
+            message,
+        } => PushError {
+            transient: plan::is_transient_status(status_code)
+                || plan::is_transient_message(&message),
+            message: format!("the Engine answered {status_code}: {message}"),
+        },
+        connection @ (E::HyperResponseError { .. }
+        | E::IOError { .. }
+        | E::RequestTimeoutError
+        | E::HyperLegacyError { .. }) => PushError {
+            message: format!("the connection to the Docker Engine broke: {connection}"),
+            transient: true,
+        },
+        other => PushError {
+            transient: plan::is_transient_message(&other.to_string()),
+            message: other.to_string(),
+        },
+    }
+}
+
 /// The credentials as the Engine takes them for a push to `host`.
 fn docker_credentials(credentials: &Credentials, host: &str) -> DockerCredentials {
     match credentials {
@@ -204,6 +228,28 @@ pub fn registry_auth_header(credentials: &Credentials, host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_connection_to_the_engine_is_retried_and_a_refusal_is_not() {
+        let broken = push_error(bollard::errors::Error::IOError {
+            err: std::io::ErrorKind::UnexpectedEof.into(),
+        });
+        assert!(broken.transient, "{}", broken.message);
+        assert!(
+            broken
+                .message
+                .contains("connection to the Docker Engine broke")
+        );
+        let refused = push_error(bollard::errors::Error::DockerStreamError {
+            error: "denied: requested access to the resource is denied".into(),
+        });
+        assert!(!refused.transient);
+        let busy = push_error(bollard::errors::Error::DockerResponseServerError {
+            status_code: 503,
+            message: "busy".into(),
+        });
+        assert!(busy.transient);
+    }
 
     #[test]
     fn repo_digests_are_matched_by_repository() {
