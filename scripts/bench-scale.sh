@@ -20,8 +20,13 @@
 # ratio ("no worse than linear" is a per-item ratio <= 1: the time per item does not grow)
 # and the RSS ratio (flat memory: far below the item ratio).
 #
-# Measured on this 2-core machine shared with three other builds (load 4-9), debug build:
-# see README.md, Reliability, "Scale".
+# Measured on this 2-core machine shared with other builds (load 10-13), debug build, two
+# runs: ecs-roll 2 services 16-20 s, 20 services 21-31 s (per service 0.11-0.19x); k8s-apply
+# 50 objects/3 Deployments 4.3 s, 500/30 14-15 s (per object 0.33-0.36x); img-build 1 context
+# 0.8 s, 10 contexts 6.1-6.5 s (per context 0.71-0.80x). Peak RSS at the full size 17, 26
+# and 17.5 MB: 1.08x, 1.17x, 1.03x the small size's. With WORKLOADS="30 90" OBJECTS="61 181"
+# the kube-emulator's kubelet, which started pods one after the other, made the time per
+# workload grow 1.5x (69-75 s for 90); since it starts them side by side: 0.71x (27 s).
 #
 # Env: BIN (default target/debug: no release build needed; said in the output), PARTS
 # ("ecs k8s img"), SERVICES, OBJECTS, WORKLOADS, CONTEXTS (each "SMALL LARGE").
