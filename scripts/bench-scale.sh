@@ -46,6 +46,20 @@ read -r CONTEXTS_SMALL CONTEXTS_LARGE <<<"${CONTEXTS:-1 10}"
 say() { printf 'bench-scale: %s\n' "$*" >&2; }
 die() { say "$*"; exit 2; }
 
+# Bad settings stop here, before anything is built or started.
+for part in $PARTS; do
+	[[ $part =~ ^(ecs|k8s|img)$ ]] || die "PARTS: unknown part $part (ecs, k8s, img)"
+done
+for size in SERVICES_SMALL SERVICES_LARGE OBJECTS_SMALL OBJECTS_LARGE WORKLOADS_SMALL \
+	WORKLOADS_LARGE CONTEXTS_SMALL CONTEXTS_LARGE; do
+	name=${size%_*}
+	[[ ${!size:-} =~ ^[1-9][0-9]*$ ]] || die "$name=\"${!name:-}\": give two counts above 0, \"SMALL LARGE\""
+done
+for objects in "$OBJECTS_SMALL $WORKLOADS_SMALL" "$OBJECTS_LARGE $WORKLOADS_LARGE"; do
+	read -r total workloads <<<"$objects"
+	((total >= 1 + 2 * workloads)) ||
+		die "OBJECTS $total is too few for WORKLOADS $workloads (a Namespace, and a Deployment and a Service each)"
+done
 for tool in ecs-roll ecs-emulator k8s-apply kube-emulator img-build; do
 	[[ -x $BIN/$tool ]] || die "$BIN/$tool is missing: cargo build --workspace --bins (or set BIN)"
 done
@@ -69,6 +83,15 @@ fi
 source scripts/bench-kube-lib.sh
 PREFIX="scale-$$"
 ECS_PID=
+stop_ecs_emulator() {
+	if [[ -n $ECS_PID ]] && kill -0 "$ECS_PID" 2>/dev/null; then
+		# SIGTERM: the emulator removes the containers it started.
+		kill -TERM "$ECS_PID" 2>/dev/null || true
+		wait "$ECS_PID" 2>/dev/null || true
+	fi
+	ECS_PID=
+}
+
 cleanup() {
 	stop_ecs_emulator
 	docker images --format '{{.Repository}}:{{.Tag}}' | grep "^$PREFIX" |
@@ -128,15 +151,6 @@ DOCKER_BUILDKIT=0 docker build -q --no-cache -t "$IMAGE:v1" "$WORK/web" >/dev/nu
 docker tag "$IMAGE:v1" "$IMAGE:v2"
 
 # ------------------------------------------------------------------------------ ecs-roll --
-
-stop_ecs_emulator() {
-	if [[ -n $ECS_PID ]] && kill -0 "$ECS_PID" 2>/dev/null; then
-		# SIGTERM: the emulator removes the containers it started.
-		kill -TERM "$ECS_PID" 2>/dev/null || true
-		wait "$ECS_PID" 2>/dev/null || true
-	fi
-	ECS_PID=
-}
 
 start_ecs_emulator() {
 	local port
@@ -238,7 +252,6 @@ k8s_objects() {
 # kube-emulator of its own whose pods run on the Engine; checks it.
 k8s_part() {
 	local total=$1 workloads=$2 label="k8s-$1"
-	((total >= 1 + 2 * workloads)) || die "OBJECTS $total is too few for WORKLOADS $workloads (Namespace + Deployment and Service each)"
 	bench_start_emulator "$BIN"
 	k8s_objects "$PREFIX-$total" "$total" "$workloads" >"$WORK/$label.yaml"
 	say "k8s-apply: $total objects, $workloads Deployments"
@@ -295,7 +308,6 @@ for part in $PARTS; do
 	ecs) ecs_part "$SERVICES_SMALL"; ecs_part "$SERVICES_LARGE" ;;
 	k8s) k8s_part "$OBJECTS_SMALL" "$WORKLOADS_SMALL"; k8s_part "$OBJECTS_LARGE" "$WORKLOADS_LARGE" ;;
 	img) img_part "$CONTEXTS_SMALL"; img_part "$CONTEXTS_LARGE" ;;
-	*) die "PARTS: unknown part $part (ecs, k8s, img)" ;;
 	esac
 done
 
@@ -317,7 +329,7 @@ for ((i = 0; i + 1 < ${#ROWS[@]}; i += 2)); do
 	awk -v t="$tool" -v n1="$n1" -v s1="$s1" -v m1="$m1" -v n2="$n2" -v s2="$s2" -v m2="$m2" 'BEGIN {
 		per = (s2 / n2) / (s1 / n1)
 		printf "  %-13s %-14s %-16s %-14s %s\n", t, sprintf("%.0fx", n2 / n1), sprintf("%.2fx", per),
-			sprintf("%.2fx", m2 / m1), (per <= 1 ? "time no worse than linear" : "per-item time GROWS")
+			sprintf("%.2fx", m2 / m1), (per <= 1 ? "time no worse than linear" : per <= 1.1 ? "about linear (noise: +10% or less)" : "per-item time GROWS")
 	}'
 done
 echo
