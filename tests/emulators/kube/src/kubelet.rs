@@ -2,9 +2,13 @@
 //! that the emulator's shutdown (and `scripts/services down`) removes exactly them, with the
 //! container states, restarts and back-offs the API reports (`ErrImagePull`,
 //! `ImagePullBackOff`, `CrashLoopBackOff`, `CreateContainerConfigError`).
+//!
+//! Pods are synced all at once, and a container's start (pull, create, start) runs in the
+//! background, as the kubelet's pod workers do: a slow pull or a slow Engine holds up no other
+//! pod, and a rollout of N pods does not start them one after the other.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
@@ -62,6 +66,52 @@ struct Tracked {
     crash_event_due: bool,
     /// The container's `/etc/hosts` on this machine (Docker's `HostsPath`), once started.
     hosts_path: Option<std::path::PathBuf>,
+    /// Its start runs in the background, which writes this entry back when done; until
+    /// then a pass only reports it.
+    starting: bool,
+    /// A start wrote this entry back and no pass has reported it yet (so that an
+    /// `ErrImagePull` is shown once before it turns `ImagePullBackOff`).
+    unreported: bool,
+}
+
+/// What one container needs on a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Next {
+    /// Nothing: its start is in flight, it is done for good, or it is backing off.
+    Wait,
+    /// Pull, create and start it.
+    Start,
+    /// Look at the Docker container with this id.
+    Observe(String),
+}
+
+/// What a container needs at `now` (pure); while backing off from a failed pull, its
+/// `ErrImagePull` turns `ImagePullBackOff`, as the kubelet reports it.
+fn next_step(image: &str, t: &mut Tracked, now: Instant) -> Next {
+    if t.starting {
+        return Next::Wait;
+    }
+    let unreported = std::mem::take(&mut t.unreported);
+    if t.waiting.as_ref().is_some_and(|(r, _)| r == "Terminated") {
+        // Done for good (restartPolicy Never, or OnFailure after a success).
+        return Next::Wait;
+    }
+    if t.retry_at.is_some_and(|at| now < at) {
+        if let Some((reason, msg)) = &t.waiting
+            && reason == "ErrImagePull"
+            && !unreported
+        {
+            t.waiting = Some((
+                "ImagePullBackOff".into(),
+                format!("Back-off pulling image \"{image}\": {msg}"),
+            ));
+        }
+        return Next::Wait;
+    }
+    match &t.id {
+        None => Next::Start,
+        Some(id) => Next::Observe(id.clone()),
+    }
 }
 
 /// The back-off after `failures` consecutive failures: 10 s doubling to 5 min (the kubelet's).
@@ -74,6 +124,8 @@ pub struct Kubelet {
     instance: String,
     listen: String,
     tracked: Mutex<HashMap<(String, String), Tracked>>,
+    /// The container starts in flight (aborted at shutdown, before the containers go).
+    starts: Mutex<tokio::task::JoinSet<()>>,
 }
 
 fn text(v: &Value) -> &str {
@@ -87,6 +139,7 @@ impl Kubelet {
             instance,
             listen,
             tracked: Mutex::new(HashMap::new()),
+            starts: Mutex::new(tokio::task::JoinSet::new()),
         }
     }
 
@@ -106,54 +159,108 @@ impl Kubelet {
             .insert(key, t);
     }
 
-    /// One pass over every pod of `cluster`: containers started, observed, restarted; the
-    /// pod's status written when it changed; containers of deleted pods removed.
-    pub async fn sync(&self, cluster: &Cluster, all_pod_uids: &mut Vec<String>) {
+    /// One pass over every pod of `cluster`, all at once: containers started (in the
+    /// background), observed, restarted; each pod's status written when it changed.
+    pub async fn sync(self: &Arc<Self>, cluster: &Arc<Cluster>, all_pod_uids: &mut Vec<String>) {
         let pods_type = resources::by_kind("v1", "Pod").expect("pods are built in");
         let pods = cluster.list(pods_type, "", &|_| true, None, None).items;
         let services_type = resources::by_kind("v1", "Service").expect("services are built in");
         let services = cluster.list(services_type, "", &|_| true, None, None).items;
         let names = crate::hosts::cluster_names(&services, &pods);
-        for pod in &pods {
-            let uid = text(&pod["metadata"]["uid"]).to_owned();
-            all_pod_uids.push(uid.clone());
-            let mut statuses = Vec::new();
-            for c in pod["spec"]["containers"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-            {
-                let key = (uid.clone(), text(&c["name"]).to_owned());
-                let mut t = self.get(&key);
-                self.step(cluster, pod, &c, &mut t).await;
-                statuses.push(container_status(&c, &t));
-                self.put(key, t);
-            }
-            let pod_ip = statuses
-                .iter()
-                .find_map(|s| s["_ip"].as_str().map(str::to_owned));
-            for s in statuses.iter_mut() {
-                s.as_object_mut().map(|m| m.remove("_ip"));
-            }
-            self.write_hosts(&uid, pod, pod_ip.as_deref(), &names);
-            let status = pod_status(pod, &statuses, pod_ip.as_deref());
-            if pod["status"] != status {
-                let ns = text(&pod["metadata"]["namespace"]).to_owned();
-                let name = text(&pod["metadata"]["name"]).to_owned();
-                let opts = WriteOptions {
-                    dry_run: false,
-                    manager: "kubelet".into(),
-                    subresource: "status".into(),
-                };
-                let _ = cluster.modify(pods_type, &ns, &name, &opts, &|live| {
-                    let mut p = live
-                        .cloned()
-                        .ok_or_else(|| crate::status::ApiError::bad_request("gone"))?;
-                    p["status"] = status.clone();
-                    Ok(p)
-                });
-            }
+        {
+            // Finished starts are collected here; they wrote their results themselves.
+            let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+            while starts.try_join_next().is_some() {}
         }
+        all_pod_uids.extend(pods.iter().map(|p| text(&p["metadata"]["uid"]).to_owned()));
+        futures_util::future::join_all(pods.iter().map(|pod| self.sync_pod(cluster, pod, &names)))
+            .await;
+    }
+
+    /// One pod: each container's step, then its hosts file and its status.
+    async fn sync_pod(self: &Arc<Self>, cluster: &Arc<Cluster>, pod: &Value, names: &[Entry]) {
+        let pods_type = resources::by_kind("v1", "Pod").expect("pods are built in");
+        let uid = text(&pod["metadata"]["uid"]).to_owned();
+        let mut statuses = Vec::new();
+        for c in pod["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let key = (uid.clone(), text(&c["name"]).to_owned());
+            let mut t = self.get(&key);
+            match next_step(text(&c["image"]), &mut t, Instant::now()) {
+                Next::Wait if t.starting => {
+                    // The start in flight owns the entry: report it, write nothing back.
+                    statuses.push(container_status(&c, &t));
+                    continue;
+                }
+                Next::Wait => {}
+                Next::Start => {
+                    t.starting = true;
+                    self.put(key.clone(), t.clone());
+                    self.spawn_start(cluster, pod, &c, key, t.clone());
+                    statuses.push(container_status(&c, &t));
+                    continue;
+                }
+                Next::Observe(id) => self.observe(pod, &c, id, &mut t).await,
+            }
+            if std::mem::take(&mut t.crash_event_due) {
+                let msg = format!(
+                    "Back-off restarting failed container {} in pod {}",
+                    text(&c["name"]),
+                    text(&pod["metadata"]["name"])
+                );
+                crate::events::record(cluster, pod, "Warning", "BackOff", &msg, "kubelet");
+            }
+            statuses.push(container_status(&c, &t));
+            self.put(key, t);
+        }
+        let pod_ip = statuses
+            .iter()
+            .find_map(|s| s["_ip"].as_str().map(str::to_owned));
+        for s in statuses.iter_mut() {
+            s.as_object_mut().map(|m| m.remove("_ip"));
+        }
+        self.write_hosts(&uid, pod, pod_ip.as_deref(), names);
+        let status = pod_status(pod, &statuses, pod_ip.as_deref());
+        if pod["status"] != status {
+            let ns = text(&pod["metadata"]["namespace"]).to_owned();
+            let name = text(&pod["metadata"]["name"]).to_owned();
+            let opts = WriteOptions {
+                dry_run: false,
+                manager: "kubelet".into(),
+                subresource: "status".into(),
+            };
+            let _ = cluster.modify(pods_type, &ns, &name, &opts, &|live| {
+                let mut p = live
+                    .cloned()
+                    .ok_or_else(|| crate::status::ApiError::bad_request("gone"))?;
+                p["status"] = status.clone();
+                Ok(p)
+            });
+        }
+    }
+
+    /// Starts a container in the background; the entry `key` is written back when done.
+    fn spawn_start(
+        self: &Arc<Self>,
+        cluster: &Arc<Cluster>,
+        pod: &Value,
+        c: &Value,
+        key: (String, String),
+        mut t: Tracked,
+    ) {
+        let (kubelet, cluster, pod, c) = (self.clone(), cluster.clone(), pod.clone(), c.clone());
+        self.starts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(async move {
+                kubelet.start(&cluster, &pod, &c, &mut t).await;
+                t.starting = false;
+                t.unreported = true;
+                kubelet.put(key, t);
+            });
     }
 
     /// Writes the pod's hosts file into each of its started containers where it differs (a
@@ -207,38 +314,6 @@ impl Kubelet {
         }
         let mut tracked = self.tracked.lock().unwrap_or_else(|e| e.into_inner());
         tracked.retain(|(uid, _), _| live_pod_uids.contains(uid));
-    }
-
-    async fn step(&self, cluster: &Cluster, pod: &Value, c: &Value, t: &mut Tracked) {
-        let now = Instant::now();
-        if t.waiting.as_ref().is_some_and(|(r, _)| r == "Terminated") {
-            // Done for good (restartPolicy Never, or OnFailure after a success).
-            return;
-        }
-        if t.retry_at.is_some_and(|at| now < at) {
-            // Still backing off: ErrImagePull turns into ImagePullBackOff meanwhile.
-            if let Some((reason, msg)) = &t.waiting
-                && reason == "ErrImagePull"
-            {
-                t.waiting = Some((
-                    "ImagePullBackOff".into(),
-                    format!("Back-off pulling image \"{}\": {msg}", text(&c["image"])),
-                ));
-            }
-            return;
-        }
-        match &t.id {
-            None => self.start(cluster, pod, c, t).await,
-            Some(id) => self.observe(pod, c, id.clone(), t).await,
-        }
-        if std::mem::take(&mut t.crash_event_due) {
-            let msg = format!(
-                "Back-off restarting failed container {} in pod {}",
-                text(&c["name"]),
-                text(&pod["metadata"]["name"])
-            );
-            crate::events::record(cluster, pod, "Warning", "BackOff", &msg, "kubelet");
-        }
     }
 
     async fn start(&self, cluster: &Cluster, pod: &Value, c: &Value, t: &mut Tracked) {
@@ -510,8 +585,13 @@ impl Kubelet {
         }
     }
 
-    /// Removes every container of this instance (at shutdown).
+    /// Removes every container of this instance (at shutdown), the starts in flight
+    /// stopped first.
     pub async fn remove_all(&self) -> usize {
+        self.starts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
         remove_labelled(&self.docker, LABEL_INSTANCE, &self.instance).await
     }
 }
@@ -679,6 +759,47 @@ async fn ensure_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_is_started_once_then_observed_and_a_failed_pull_is_shown_before_its_back_off() {
+        let now = Instant::now();
+        let mut t = Tracked::default();
+        assert_eq!(next_step("app:v1", &mut t, now), Next::Start);
+        // While its start runs in the background, nothing else is done to it.
+        t.starting = true;
+        assert_eq!(next_step("app:v1", &mut t, now), Next::Wait);
+        // The start failed to pull: reported as ErrImagePull by the next pass...
+        t = Tracked {
+            waiting: Some(("ErrImagePull".into(), "manifest unknown".into())),
+            failures: 1,
+            retry_at: Some(now + back_off(1)),
+            unreported: true,
+            ..Default::default()
+        };
+        assert_eq!(next_step("app:v1", &mut t, now), Next::Wait);
+        assert_eq!(t.waiting.as_ref().unwrap().0, "ErrImagePull");
+        // ...then ImagePullBackOff until the back-off is over, then pulled again.
+        assert_eq!(next_step("app:v1", &mut t, now), Next::Wait);
+        let (reason, message) = t.waiting.clone().unwrap();
+        assert_eq!(reason, "ImagePullBackOff");
+        assert_eq!(
+            message,
+            "Back-off pulling image \"app:v1\": manifest unknown"
+        );
+        assert_eq!(next_step("app:v1", &mut t, now + back_off(1)), Next::Start);
+        // Started: looked at on every pass from then on.
+        t = Tracked {
+            id: Some("c0ffee".into()),
+            unreported: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            next_step("app:v1", &mut t, now),
+            Next::Observe("c0ffee".into())
+        );
+        t.waiting = Some(("Terminated".into(), String::new()));
+        assert_eq!(next_step("app:v1", &mut t, now), Next::Wait);
+    }
 
     #[test]
     fn back_off_doubles_from_ten_seconds_to_five_minutes() {

@@ -5,9 +5,12 @@
 mod support;
 
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use shipkit_tests::ecs::{CRASH_EXIT_CODE, build_http_image, build_image, crashing_image};
+use shipkit_tests::http_server::{HttpServer, Reply};
 use support::{Emulator, RemoveOnDrop, deployment, eventually, image, jsonpath, try_jsonpath};
 
 /// The containers (any state) made from `image`.
@@ -162,6 +165,95 @@ fn a_missing_image_is_image_pull_back_off_then_progress_deadline_exceeded_while_
         "{.status.conditions[?(@.type==\"Progressing\")].reason}",
     );
     assert_eq!(reason, "ProgressDeadlineExceeded");
+    drop(emu);
+}
+
+/// A bare pod that sleeps, on `image`.
+fn sleeping_pod(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  \
+         - name: app\n    image: {image}\n    command: [\"/busybox\", \"sleep\", \"3600\"]\n"
+    )
+}
+
+/// Lets the held manifest requests go when the test ends, passed or not.
+struct Release(Arc<AtomicBool>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The kubelet's pods do not wait for one another (its pod workers): a pod whose image pull
+/// hangs holds up no other, so a rollout of many pods does not start them one at a time.
+/// A registry of the test's own holds every manifest request until released; a pod created
+/// while one is held must run, and the held pod then reports the registry's answer.
+#[test]
+fn a_pod_runs_while_another_pods_image_pull_hangs() {
+    let (held, release) = (
+        Arc::new(AtomicU32::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let _release = Release(release.clone());
+    let registry = {
+        let (held, release) = (held.clone(), release.clone());
+        HttpServer::serving(move |request| {
+            let v2 = |reply: Reply| {
+                reply
+                    .header("Docker-Distribution-API-Version", "registry/2.0")
+                    .content_type(Some("application/json"))
+            };
+            if !request.path().contains("/manifests/") {
+                return v2(Reply::ok("{}"));
+            }
+            held.fetch_add(1, Ordering::SeqCst);
+            while !release.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            v2(Reply::new(
+                404,
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+            ))
+        })
+    };
+    let slow = format!(
+        "127.0.0.1:{}/kube-emulator-tests/slow:v1",
+        registry.addr().port()
+    );
+    let fast = image("fast");
+    build_image(&fast, "FROM scratch\nCOPY busybox /busybox\n", &[]);
+    let _remove = RemoveOnDrop(fast.clone());
+    let emu = Emulator::start_with_docker();
+
+    emu.kubectl_with_input(&["apply", "-f", "-"], Some(&sleeping_pod("slow", &slow)));
+    eventually(30, "the slow pod's pull held by the registry", &emu, || {
+        (held.load(Ordering::SeqCst) > 0).then_some(())
+    });
+    emu.kubectl_with_input(&["apply", "-f", "-"], Some(&sleeping_pod("fast", &fast)));
+    eventually(
+        30,
+        "the fast pod running while the slow pull hangs",
+        &emu,
+        || (try_jsonpath(&emu, "pod/fast", "{.status.phase}")? == "Running").then_some(()),
+    );
+    let slow_state = jsonpath(&emu, "pod/slow", "{.status.containerStatuses[0].state}");
+    assert!(
+        !slow_state.contains("ErrImagePull") && !slow_state.contains("ImagePullBackOff"),
+        "the slow pull is still held: {slow_state}"
+    );
+
+    release.store(true, Ordering::SeqCst);
+    let message = eventually(30, "the slow pod's pull failing", &emu, || {
+        let waiting = try_jsonpath(
+            &emu,
+            "pod/slow",
+            "{.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}",
+        )?;
+        (waiting.starts_with("ErrImagePull|") || waiting.starts_with("ImagePullBackOff|"))
+            .then_some(waiting)
+    });
+    assert!(message.contains(&slow), "{message}");
     drop(emu);
 }
 
