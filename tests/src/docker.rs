@@ -1,8 +1,10 @@
 //! The `docker` CLI against the local Docker Engine, as tests use it to set up and check what
 //! a tool did (build a fixture image, inspect, push, remove).
 //!
-//! It talks to the Engine of `target/services.env` (`DOCKER_HOST`) and builds with the legacy
-//! builder (`DOCKER_BUILDKIT=0`: the local Engine is 20.10 and has no BuildKit front end).
+//! It talks to the Engine of `target/services.env` (`DOCKER_HOST`) and builds fixtures with the
+//! legacy builder (`DOCKER_BUILDKIT=0`): the Engine has BuildKit, but the docker CLI reaches it
+//! only through the buildx plugin, which these machines do not have (img-build speaks to
+//! BuildKit itself). [`build_fixture`] builds a test's image.
 //!
 //! ```no_run
 //! use shipkit_tests::docker::{Docker, docker, docker_ok};
@@ -112,6 +114,16 @@ pub fn docker(args: &[&str]) -> Output {
 #[track_caller]
 pub fn docker_ok(args: &[&str]) -> String {
     Docker::new().ok(args)
+}
+
+/// Builds the context `dir` as `reference`; returns the image id. Without the build cache: a
+/// cached parent image is shared with tests running in parallel, and their `docker rmi` can
+/// remove it in the middle of this build ("unknown parent image ID").
+#[track_caller]
+pub fn build_fixture(dir: &Path, reference: &str) -> String {
+    let context = dir.to_str().expect("a UTF-8 context path");
+    docker_ok(&["build", "--no-cache", "-q", "-t", reference, context]);
+    docker_ok(&["image", "inspect", "--format", "{{.Id}}", reference])
 }
 
 /// Panics with a clear message when the Engine cannot be reached: tests that need it must

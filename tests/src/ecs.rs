@@ -355,9 +355,7 @@ pub fn build_image(reference: &str, dockerfile: &str, files: &[(&str, &str)]) ->
             .expect("create directories in the context");
         std::fs::write(path, contents).expect("write a file of the context");
     }
-    let context = dir.path().to_str().expect("a UTF-8 temporary path");
-    docker_ok(&["build", "--no-cache", "-q", "-t", reference, context]);
-    docker_ok(&["image", "inspect", "--format", "{{.Id}}", reference])
+    crate::docker::build_fixture(dir.path(), reference)
 }
 
 /// Builds `reference`: `FROM scratch`, busybox at `/busybox`, `files` (path under `/www`,

@@ -25,7 +25,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shipkit_tests::docker::{docker, docker_ok, require_engine};
+use shipkit_tests::docker::{build_fixture, docker, docker_ok, require_engine};
 use shipkit_tests::ecs::{EcsEmulator, TestImages, http_get};
 use shipkit_tests::http_server::{HttpServer, Reply};
 use shipkit_tests::{Cmd, repo_root, services, unique, workspace_bin};
@@ -64,16 +64,7 @@ impl Made {
     fn build_example(&mut self, service: &str) -> String {
         let tag = format!("{}:t", unique(&format!("examples-{service}")));
         let context = repo_root().join("examples/services").join(service);
-        docker_ok(&[
-            "build",
-            // No build cache: a cached parent image is shared with parallel tests, whose
-            // `docker rmi` can remove it under this build ("unknown parent image ID").
-            "--no-cache",
-            "-q",
-            "-t",
-            &tag,
-            context.to_str().expect("UTF-8 path"),
-        ]);
+        build_fixture(&context, &tag);
         self.images.push(tag.clone());
         tag
     }
@@ -195,16 +186,7 @@ fn ecs_roll_runs_the_example_auth_server_task_with_redis_linked_on_the_ecs_emula
     for service in ["auth-server", "redis"] {
         let local = TestImages::ecr_reference(service);
         let context = repo_root().join("examples/services").join(service);
-        docker_ok(&[
-            "build",
-            // No build cache: a cached parent image is shared with parallel tests, whose
-            // `docker rmi` can remove it under this build ("unknown parent image ID").
-            "--no-cache",
-            "-q",
-            "-t",
-            &local,
-            context.to_str().expect("UTF-8 path"),
-        ]);
+        build_fixture(&context, &local);
         images.track(&local);
         pushed.push(images.push_to_ecr(&local));
     }

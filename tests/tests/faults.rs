@@ -12,7 +12,7 @@
 //! Needs `scripts/services up` and the workspace binaries (`cargo test --workspace`).
 
 use serde_json::{Value, json};
-use shipkit_tests::docker::{busybox, docker, require_engine};
+use shipkit_tests::docker::{build_fixture, busybox, docker, require_engine};
 use shipkit_tests::ecs::{EcsEmulator, TestImages, build_http_image, ecs_client, register_web};
 use shipkit_tests::fault_proxy::{Exchange, Fault, FaultProxy, burst, every_nth};
 use shipkit_tests::kube::KubeEmulator;
@@ -79,15 +79,7 @@ impl LocalImage {
         )
         .unwrap();
         let reference = format!("{name}:v1");
-        let out = docker(&[
-            "build",
-            "--no-cache",
-            "-q",
-            "-t",
-            &reference,
-            &dir.path().display().to_string(),
-        ]);
-        assert!(out.status.success(), "docker build: {out:?}");
+        build_fixture(dir.path(), &reference);
         LocalImage {
             name: name.to_owned(),
             tagged: vec![reference],

@@ -107,6 +107,12 @@ impl World {
         .unwrap();
     }
 
+    /// Builds the context `dir` as `reference`, removed when the test ends; returns its id.
+    fn build_fixture(&self, dir: &Path, reference: &str) -> String {
+        self.cleanup.lock().unwrap().push(reference.to_owned());
+        shipkit_tests::docker::build_fixture(dir, reference)
+    }
+
     /// Builds a tiny unique image tagged `name:tag`; returns its id.
     fn build(&self, name: &str, tag: &str) -> String {
         let dir = tempfile::tempdir().unwrap();
@@ -117,20 +123,7 @@ impl World {
             "FROM scratch\nCOPY busybox /bin/busybox\nCOPY id.txt /id.txt\n",
         )
         .unwrap();
-        let reference = format!("{name}:{tag}");
-        // No build cache: a cached intermediate image is shared between parallel tests, and
-        // one test's `rmi -f` would remove it under another's build.
-        let out = docker(&[
-            "build",
-            "--no-cache",
-            "-q",
-            "-t",
-            &reference,
-            &dir.path().display().to_string(),
-        ]);
-        assert!(out.status.success(), "docker build: {out:?}");
-        self.cleanup.lock().unwrap().push(reference.clone());
-        image_id(&reference)
+        self.build_fixture(dir.path(), &format!("{name}:{tag}"))
     }
 
     /// Builds an image with one layer of `size` bytes that no registry has seen (bytes that
@@ -149,18 +142,7 @@ impl World {
             "FROM scratch\nCOPY blob /blob\n",
         )
         .unwrap();
-        let reference = format!("{name}:{tag}");
-        let out = docker(&[
-            "build",
-            "--no-cache",
-            "-q",
-            "-t",
-            &reference,
-            &dir.path().display().to_string(),
-        ]);
-        assert!(out.status.success(), "docker build: {out:?}");
-        self.cleanup.lock().unwrap().push(reference.clone());
-        image_id(&reference)
+        self.build_fixture(dir.path(), &format!("{name}:{tag}"))
     }
 
     /// Removes `reference` locally when the test ends.
@@ -208,11 +190,6 @@ impl Drop for World {
             let _ = docker(&["rmi", "-f", reference]);
         }
     }
-}
-
-fn image_id(reference: &str) -> String {
-    shipkit_tests::docker::image_id(reference)
-        .unwrap_or_else(|| panic!("{reference} does not exist"))
 }
 
 /// Seconds since the epoch, as `docker events --since` takes them.
