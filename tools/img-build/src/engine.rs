@@ -331,7 +331,7 @@ fn build_options(
             .version(BuilderVersion::BuilderBuildKit)
             .session(session_id)
             .remote("client-session")
-            .dockerfile(crate::session::DOCKERFILE),
+            .dockerfile(crate::filesync::DOCKERFILE),
         None => options.dockerfile(request.dockerfile),
     };
     if !request.cache_from.is_empty() {

@@ -4,7 +4,9 @@
 
 use crate::context::{Entry, Source};
 use crate::dockerignore::PatternMatcher;
-use crate::session::{DOCKERFILE, SessionData};
+
+/// The Dockerfile's name in the synced `dockerfile` directory (the build's `dockerfile`).
+pub const DOCKERFILE: &str = "Dockerfile";
 
 /// What BuildKit asked for, from the request's metadata.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -18,13 +20,18 @@ pub struct SyncRequest {
 }
 
 /// The entries to send for `request`, in fsutil's walk order (path components compared one
-/// by one, a directory right before its contents). Pure.
-pub fn entries_to_sync(data: &SessionData, request: &SyncRequest) -> Result<Vec<Entry>, String> {
+/// by one, a directory right before its contents), from the build's `context` and its
+/// `dockerfile`. Pure.
+pub fn entries_to_sync(
+    context: &[Entry],
+    dockerfile: &[u8],
+    request: &SyncRequest,
+) -> Result<Vec<Entry>, String> {
     let mut entries: Vec<Entry> = match request.dir.as_str() {
         "dockerfile" => vec![Entry {
             name: DOCKERFILE.as_bytes().to_vec(),
             mode: 0o644,
-            source: Source::Bytes(data.dockerfile.clone()),
+            source: Source::Bytes(dockerfile.to_vec()),
         }],
         "context" => {
             // The context was walked with the same `.dockerignore`; what its patterns still
@@ -33,7 +40,7 @@ pub fn entries_to_sync(data: &SessionData, request: &SyncRequest) -> Result<Vec<
             let excludes = PatternMatcher::new(&request.excludes)
                 .map_err(|err| format!("the .dockerignore's patterns: {err}"))?;
             // Directories first: an excluded Dockerfile's folder stays, as with `docker build`.
-            let mut context = data.context.to_vec();
+            let mut context = context.to_vec();
             add_missing_parents(&mut context);
             context
                 .iter()
@@ -135,7 +142,6 @@ pub fn go_file_mode(entry: &Entry) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     fn entry(name: &str, source: Source) -> Entry {
         Entry {
@@ -151,21 +157,19 @@ mod tests {
 
     #[test]
     fn the_context_is_sent_in_walk_order_without_what_the_frontend_excludes() {
-        let data = SessionData {
-            context: Arc::new(vec![
-                entry(".dockerignore", Source::Bytes(b"Dockerfile\n".to_vec())),
-                entry("Dockerfile", Source::Bytes(vec![])),
-                entry("a", Source::Dir),
-                entry("a.txt", Source::Bytes(vec![])),
-                entry("a/b", Source::Bytes(vec![])),
-            ]),
-            dockerfile: b"FROM scratch\n".to_vec(),
-            ..SessionData::default()
-        };
+        let context_entries = vec![
+            entry(".dockerignore", Source::Bytes(b"Dockerfile\n".to_vec())),
+            entry("Dockerfile", Source::Bytes(vec![])),
+            entry("a", Source::Dir),
+            entry("a.txt", Source::Bytes(vec![])),
+            entry("a/b", Source::Bytes(vec![])),
+        ];
+        let dockerfile_bytes = b"FROM scratch\n";
         let context = |follow: &[&str], excludes: &[&str]| {
             names(
                 &entries_to_sync(
-                    &data,
+                    &context_entries,
+                    dockerfile_bytes,
                     &SyncRequest {
                         dir: "context".into(),
                         follow_paths: follow.iter().map(|s| s.to_string()).collect(),
@@ -180,12 +184,10 @@ mod tests {
             [".dockerignore", "a", "a/b", "a.txt"]
         );
         assert_eq!(context(&[".dockerignore"], &[]), [".dockerignore"]);
-        let reopened = SessionData {
-            context: Arc::new(vec![entry("docs/keep.md", Source::Bytes(vec![]))]),
-            ..SessionData::default()
-        };
+        let reopened = [entry("docs/keep.md", Source::Bytes(vec![]))];
         let sent = entries_to_sync(
             &reopened,
+            b"",
             &SyncRequest {
                 dir: "context".into(),
                 ..SyncRequest::default()
@@ -194,7 +196,8 @@ mod tests {
         .unwrap();
         assert_eq!(names(&sent), ["docs", "docs/keep.md"]);
         let dockerfile = entries_to_sync(
-            &data,
+            &context_entries,
+            dockerfile_bytes,
             &SyncRequest {
                 dir: "dockerfile".into(),
                 ..SyncRequest::default()

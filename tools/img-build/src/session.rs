@@ -55,14 +55,11 @@ const METHODS: [&str; 8] = [
 #[derive(Clone, Default)]
 pub struct SessionData {
     pub context: Arc<Vec<Entry>>,
-    /// The Dockerfile, sent as [`DOCKERFILE`] in the `dockerfile` directory.
+    /// The Dockerfile, sent as [`crate::filesync::DOCKERFILE`] in the `dockerfile` directory.
     pub dockerfile: Vec<u8>,
     pub secrets: HashMap<String, Vec<u8>>,
     pub credentials: HashMap<String, DockerCredentials>,
 }
-
-/// The Dockerfile's name in the synced `dockerfile` directory (the build's `dockerfile`).
-pub const DOCKERFILE: &str = "Dockerfile";
 
 impl std::fmt::Debug for SessionData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -481,7 +478,8 @@ impl FileSync for Files {
             excludes: metadata_values(meta, "exclude-patterns"),
         };
         tracing::debug!("BuildKit syncs {sync_request:?}");
-        let entries = entries_to_sync(&self.0, &sync_request).map_err(Status::not_found)?;
+        let entries = entries_to_sync(&self.0.context, &self.0.dockerfile, &sync_request)
+            .map_err(Status::not_found)?;
         let (tx, mut rx) = tokio::sync::mpsc::channel(16);
         let incoming = request.into_inner();
         tokio::spawn(async move {
