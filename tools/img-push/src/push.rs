@@ -9,7 +9,7 @@ use crate::reference::Repository;
 use crate::report::report;
 use crate::sources::{Source, check_tag_claims, sources};
 use crate::target::{Target, connect, ready_repositories};
-use crate::upload::{Upload, run_job};
+use crate::upload::{Job, Upload, run_job};
 use common::envelope::Envelope;
 use common::registry_auth::Credentials;
 use common::{Error, Result, Ui};
@@ -17,18 +17,6 @@ use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Instant;
-
-/// One image going to one repository: its tags and what to do with each.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub source: Source,
-    pub repository: Repository,
-    /// What the Engine knows of the image; `None` when the registry alone settled every tag
-    /// (all skipped), so the Engine was not asked.
-    pub local: Option<LocalImage>,
-    /// Tags in order, with the decision for each.
-    pub tags: Vec<(String, TagAction)>,
-}
 
 /// The images and what the Engine knows of each, filled in as it is asked.
 struct Images {

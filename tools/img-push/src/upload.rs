@@ -6,7 +6,6 @@ use crate::engine::{self, Engine, LocalImage, PushError, PushProgress};
 use crate::error::{EngineError, RegistryError};
 use crate::manifest::Manifest;
 use crate::plan::{LayerOutcome, TagAction};
-use crate::push::Job;
 use crate::record::{JobResult, entry};
 use crate::reference::Repository;
 use crate::registry::Registry;
@@ -18,6 +17,18 @@ use common::short::short_digest;
 use common::{Error, Result, Ui};
 use std::collections::BTreeMap;
 use std::time::Instant;
+
+/// One image going to one repository: its tags and what to do with each.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub source: Source,
+    pub repository: Repository,
+    /// What the Engine knows of the image; `None` when the registry alone settled every tag
+    /// (all skipped), so the Engine was not asked.
+    pub local: Option<LocalImage>,
+    /// Tags in order, with the decision for each.
+    pub tags: Vec<(String, TagAction)>,
+}
 
 /// What every job of a push shares: the registry, the Engine, and how to go about it.
 pub struct Upload<'a> {
