@@ -2,14 +2,22 @@
 //! step outputs and summary that report them.
 
 use crate::check::Target;
-use crate::probe::humanize;
+use crate::probe::{AttemptReport, humanize};
 use crate::schedule::{Attempt, StateChange};
-use crate::wait::Update;
 use common::actions::SummaryTable;
 use common::envelope::{HealthAttempt, HealthResult};
 use common::{Envelope, Ui};
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// A report from a target's loop (`wait.rs`), to record.
+pub(crate) struct Update {
+    pub(crate) index: usize,
+    pub(crate) report: AttemptReport,
+    pub(crate) healthy: bool,
+    pub(crate) attempts: u32,
+    pub(crate) change: Option<StateChange>,
+}
 
 /// Puts one `health[]` entry per target in the envelope (replacing an earlier entry for the
 /// same target) and returns each target's index into `health[]`.

@@ -3,23 +3,14 @@
 
 use crate::check::Target;
 use crate::plan::Plan;
-use crate::probe::{self, AttemptReport, HttpProbe, humanize};
-use crate::record::{record, report_update, reserve_health_entries, write_actions_report};
-use crate::schedule::{Decision, StateChange, Tracker};
+use crate::probe::{self, HttpProbe, humanize};
+use crate::record::{Update, record, report_update, reserve_health_entries, write_actions_report};
+use crate::schedule::{Decision, Tracker};
 use common::envelope::HealthResult;
 use common::{Envelope, Error, Result, Ui};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-/// A report from a target's loop.
-pub(crate) struct Update {
-    pub(crate) index: usize,
-    pub(crate) report: AttemptReport,
-    pub(crate) healthy: bool,
-    pub(crate) attempts: u32,
-    pub(crate) change: Option<StateChange>,
-}
 
 /// Checks every target concurrently until all are healthy or the deadline passes.
 pub(crate) async fn wait(plan: Plan, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
