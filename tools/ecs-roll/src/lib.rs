@@ -196,7 +196,8 @@ pub struct Args {
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub poll: Duration,
 
-    /// Give up waiting after DURATION (then roll back; exit 124).
+    /// Give up waiting after DURATION (then roll back; exit 124). A deployment that rolled
+    /// out by then still gets --stable-for to prove it holds.
     #[arg(long, value_name = "DURATION", env = "ECS_ROLL_TIMEOUT", default_value = "15m",
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub timeout: Duration,

@@ -186,6 +186,26 @@ impl Settling {
     }
 }
 
+impl Settling {
+    /// When waiting for a verdict ends, given the `--timeout` `deadline`: the deadline; but
+    /// when a poll due by the deadline (the last one is due at it) saw the deployment rolled
+    /// out, the moment that success will have held for `stable_for`, if later. `--timeout`
+    /// bounds how long a rollout may take, not the confirmation of one that made it in time:
+    /// a rollback that ECS completed a second before the deadline is not a failed rollback.
+    /// A success first seen after the deadline extends nothing, so the wait is bounded by
+    /// `deadline + stable_for`.
+    pub fn wait_ends(
+        &self,
+        deadline: std::time::Instant,
+        stable_for: std::time::Duration,
+    ) -> std::time::Instant {
+        match self.since {
+            Some((since, _)) if since <= deadline => deadline.max(since + stable_for),
+            _ => deadline,
+        }
+    }
+}
+
 /// One line per deployment whose counts or state changed since `before`, for the log:
 /// `ecs-svc/123 PRIMARY api:8 running 1/2 pending 1 IN_PROGRESS`.
 pub fn progress_lines(before: &Observation, now: &Observation) -> Vec<String> {
@@ -420,6 +440,53 @@ mod tests {
         );
         let failing = Verdict::TasksFailing { stopped: 3 };
         assert_eq!(settling.confirm(failing.clone(), 3, at(1), stable), failing);
+    }
+
+    #[test]
+    fn a_success_seen_before_the_deadline_may_finish_settling_after_it() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (deadline, stable) = (at(5), Duration::from_secs(2));
+        let mut settling = Settling::default();
+        // Nothing rolled out yet: the deadline stands.
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
+        settling.confirm(Verdict::Waiting, 0, at(1), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
+        // Rolled out at 4 s: it may prove it holds until 6 s, past the 5 s deadline, and is
+        // then completed (the flake: it was cut off at 5 s and judged a failed rollback).
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 0, at(4), stable),
+            Verdict::Waiting
+        );
+        assert_eq!(settling.wait_ends(deadline, stable), at(6));
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 0, at(6), stable),
+            Verdict::Completed
+        );
+        // Rolled out well before the deadline: the deadline is the later one.
+        let mut early = Settling::default();
+        early.confirm(Verdict::Completed, 0, at(1), stable);
+        assert_eq!(early.wait_ends(deadline, stable), deadline);
+        // A success that breaks after the deadline ends the wait at once.
+        settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(4), stable);
+        settling.confirm(Verdict::Waiting, 0, at(5), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
+        // A task stopping after the deadline restarts the settling there: no extension, or
+        // a crash loop would keep the wait going for ever.
+        settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(4), stable);
+        settling.confirm(Verdict::Completed, 1, at(6), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
+        // Seen rolled out by the last poll, due at the deadline: it may settle.
+        settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(5), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), at(7));
+        // First seen rolled out after the deadline: no extension.
+        settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(6), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
     }
 
     #[test]
