@@ -144,6 +144,11 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
                 self.record.outcome = Outcome::Scaled;
                 Ok(None)
             }
+            Action::Follow { .. } => {
+                let arn = plan.current_arn.clone().unwrap_or_default();
+                let service = plan.existing.clone().expect("planned from the service");
+                Ok(Some((arn, service)))
+            }
             Action::Redeploy => {
                 let arn = plan.current_arn.clone().unwrap_or_default();
                 let service = ecs
@@ -280,10 +285,7 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
         } else {
             Outcome::Failed
         };
-        let note = match (
-            self.plan.current_arn.clone(),
-            self.request.waiting.roll_back,
-        ) {
+        let note = match (self.plan.previous_arn(), self.request.waiting.roll_back) {
             (Some(previous), true) => {
                 self.record.outcome = Outcome::RollingBack;
                 (self.publish)(&self.record);
@@ -297,7 +299,7 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
             (None, _) => {
                 self.record.outcome = left_as_is;
                 self.record.ecs.live_task_definition = Some(arn.to_owned());
-                "a new service has no previous task definition to roll back to".to_owned()
+                "there is no previous task definition to roll back to".to_owned()
             }
         };
         let message = format!(
