@@ -8,9 +8,10 @@
 //!   circuit breaker on some older APIs), it is the only deployment;
 //! - failure: rolloutState FAILED; tasks of our deployment stopped `max_task_failures`
 //!   times (fail fast: ECS itself would keep replacing them for a long while);
-//! - rolled back by ECS: our deployment FAILED or vanished and a newer PRIMARY runs another
-//!   task definition (the deployment circuit breaker with rollback);
-//! - superseded: someone else's deployment replaced ours; not ours to fight.
+//! - rolled back by ECS: our deployment FAILED or vanished and a newer PRIMARY runs the task
+//!   definition that ran before ours (the deployment circuit breaker with rollback);
+//! - superseded: someone else's deployment replaced ours (a newer PRIMARY of any other task
+//!   definition: another run's); not ours to fight, nor to roll back.
 
 /// One deployment of the service, as DescribeServices shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -41,6 +42,10 @@ pub struct Observation {
 pub struct Followed {
     pub deployment_id: String,
     pub task_definition: String,
+    /// What ran before ours: where ECS's circuit breaker rolls back to. A newer deployment
+    /// of any other task definition is someone else's (`None`: a new service, or our own
+    /// rollback, which nothing of ECS's replaces).
+    pub previous_task_definition: Option<String>,
     /// Stop waiting after this many stopped tasks (0: never).
     pub max_task_failures: usize,
 }
@@ -72,9 +77,12 @@ pub fn judge(followed: &Followed, observation: &Observation) -> Verdict {
         .deployments
         .iter()
         .find(|d| d.status == "PRIMARY" && d.id != followed.deployment_id);
+    let rolled_back_to = |p: &DeploymentView| {
+        followed.previous_task_definition.as_deref() == Some(p.task_definition.as_str())
+    };
     let Some(ours) = ours else {
         return match newer_primary {
-            Some(p) if p.task_definition != followed.task_definition => Verdict::RolledBackByEcs {
+            Some(p) if rolled_back_to(p) => Verdict::RolledBackByEcs {
                 live: p.task_definition.clone(),
                 reason: format!(
                     "deployment {} is gone and {} runs {}",
@@ -99,11 +107,15 @@ pub fn judge(followed: &Followed, observation: &Observation) -> Verdict {
             .clone()
             .unwrap_or_else(|| "rolloutState FAILED".to_owned());
         return match newer_primary {
-            Some(p) if p.task_definition != followed.task_definition => Verdict::RolledBackByEcs {
+            Some(p) if rolled_back_to(p) => Verdict::RolledBackByEcs {
                 live: p.task_definition.clone(),
                 reason,
             },
-            _ => Verdict::Failed { reason },
+            Some(p) => Verdict::Superseded {
+                by: p.id.clone(),
+                live: p.task_definition.clone(),
+            },
+            None => Verdict::Failed { reason },
         };
     }
     if ours.status != "PRIMARY" {
@@ -248,6 +260,7 @@ mod tests {
         Followed {
             deployment_id: OURS.into(),
             task_definition: NEW_TD.into(),
+            previous_task_definition: Some(OLD_TD.into()),
             max_task_failures: 3,
         }
     }
@@ -387,6 +400,43 @@ mod tests {
             Verdict::Superseded {
                 by: "ecs-svc/4".into(),
                 live: other_td.into()
+            }
+        );
+    }
+
+    #[test]
+    fn another_runs_task_definition_is_never_taken_for_ecss_rollback() {
+        // Another ecs-roll run deployed api:9 while ours (api:8) ran: whether ours is gone,
+        // FAILED or ACTIVE beside it, it was superseded; only a return to api:7, what ran
+        // before ours, is the circuit breaker's rollback.
+        let other_td = "arn:aws:ecs:us-east-1:1:task-definition/api:9";
+        let theirs = deployment("ecs-svc/4", "PRIMARY", other_td, Some("IN_PROGRESS"));
+        let superseded = Verdict::Superseded {
+            by: "ecs-svc/4".into(),
+            live: other_td.into(),
+        };
+        assert_eq!(
+            judge(&followed(), &observe(vec![theirs.clone()], 0)),
+            superseded
+        );
+        let failed_ours = deployment(OURS, "ACTIVE", NEW_TD, Some("FAILED"));
+        assert_eq!(
+            judge(&followed(), &observe(vec![theirs.clone(), failed_ours], 0)),
+            superseded
+        );
+        // Our own rollback (nothing before it to return to): any other deployment is another's.
+        let rollback = Followed {
+            deployment_id: OURS.into(),
+            task_definition: OLD_TD.into(),
+            previous_task_definition: None,
+            max_task_failures: 3,
+        };
+        let back_on_new = deployment("ecs-svc/5", "PRIMARY", NEW_TD, Some("IN_PROGRESS"));
+        assert_eq!(
+            judge(&rollback, &observe(vec![back_on_new], 0)),
+            Verdict::Superseded {
+                by: "ecs-svc/5".into(),
+                live: NEW_TD.into()
             }
         );
     }
