@@ -1231,3 +1231,78 @@ fn two_k8s_applies_of_one_deployment_at_once_never_claim_each_others_image() {
         waiting.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_ecs_rolls_started_together_make_one_winner_and_one_superseded() {
+    services();
+    let emulator = EcsEmulator::start(&[]);
+    let client = ecs_client(&emulator.url()).await;
+    let mut images = TestImages::new();
+    let mut version = |text: &str| {
+        let local = images.http("shipkit-tests/race-web", &[("auth", text)]);
+        images.push_to_ecr(&local)
+    };
+    let (v1, v2, v3) = (version("v1\n"), version("v2\n"), version("v3\n"));
+    let service = unique("race-web");
+    create_web_service(&client, CLUSTER, &service, &v1, 1, true).await;
+    serving(&emulator, &service, "/auth", "v1").await;
+    // Success must hold 5 s before it counts: far longer than the two runs take to start,
+    // so neither can finish before the other has updated the service.
+    let roll = |image: &str| {
+        with_ecs(Cmd::tool("ecs-roll"), &emulator.url())
+            .env("ECS_ROLL_POLL", "500ms")
+            .env("ECS_ROLL_STABLE_FOR", "5s")
+            .args([
+                "--cluster",
+                CLUSTER,
+                "--service",
+                &service,
+                "--timeout",
+                "3m",
+            ])
+            .stdin_json(&pushed_envelope(&[image]))
+    };
+    let (a, b) = (roll(&v2), roll(&v3));
+    let outs = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let a = scope.spawn(|| a.run());
+            let b = scope.spawn(|| b.run());
+            [a.join().expect("run a"), b.join().expect("run b")]
+        })
+    });
+    let live = service_task_definition(&client, CLUSTER, &service).await;
+    let winners: Vec<usize> = (0..2).filter(|&i| outs[i].code == 0).collect();
+    assert_eq!(winners.len(), 1, "one run wins: {outs:#?}");
+    let (won, lost) = (&outs[winners[0]], &outs[1 - winners[0]]);
+    let won_entry = &won.envelope().deployments[0];
+    assert_eq!(won_entry.outcome, Outcome::Completed, "{}", won.stdout);
+    assert_eq!(
+        won_entry.ecs.live_task_definition.as_deref(),
+        Some(live.as_str())
+    );
+    lost.assert_code(1);
+    let lost_entry = &lost.envelope().deployments[0];
+    assert_eq!(
+        lost_entry.outcome,
+        Outcome::Superseded,
+        "{}\n{}",
+        lost.stdout,
+        lost.stderr
+    );
+    assert_eq!(
+        lost_entry.ecs.live_task_definition.as_deref(),
+        Some(live.as_str())
+    );
+    assert!(
+        lost_entry.ecs.rollback_deployment_id.is_none(),
+        "{}",
+        lost.stdout
+    );
+    // What serves is the winner's image.
+    let body = if won_entry.images == std::slice::from_ref(&v2) {
+        "v2"
+    } else {
+        "v3"
+    };
+    serving(&emulator, &service, "/auth", body).await;
+}
