@@ -358,21 +358,131 @@ pub fn build_image(reference: &str, dockerfile: &str, files: &[(&str, &str)]) ->
     crate::docker::build_fixture(dir.path(), reference)
 }
 
+/// Registers `family` `name` ([`register_web`]) and creates service `name` in `cluster` with
+/// `desired` tasks, rolling at 100 %/200 %, the circuit breaker off, behind a load balancer
+/// ([`web_load_balancer`]) when `load_balanced`. Returns the task definition ARN.
+pub async fn create_web_service(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    name: &str,
+    image: &str,
+    desired: i32,
+    load_balanced: bool,
+) -> String {
+    use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
+    let arn = register_web(client, name, image).await;
+    let breaker = DeploymentCircuitBreaker::builder()
+        .enable(false)
+        .rollback(false)
+        .build();
+    client
+        .create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .task_definition(&arn)
+        .desired_count(desired)
+        .deployment_configuration(
+            DeploymentConfiguration::builder()
+                .minimum_healthy_percent(100)
+                .maximum_percent(200)
+                .deployment_circuit_breaker(breaker)
+                .build(),
+        )
+        .set_load_balancers(load_balanced.then(|| vec![web_load_balancer(name)]))
+        .send()
+        .await
+        .expect("CreateService");
+    arn
+}
+
+/// The task definition ARN service `service` of `cluster` runs now, asked directly.
+pub async fn service_task_definition(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> String {
+    client
+        .describe_services()
+        .cluster(cluster)
+        .services(service)
+        .send()
+        .await
+        .expect("DescribeServices")
+        .services()
+        .first()
+        .and_then(|s| s.task_definition())
+        .expect("the service has a task definition")
+        .to_owned()
+}
+
+/// How many revisions of `family` are registered.
+pub async fn revisions(client: &aws_sdk_ecs::Client, family: &str) -> usize {
+    client
+        .list_task_definitions()
+        .family_prefix(family)
+        .send()
+        .await
+        .expect("ListTaskDefinitions")
+        .task_definition_arns()
+        .len()
+}
+
+/// The envelope img-push writes after pushing `references` (`<repo>@sha256:…`): what
+/// ecs-roll reads.
+pub fn pushed_envelope(references: &[&str]) -> serde_json::Value {
+    let images: Vec<serde_json::Value> = references
+        .iter()
+        .map(|reference| {
+            let (repository, digest) = reference.split_once('@').expect("a digest reference");
+            json!({
+                "name": repository.rsplit('/').next(),
+                "pushed": [{"repository": repository, "tag": "git-abc1234", "digest": digest,
+                            "reference": reference, "skipped": false}]
+            })
+        })
+        .collect();
+    json!({"schema": "shipkit/v1", "images": images})
+}
+
 /// Builds `reference`: `FROM scratch`, busybox at `/busybox`, `files` (path under `/www`,
 /// contents) served by `busybox httpd` on port 8080 (every path, `/` included, that is a file
 /// answers 200; anything else 404). Returns the image id.
 pub fn build_http_image(reference: &str, files: &[(&str, &str)]) -> String {
+    build_http_image_after(reference, files, Duration::ZERO)
+}
+
+/// [`build_http_image`], whose httpd starts only `delay` (whole seconds) after the container
+/// does: until then its port answers no HTTP, so it is no healthy target and its deployment
+/// stays in progress that long.
+pub fn build_http_image_after(reference: &str, files: &[(&str, &str)], delay: Duration) -> String {
     let www: Vec<(String, &str)> = files
         .iter()
         .map(|(path, contents)| (format!("www/{}", path.trim_start_matches('/')), *contents))
         .chain(std::iter::once(("www/.keep".to_owned(), "")))
         .collect();
     let www: Vec<(&str, &str)> = www.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let entrypoint = match delay.as_secs() {
+        0 => r#"["/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]"#.to_owned(),
+        secs => format!(
+            r#"["/busybox", "sh", "-c", "/busybox sleep {secs}; exec /busybox httpd -f -p 8080 -h /www"]"#
+        ),
+    };
     build_image(
         reference,
-        "FROM scratch\nCOPY busybox /busybox\nCOPY www /www\nEXPOSE 8080\n\
-         ENTRYPOINT [\"/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+        &format!(
+            "FROM scratch\nCOPY busybox /busybox\nCOPY www /www\nEXPOSE 8080\nENTRYPOINT {entrypoint}\n"
+        ),
         &www,
+    )
+}
+
+/// Builds `reference`: `FROM scratch` busybox that runs but never answers HTTP (it sleeps):
+/// never a healthy target behind a load balancer. Returns the image id.
+pub fn deaf_image(reference: &str) -> String {
+    build_image(
+        reference,
+        "FROM scratch\nCOPY busybox /busybox\nENTRYPOINT [\"/busybox\", \"sleep\", \"600\"]\n",
+        &[],
     )
 }
 
@@ -445,6 +555,28 @@ impl TestImages {
         let reference = TestImages::ecr_reference(repository);
         self.references.push(reference.clone());
         build_http_image(&reference, files);
+        reference
+    }
+
+    /// [`build_http_image_after`] as `<ecr host>/<repository>:<unique tag>`; returns that
+    /// reference.
+    pub fn http_after(
+        &mut self,
+        repository: &str,
+        files: &[(&str, &str)],
+        delay: Duration,
+    ) -> String {
+        let reference = TestImages::ecr_reference(repository);
+        self.references.push(reference.clone());
+        build_http_image_after(&reference, files, delay);
+        reference
+    }
+
+    /// [`deaf_image`] as `<ecr host>/<repository>:<unique tag>`; returns that reference.
+    pub fn deaf(&mut self, repository: &str) -> String {
+        let reference = TestImages::ecr_reference(repository);
+        self.references.push(reference.clone());
+        deaf_image(&reference);
         reference
     }
 

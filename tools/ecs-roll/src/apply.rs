@@ -123,7 +123,9 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
             humantime::format_duration(self.request.waiting.pace.timeout)
         ));
         let begun = Instant::now();
-        let report = self.follow(&deployment.id, &arn).await;
+        let report = self
+            .follow(&deployment.id, &arn, self.plan.previous_arn())
+            .await;
         match self.conclude(&arn, &report, begun) {
             Ok(concluded) => concluded,
             Err(failure) => Err(self.recover(&arn, failure, &report).await),
@@ -143,6 +145,11 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
                 self.line(&format!("desired count set to {n}"));
                 self.record.outcome = Outcome::Scaled;
                 Ok(None)
+            }
+            Action::Follow { .. } => {
+                let arn = plan.current_arn.clone().unwrap_or_default();
+                let service = plan.existing.clone().expect("planned from the service");
+                Ok(Some((arn, service)))
             }
             Action::Redeploy => {
                 let arn = plan.current_arn.clone().unwrap_or_default();
@@ -186,11 +193,18 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
         Ok(arn)
     }
 
-    /// Follows deployment `id` of `task_definition` until it is decided.
-    async fn follow(&mut self, id: &str, task_definition: &str) -> FollowReport {
+    /// Follows deployment `id` of `task_definition` until it is decided; `previous` ran
+    /// before it (where ECS's circuit breaker would return).
+    async fn follow(
+        &mut self,
+        id: &str,
+        task_definition: &str,
+        previous: Option<String>,
+    ) -> FollowReport {
         let followed = Followed {
             deployment_id: id.to_owned(),
             task_definition: task_definition.to_owned(),
+            previous_task_definition: previous,
             max_task_failures: self.request.waiting.max_task_failures,
         };
         let report = follow::follow(
@@ -280,10 +294,7 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
         } else {
             Outcome::Failed
         };
-        let note = match (
-            self.plan.current_arn.clone(),
-            self.request.waiting.roll_back,
-        ) {
+        let note = match (self.plan.previous_arn(), self.request.waiting.roll_back) {
             (Some(previous), true) => {
                 self.record.outcome = Outcome::RollingBack;
                 (self.publish)(&self.record);
@@ -297,7 +308,7 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
             (None, _) => {
                 self.record.outcome = left_as_is;
                 self.record.ecs.live_task_definition = Some(arn.to_owned());
-                "a new service has no previous task definition to roll back to".to_owned()
+                "there is no previous task definition to roll back to".to_owned()
             }
         };
         let message = format!(
@@ -335,13 +346,22 @@ impl<P: Fn(&Deployment)> Deploying<'_, P> {
         };
         self.record.ecs.rollback_deployment_id = Some(deployment.id.clone());
         (self.publish)(&self.record);
-        let report = self.follow(&deployment.id, previous).await;
+        let report = self.follow(&deployment.id, previous, None).await;
         match report.ending {
             Ending::Decided(Verdict::Completed) => {
                 self.line(&format!("rolled back: {short} runs"));
                 self.record.outcome = Outcome::RolledBack;
                 self.record.ecs.live_task_definition = Some(previous.to_owned());
                 format!("rolled back to {short}")
+            }
+            Ending::Decided(Verdict::Superseded { by, live }) => {
+                // Another run deployed meanwhile: what runs is its, not a failed rollback.
+                self.record.outcome = Outcome::Superseded;
+                self.record.ecs.live_task_definition = Some(live.clone());
+                format!(
+                    "the rollback was replaced by deployment {by} of {}",
+                    taskdef::short_name(&live)
+                )
             }
             other => {
                 self.record.outcome = Outcome::RollbackFailed;

@@ -328,7 +328,8 @@ impl Ecs {
     }
 }
 
-fn view(d: &aws_sdk_ecs::types::Deployment) -> DeploymentView {
+/// One deployment as [`crate::rollout`] reads it.
+pub(crate) fn view(d: &aws_sdk_ecs::types::Deployment) -> DeploymentView {
     DeploymentView {
         id: d.id().unwrap_or_default().to_owned(),
         status: d.status().unwrap_or_default().to_owned(),

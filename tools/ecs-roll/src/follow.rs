@@ -87,7 +87,8 @@ impl EventLog {
 }
 
 /// Polls the service every `pace.poll` (±20 %, so that parallel jobs do not poll in step)
-/// until the deployment is decided or `pace.timeout` passes.
+/// until the deployment is decided or `pace.timeout` passes (a deployment that rolled out
+/// before then gets its `pace.stable_for` to prove it holds: [`Settling::wait_ends`]).
 pub async fn follow(
     ecs: &Ecs,
     service: &str,
@@ -98,6 +99,10 @@ pub async fn follow(
 ) -> FollowReport {
     let label = format!("{}/{service}", ecs.cluster);
     let deadline = Instant::now() + pace.timeout;
+    // When the poll is due: the moment each observation counts as made. Not the moment its
+    // answers arrived, which on a loaded machine can be a second later: a poll due before
+    // the deadline whose answers came after it still saw the service in time.
+    let mut due = Instant::now();
     let mut stopped: BTreeMap<String, StoppedTask> = BTreeMap::new();
     let mut last = Observation::default();
     let mut settling = Settling::default();
@@ -123,7 +128,7 @@ pub async fn follow(
                 let verdict = settling.confirm(
                     judge(followed, &observation),
                     observation.stopped_tasks,
-                    Instant::now(),
+                    due,
                     pace.stable_for,
                 );
                 last = observation;
@@ -139,11 +144,14 @@ pub async fn follow(
                 }
             }
         }
+        // A rollout seen complete by the deadline may finish proving it holds after it.
+        let ends = settling.wait_ends(deadline, pace.stable_for);
         let now = Instant::now();
-        if now >= deadline {
+        if now >= ends {
             break Ending::TimedOut;
         }
-        tokio::time::sleep(pace.next_poll().min(deadline - now)).await;
+        due = now + pace.next_poll().min(ends - now);
+        tokio::time::sleep_until(due.into()).await;
     };
     FollowReport {
         ending,

@@ -89,7 +89,9 @@ that deployment until ECS reports it COMPLETED (and it stays so for --stable-for
 --max-task-failures of its tasks have stopped, until ECS's circuit breaker rolls it back, or until --timeout. On failure it points \
 the service back at the previous task definition and waits until that is stable.\n\n\
 A task definition with the same content as the running one registers and deploys nothing \
-(outcome 'unchanged'), so running the pipeline twice is safe.\n\n\
+(outcome 'unchanged'), so running the pipeline twice is safe; when that task definition's \
+deployment has not finished (a run interrupted while following it), it is followed as if just \
+started.\n\n\
 Exit codes: 0 every service rolled out or was unchanged; 1 a deployment failed or was rolled \
 back, or ECS refused a call; 2 bad flags or input (nothing changed); 3 an upstream step failed; \
 124 --timeout passed; 130 interrupted.",
@@ -196,7 +198,8 @@ pub struct Args {
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub poll: Duration,
 
-    /// Give up waiting after DURATION (then roll back; exit 124).
+    /// Give up waiting after DURATION (then roll back; exit 124). A deployment that rolled
+    /// out by then still gets --stable-for to prove it holds.
     #[arg(long, value_name = "DURATION", env = "ECS_ROLL_TIMEOUT", default_value = "15m",
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub timeout: Duration,

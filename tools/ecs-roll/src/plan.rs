@@ -2,10 +2,11 @@
 //! it. Only read-only ECS calls are made here, so a service that cannot be planned stops the
 //! whole run before any service is changed.
 
-use crate::ecs::Ecs;
+use crate::ecs::{self, Ecs};
 use crate::files::{self, ServiceDefinitionFile, TaskDefinitionFile};
 use crate::images::{self, ImageOffer};
 use crate::request::{Changes, Request};
+use crate::rollout::DeploymentView;
 use crate::taskdef;
 use aws_sdk_ecs::types::{Service, Tag, TaskDefinition};
 use common::{Envelope, Error, Result, Ui};
@@ -72,6 +73,13 @@ pub(crate) enum Action {
     Deploy,
     /// Same task definition, new deployment (`--force-new-deployment`).
     Redeploy,
+    /// Same task definition, whose deployment has not finished (a run interrupted while it
+    /// followed it, or a `--no-wait` run): follow that deployment instead of calling the
+    /// service unchanged; on failure roll back to `previous`, what ran before it.
+    Follow {
+        deployment_id: String,
+        previous: Option<String>,
+    },
     /// The service does not exist: register and create it.
     Create,
 }
@@ -93,6 +101,14 @@ pub(crate) struct ServicePlan {
 }
 
 impl ServicePlan {
+    /// What to roll back to when the deployment fails: what ran before it.
+    pub(crate) fn previous_arn(&self) -> Option<String> {
+        match &self.action {
+            Action::Follow { previous, .. } => previous.clone(),
+            _ => self.current_arn.clone(),
+        }
+    }
+
     /// The images of the next task definition, one per container.
     pub(crate) fn images(&self) -> Vec<String> {
         taskdef::container_images(&self.next)
@@ -110,12 +126,10 @@ pub(crate) async fn plan_all(
     inputs: &Inputs,
     show_diff: bool,
 ) -> Result<Vec<ServicePlan>> {
-    let plans = futures_util::future::try_join_all(
-        request
-            .services
-            .iter()
-            .map(|name| plan_service(ecs, name, &request.changes, inputs, show_diff)),
-    )
+    let plans = futures_util::future::try_join_all(request.services.iter().map(|name| {
+        let follow = request.waiting.follow;
+        plan_service(ecs, name, &request.changes, inputs, show_diff, follow)
+    }))
     .await?;
     for file in &inputs.task_definition_files {
         if !plans.iter().any(|p| p.next.family() == Some(file.family())) {
@@ -135,6 +149,7 @@ async fn plan_service(
     changes: &Changes,
     inputs: &Inputs,
     show_diff: bool,
+    follow: bool,
 ) -> Result<ServicePlan> {
     let existing = ecs.describe_service(name).await?;
     let definition = inputs
@@ -188,6 +203,12 @@ async fn plan_service(
         existing.as_ref().map(Service::desired_count),
         changes,
     );
+    let action = match (action, &existing) {
+        (Action::Unchanged, Some(service)) if follow => {
+            unfinished(service).unwrap_or(Action::Unchanged)
+        }
+        (action, _) => action,
+    };
     let nothing = (TaskDefinition::builder().build(), Vec::new());
     let (live, live_tags) = current.as_ref().unwrap_or(&nothing);
     let diff = match show_diff {
@@ -255,6 +276,35 @@ pub(crate) fn decide(
     }
 }
 
+/// The service's PRIMARY deployment when it has not finished rolling out ([`Action::Follow`]),
+/// or `None` when it has (or ECS shows none). Where ECS reports no rolloutState, it has
+/// finished when it is the only deployment left.
+fn unfinished(service: &Service) -> Option<Action> {
+    let deployments: Vec<DeploymentView> = service.deployments().iter().map(ecs::view).collect();
+    unfinished_of(&deployments)
+}
+
+/// [`unfinished`] on what DescribeServices showed (pure).
+pub(crate) fn unfinished_of(deployments: &[DeploymentView]) -> Option<Action> {
+    let primary = deployments.iter().find(|d| d.status == "PRIMARY")?;
+    let finished = match primary.rollout_state.as_deref() {
+        Some(state) => state != "IN_PROGRESS",
+        None => deployments.len() == 1,
+    };
+    if finished {
+        return None;
+    }
+    // What ran before it: the newest other deployment (ECS lists the newest first).
+    let previous = deployments
+        .iter()
+        .find(|d| d.id != primary.id && d.task_definition != primary.task_definition)
+        .map(|d| d.task_definition.clone());
+    Some(Action::Follow {
+        deployment_id: primary.id.clone(),
+        previous,
+    })
+}
+
 fn same_tags(a: &[Tag], b: &[Tag]) -> bool {
     let key = |t: &Tag| (t.key.clone(), t.value.clone());
     let mut a: Vec<_> = a.iter().map(key).collect();
@@ -280,6 +330,19 @@ pub(crate) fn report_plan(ecs: &Ecs, plan: &ServicePlan, dry_run: bool, ui: &Ui)
         )),
         Action::Redeploy => ui.line(&format!(
             "{label}: task definition unchanged; {would}force a new deployment"
+        )),
+        Action::Follow { deployment_id, .. } => ui.line(&format!(
+            "{label}: task definition unchanged ({}), its deployment {deployment_id} not \
+             finished; {}",
+            plan.current_arn
+                .as_deref()
+                .map(taskdef::short_name)
+                .unwrap_or("?"),
+            if dry_run {
+                "would follow it"
+            } else {
+                "following it"
+            }
         )),
         Action::Deploy | Action::Create => {
             let verb = if plan.action == Action::Create {
@@ -327,6 +390,47 @@ mod tests {
 
     fn tag(value: &str) -> Vec<Tag> {
         vec![Tag::builder().key("team").value(value).build()]
+    }
+
+    fn view(id: &str, status: &str, td: &str, state: Option<&str>) -> DeploymentView {
+        DeploymentView {
+            id: id.into(),
+            status: status.into(),
+            task_definition: td.into(),
+            rollout_state: state.map(str::to_owned),
+            ..DeploymentView::default()
+        }
+    }
+
+    #[test]
+    fn an_unchanged_service_whose_deployment_has_not_finished_is_followed() {
+        let follow = |id: &str, previous: Option<&str>| Action::Follow {
+            deployment_id: id.into(),
+            previous: previous.map(str::to_owned),
+        };
+        // Interrupted mid-rollout: the new deployment beside the old one.
+        let new = view("ecs-svc/2", "PRIMARY", "api:2", Some("IN_PROGRESS"));
+        let old = view("ecs-svc/1", "ACTIVE", "api:1", Some("COMPLETED"));
+        assert_eq!(
+            unfinished_of(&[new.clone(), old.clone()]),
+            Some(follow("ecs-svc/2", Some("api:1")))
+        );
+        // A new service's first deployment: nothing before it.
+        assert_eq!(unfinished_of(&[new]), Some(follow("ecs-svc/2", None)));
+        // Finished: COMPLETED, or FAILED (ECS decided; nothing to follow).
+        let done = view("ecs-svc/2", "PRIMARY", "api:2", Some("COMPLETED"));
+        assert_eq!(unfinished_of(&[done]), None);
+        let failed = view("ecs-svc/2", "PRIMARY", "api:2", Some("FAILED"));
+        assert_eq!(unfinished_of(&[failed, old]), None);
+        // Without rolloutState: finished when it is alone.
+        let bare = view("ecs-svc/2", "PRIMARY", "api:2", None);
+        let bare_old = view("ecs-svc/1", "ACTIVE", "api:1", None);
+        assert_eq!(unfinished_of(std::slice::from_ref(&bare)), None);
+        assert_eq!(
+            unfinished_of(&[bare, bare_old]),
+            Some(follow("ecs-svc/2", Some("api:1")))
+        );
+        assert_eq!(unfinished_of(&[]), None);
     }
 
     #[test]

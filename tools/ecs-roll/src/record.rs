@@ -18,7 +18,10 @@ pub(crate) fn start(
     endpoints: Vec<String>,
     dry_run: bool,
 ) -> Deployment {
-    let unchanged = matches!(plan.action, Action::Unchanged | Action::Scale(_));
+    let unchanged = matches!(
+        plan.action,
+        Action::Unchanged | Action::Scale(_) | Action::Follow { .. }
+    );
     let outcome = match (dry_run, &plan.action) {
         (false, _) => Outcome::InProgress,
         (true, Action::Unchanged) => Outcome::Unchanged,
@@ -34,7 +37,7 @@ pub(crate) fn start(
         dry_run,
         ecs: EcsDeployment {
             task_definition: plan.current_arn.clone().filter(|_| unchanged),
-            previous_task_definition: plan.current_arn.clone(),
+            previous_task_definition: plan.previous_arn(),
             live_task_definition: plan.current_arn.clone(),
             deployment_id: None,
             rollback_deployment_id: None,

@@ -8,9 +8,10 @@
 //!   circuit breaker on some older APIs), it is the only deployment;
 //! - failure: rolloutState FAILED; tasks of our deployment stopped `max_task_failures`
 //!   times (fail fast: ECS itself would keep replacing them for a long while);
-//! - rolled back by ECS: our deployment FAILED or vanished and a newer PRIMARY runs another
-//!   task definition (the deployment circuit breaker with rollback);
-//! - superseded: someone else's deployment replaced ours; not ours to fight.
+//! - rolled back by ECS: our deployment FAILED or vanished and a newer PRIMARY runs the task
+//!   definition that ran before ours (the deployment circuit breaker with rollback);
+//! - superseded: someone else's deployment replaced ours (a newer PRIMARY of any other task
+//!   definition: another run's); not ours to fight, nor to roll back.
 
 /// One deployment of the service, as DescribeServices shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -41,6 +42,10 @@ pub struct Observation {
 pub struct Followed {
     pub deployment_id: String,
     pub task_definition: String,
+    /// What ran before ours: where ECS's circuit breaker rolls back to. A newer deployment
+    /// of any other task definition is someone else's (`None`: a new service, or our own
+    /// rollback, which nothing of ECS's replaces).
+    pub previous_task_definition: Option<String>,
     /// Stop waiting after this many stopped tasks (0: never).
     pub max_task_failures: usize,
 }
@@ -72,9 +77,12 @@ pub fn judge(followed: &Followed, observation: &Observation) -> Verdict {
         .deployments
         .iter()
         .find(|d| d.status == "PRIMARY" && d.id != followed.deployment_id);
+    let rolled_back_to = |p: &DeploymentView| {
+        followed.previous_task_definition.as_deref() == Some(p.task_definition.as_str())
+    };
     let Some(ours) = ours else {
         return match newer_primary {
-            Some(p) if p.task_definition != followed.task_definition => Verdict::RolledBackByEcs {
+            Some(p) if rolled_back_to(p) => Verdict::RolledBackByEcs {
                 live: p.task_definition.clone(),
                 reason: format!(
                     "deployment {} is gone and {} runs {}",
@@ -99,11 +107,15 @@ pub fn judge(followed: &Followed, observation: &Observation) -> Verdict {
             .clone()
             .unwrap_or_else(|| "rolloutState FAILED".to_owned());
         return match newer_primary {
-            Some(p) if p.task_definition != followed.task_definition => Verdict::RolledBackByEcs {
+            Some(p) if rolled_back_to(p) => Verdict::RolledBackByEcs {
                 live: p.task_definition.clone(),
                 reason,
             },
-            _ => Verdict::Failed { reason },
+            Some(p) => Verdict::Superseded {
+                by: p.id.clone(),
+                live: p.task_definition.clone(),
+            },
+            None => Verdict::Failed { reason },
         };
     }
     if ours.status != "PRIMARY" {
@@ -186,6 +198,26 @@ impl Settling {
     }
 }
 
+impl Settling {
+    /// When waiting for a verdict ends, given the `--timeout` `deadline`: the deadline; but
+    /// when a poll due by the deadline (the last one is due at it) saw the deployment rolled
+    /// out, the moment that success will have held for `stable_for`, if later. `--timeout`
+    /// bounds how long a rollout may take, not the confirmation of one that made it in time:
+    /// a rollback that ECS completed a second before the deadline is not a failed rollback.
+    /// A success first seen after the deadline extends nothing, so the wait is bounded by
+    /// `deadline + stable_for`.
+    pub fn wait_ends(
+        &self,
+        deadline: std::time::Instant,
+        stable_for: std::time::Duration,
+    ) -> std::time::Instant {
+        match self.since {
+            Some((since, _)) if since <= deadline => deadline.max(since + stable_for),
+            _ => deadline,
+        }
+    }
+}
+
 /// One line per deployment whose counts or state changed since `before`, for the log:
 /// `ecs-svc/123 PRIMARY api:8 running 1/2 pending 1 IN_PROGRESS`.
 pub fn progress_lines(before: &Observation, now: &Observation) -> Vec<String> {
@@ -228,6 +260,7 @@ mod tests {
         Followed {
             deployment_id: OURS.into(),
             task_definition: NEW_TD.into(),
+            previous_task_definition: Some(OLD_TD.into()),
             max_task_failures: 3,
         }
     }
@@ -372,6 +405,43 @@ mod tests {
     }
 
     #[test]
+    fn another_runs_task_definition_is_never_taken_for_ecss_rollback() {
+        // Another ecs-roll run deployed api:9 while ours (api:8) ran: whether ours is gone,
+        // FAILED or ACTIVE beside it, it was superseded; only a return to api:7, what ran
+        // before ours, is the circuit breaker's rollback.
+        let other_td = "arn:aws:ecs:us-east-1:1:task-definition/api:9";
+        let theirs = deployment("ecs-svc/4", "PRIMARY", other_td, Some("IN_PROGRESS"));
+        let superseded = Verdict::Superseded {
+            by: "ecs-svc/4".into(),
+            live: other_td.into(),
+        };
+        assert_eq!(
+            judge(&followed(), &observe(vec![theirs.clone()], 0)),
+            superseded
+        );
+        let failed_ours = deployment(OURS, "ACTIVE", NEW_TD, Some("FAILED"));
+        assert_eq!(
+            judge(&followed(), &observe(vec![theirs.clone(), failed_ours], 0)),
+            superseded
+        );
+        // Our own rollback (nothing before it to return to): any other deployment is another's.
+        let rollback = Followed {
+            deployment_id: OURS.into(),
+            task_definition: OLD_TD.into(),
+            previous_task_definition: None,
+            max_task_failures: 3,
+        };
+        let back_on_new = deployment("ecs-svc/5", "PRIMARY", NEW_TD, Some("IN_PROGRESS"));
+        assert_eq!(
+            judge(&rollback, &observe(vec![back_on_new], 0)),
+            Verdict::Superseded {
+                by: "ecs-svc/5".into(),
+                live: NEW_TD.into()
+            }
+        );
+    }
+
+    #[test]
     fn success_counts_once_it_has_held_for_the_stable_time_without_new_stops() {
         use std::time::{Duration, Instant};
         let t0 = Instant::now();
@@ -420,6 +490,53 @@ mod tests {
         );
         let failing = Verdict::TasksFailing { stopped: 3 };
         assert_eq!(settling.confirm(failing.clone(), 3, at(1), stable), failing);
+    }
+
+    #[test]
+    fn a_success_seen_before_the_deadline_may_finish_settling_after_it() {
+        use std::time::{Duration, Instant};
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (deadline, stable) = (at(5), Duration::from_secs(2));
+        let mut settling = Settling::default();
+        // Nothing rolled out yet: the deadline stands.
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
+        settling.confirm(Verdict::Waiting, 0, at(1), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
+        // Rolled out at 4 s: it may prove it holds until 6 s, past the 5 s deadline, and is
+        // then completed (the flake: it was cut off at 5 s and judged a failed rollback).
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 0, at(4), stable),
+            Verdict::Waiting
+        );
+        assert_eq!(settling.wait_ends(deadline, stable), at(6));
+        assert_eq!(
+            settling.confirm(Verdict::Completed, 0, at(6), stable),
+            Verdict::Completed
+        );
+        // Rolled out well before the deadline: the deadline is the later one.
+        let mut early = Settling::default();
+        early.confirm(Verdict::Completed, 0, at(1), stable);
+        assert_eq!(early.wait_ends(deadline, stable), deadline);
+        // A success that breaks after the deadline ends the wait at once.
+        settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(4), stable);
+        settling.confirm(Verdict::Waiting, 0, at(5), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
+        // A task stopping after the deadline restarts the settling there: no extension, or
+        // a crash loop would keep the wait going for ever.
+        settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(4), stable);
+        settling.confirm(Verdict::Completed, 1, at(6), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
+        // Seen rolled out by the last poll, due at the deadline: it may settle.
+        settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(5), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), at(7));
+        // First seen rolled out after the deadline: no extension.
+        settling = Settling::default();
+        settling.confirm(Verdict::Completed, 0, at(6), stable);
+        assert_eq!(settling.wait_ends(deadline, stable), deadline);
     }
 
     #[test]

@@ -772,6 +772,29 @@ async fn under_actions_the_step_summary_gets_a_table_and_the_step_outputs_are_se
     let service = unique("web");
     let image = format!("{}/{service}:v1", shipkit_tests::ecr::ecr_host());
     let first = create_service(&client, &service, &image, 0, Breaker::Off).await;
+    // Unchanged only once its first deployment is over: one still in progress is followed.
+    wait_for(
+        Duration::from_secs(30),
+        "the first deployment to complete",
+        || {
+            let (client, service) = (client.clone(), service.clone());
+            async move {
+                let described = client
+                    .describe_services()
+                    .cluster(CLUSTER)
+                    .services(&service)
+                    .send()
+                    .await
+                    .ok()?;
+                let deployments = described.services().first()?.deployments();
+                deployments
+                    .iter()
+                    .all(|d| d.rollout_state().map(|s| s.as_str()) == Some("COMPLETED"))
+                    .then_some(())
+            }
+        },
+    )
+    .await;
     let summary = tempfile::NamedTempFile::new().unwrap();
     let outputs = tempfile::NamedTempFile::new().unwrap();
 

@@ -9,7 +9,7 @@ use crate::order;
 use crate::plan::{Action, Plan, Step};
 use crate::record;
 use crate::request::{Request, Waiting};
-use crate::wait::{Pace, WaitEnd, Workload, WorkloadFailure, wait_all};
+use crate::wait::{Pace, WaitEnd, Workload, WorkloadFailure, template_images, wait_all};
 use common::envelope::{Deployment, KubernetesResource, Outcome};
 use common::{Error, Result, Ui};
 use futures_util::StreamExt;
@@ -80,7 +80,7 @@ async fn apply_and_wait(
         record::finish(entry, Outcome::Started);
         return Ok(());
     }
-    let workloads = workloads_of(plan, &applied);
+    let workloads = workloads_of(plan, &applied, Applied::Ours);
     let _group = ui.group("waiting for the rollout");
     match wait_all(
         cluster,
@@ -115,6 +115,13 @@ async fn apply_and_wait(
                 err,
             )
             .await
+        }
+        WaitEnd::Superseded(failure) => {
+            superseded(plan, &applied, ui, entry, &mut resources, &failure);
+            Err(Error::failed(format!(
+                "{}: {}",
+                failure.resource, failure.message
+            )))
         }
         WaitEnd::TimedOut(pending) => {
             let message = format!(
@@ -264,6 +271,28 @@ async fn prune(cluster: &Cluster, plan: &Plan, ui: &Ui, entry: &mut Deployment) 
     Ok(())
 }
 
+/// Another apply replaced a workload this run applied: recorded as `superseded`, nothing
+/// rolled back (the objects are the other run's now; restoring ours would undo its work).
+fn superseded(
+    plan: &Plan,
+    applied: &[usize],
+    ui: &Ui,
+    entry: &mut Deployment,
+    resources: &mut [KubernetesResource],
+    failure: &WorkloadFailure,
+) {
+    report_failure(failure, ui);
+    entry.failure = Some(record::failure(failure));
+    let replaced: Vec<usize> = applied
+        .iter()
+        .copied()
+        .filter(|&i| plan.steps[i].target.display() == failure.resource)
+        .collect();
+    mark(resources, &replaced, plan, Outcome::Superseded);
+    record::set_resources(entry, resources);
+    record::finish(entry, Outcome::Superseded);
+}
+
 /// The failure path: record it, roll back unless told not to, and return `err` (or the
 /// rollback's own failure).
 #[allow(clippy::too_many_arguments)] // the whole state of the run, in one place, once
@@ -337,7 +366,7 @@ async fn roll_back(
         .copied()
         .filter(|&i| plan.steps[i].live.is_some())
         .collect();
-    let workloads = workloads_of(plan, &restored);
+    let workloads = workloads_of(plan, &restored, Applied::Restored);
     match wait_all(
         cluster,
         &workloads,
@@ -347,7 +376,9 @@ async fn roll_back(
     .await
     {
         WaitEnd::RolledOut => Ok(()),
-        WaitEnd::Failed(f) => Err(format!("{}: {}: {}", f.resource, f.reason, f.message)),
+        WaitEnd::Failed(f) | WaitEnd::Superseded(f) => {
+            Err(format!("{}: {}: {}", f.resource, f.reason, f.message))
+        }
         WaitEnd::TimedOut(pending) => Err(format!(
             "the restored workloads did not roll out within {}: {}",
             humantime::format_duration(waiting.rollback_timeout),
@@ -457,7 +488,15 @@ fn pace(waiting: &Waiting, budget: std::time::Duration) -> Pace {
     }
 }
 
-fn workloads_of(plan: &Plan, indices: &[usize]) -> Vec<Workload> {
+/// Which state of an object a wait is for: what this run applied, or what its rollback put
+/// back.
+#[derive(Debug, Clone, Copy)]
+enum Applied {
+    Ours,
+    Restored,
+}
+
+fn workloads_of(plan: &Plan, indices: &[usize], applied: Applied) -> Vec<Workload> {
     indices
         .iter()
         .map(|&i| &plan.steps[i])
@@ -465,6 +504,10 @@ fn workloads_of(plan: &Plan, indices: &[usize]) -> Vec<Workload> {
         .map(|s| Workload {
             target: s.target.clone(),
             kind: s.kind().to_owned(),
+            images: match applied {
+                Applied::Ours => template_images(&s.manifest.object),
+                Applied::Restored => s.live.as_ref().map(template_images).unwrap_or_default(),
+            },
         })
         .collect()
 }

@@ -17,11 +17,18 @@ const LOG_LINES: i64 = 20;
 /// The last line of a workload that rolled out (it is not among those a timeout names).
 const DONE: &str = "\0done";
 
+/// The reason of a [`WorkloadFailure`] that is no failure of ours: another apply replaced
+/// the pod template this run applied ([`superseded_by`]).
+pub const SUPERSEDED: &str = "Superseded";
+
 /// A workload to wait for.
 #[derive(Debug, Clone)]
 pub struct Workload {
     pub target: Target,
     pub kind: String,
+    /// The `(container, image)` pairs of the pod template this run applied (or restored),
+    /// as [`template_images`] reads them: a live object with others is someone else's now.
+    pub images: Vec<(String, String)>,
 }
 
 /// Why a workload did not roll out.
@@ -44,6 +51,9 @@ pub enum WaitEnd {
     Failed(WorkloadFailure),
     /// The budget ran out; the workloads still rolling out, with their last line.
     TimedOut(Vec<String>),
+    /// Another apply replaced a workload's pod template: its rollout is not ours to judge,
+    /// nor to roll back.
+    Superseded(WorkloadFailure),
 }
 
 /// What the wait is allowed.
@@ -86,6 +96,7 @@ pub async fn wait_all(cluster: &Cluster, workloads: &[Workload], pace: Pace, ui:
     }));
     match tokio::time::timeout(pace.budget, all).await {
         Ok(Ok(_)) => WaitEnd::RolledOut,
+        Ok(Err(failure)) if failure.reason == SUPERSEDED => WaitEnd::Superseded(failure),
         Ok(Err(failure)) => WaitEnd::Failed(failure),
         Err(_) => {
             let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
@@ -131,6 +142,16 @@ async fn wait_one(
                 continue;
             }
         };
+        // Judged only while it is still what this run applied: another run's images rolled
+        // out are no success of ours.
+        if let Some(theirs) = superseded_by(&workload.images, &live) {
+            return Err(failure(
+                SUPERSEDED,
+                &format!(
+                    "another apply replaced its pod template (now {theirs}); not ours to roll back"
+                ),
+            ));
+        }
         match rollout::judge(&workload.kind, &live) {
             Verdict::Done(line) => {
                 record(&line);
@@ -213,6 +234,43 @@ async fn with_logs(cluster: &Cluster, workload: &Workload, problem: PodProblem) 
     }
 }
 
+/// The `(container, image)` pairs of a workload's pod template (`spec.template`; a
+/// CronJob's `spec.jobTemplate.spec.template`), init containers included, sorted (pure).
+pub fn template_images(object: &Value) -> Vec<(String, String)> {
+    let template = object
+        .pointer("/spec/template/spec")
+        .or_else(|| object.pointer("/spec/jobTemplate/spec/template/spec"));
+    let mut images: Vec<(String, String)> = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|list| template?.get(list)?.as_array())
+        .flatten()
+        .filter_map(|c| {
+            let name = c.get("name")?.as_str()?;
+            let image = c.get("image")?.as_str()?;
+            Some((name.to_owned(), image.to_owned()))
+        })
+        .collect();
+    images.sort();
+    images
+}
+
+/// When the live workload's pod template no longer runs `ours` (another apply replaced
+/// it), what it runs now, as `container=image, …` (pure). `None` while it is ours, or when
+/// nothing is known of ours.
+pub fn superseded_by(ours: &[(String, String)], live: &Value) -> Option<String> {
+    let theirs = template_images(live);
+    if ours.is_empty() || theirs == ours {
+        return None;
+    }
+    Some(
+        theirs
+            .iter()
+            .map(|(container, image)| format!("{container}={image}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
 /// Whether the controller has seen the workload's current spec (pure): before that, which
 /// pods are the new revision's is not known yet (a template rolled back to an old
 /// ReplicaSet's gets its new revision number only then), so no pod is judged.
@@ -291,6 +349,42 @@ pub fn revision_label(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_workload_whose_images_another_apply_replaced_is_superseded() {
+        let deployment = |web: &str| {
+            json!({"kind": "Deployment", "spec": {"replicas": 2, "template": {"spec": {
+                "initContainers": [{"name": "migrate", "image": "r/migrate:1"}],
+                "containers": [{"name": "web", "image": web, "imagePullPolicy": "IfNotPresent"},
+                               {"name": "proxy", "image": "r/proxy:1"}]}}}})
+        };
+        let ours = template_images(&deployment("r/web@sha256:aaa"));
+        assert_eq!(
+            ours,
+            [
+                ("migrate".to_owned(), "r/migrate:1".to_owned()),
+                ("proxy".to_owned(), "r/proxy:1".to_owned()),
+                ("web".to_owned(), "r/web@sha256:aaa".to_owned()),
+            ]
+        );
+        // Still ours, whatever else the server or a scaler changed.
+        let mut scaled = deployment("r/web@sha256:aaa");
+        scaled["spec"]["replicas"] = json!(5);
+        assert_eq!(superseded_by(&ours, &scaled), None);
+        // Another run's image.
+        assert_eq!(
+            superseded_by(&ours, &deployment("r/web@sha256:bbb")).as_deref(),
+            Some("migrate=r/migrate:1, proxy=r/proxy:1, web=r/web@sha256:bbb")
+        );
+        // A CronJob's template is read too; nothing known of ours decides nothing.
+        let cron = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {
+            "containers": [{"name": "job", "image": "r/job:2"}]}}}}}});
+        assert_eq!(
+            template_images(&cron),
+            [("job".to_owned(), "r/job:2".to_owned())]
+        );
+        assert_eq!(superseded_by(&[], &cron), None);
+    }
 
     #[test]
     fn pods_are_judged_only_once_the_spec_is_observed() {
