@@ -21,7 +21,7 @@
 use base64::Engine as _;
 use common::Envelope;
 use common::envelope::Outcome;
-use shipkit_tests::docker::{busybox, docker};
+use shipkit_tests::docker::{build_fixture, busybox, docker};
 use shipkit_tests::ecr::ecr_login;
 use shipkit_tests::ecs::{
     EcsEmulator, TestImages, create_web_service, ecs_client, http_get, pushed_envelope, revisions,
@@ -160,13 +160,7 @@ fn small_image(reference: &str) {
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY id.txt /id.txt\n",
     )
     .expect("a Dockerfile");
-    let context = dir.path().display().to_string();
-    let out = docker(&["build", "--no-cache", "-q", "-t", reference, &context]);
-    assert!(
-        out.status.success(),
-        "docker build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build_fixture(dir.path(), reference);
 }
 
 /// Removes local images when dropped.
