@@ -1,9 +1,12 @@
 //! The fields the built-in kinds declare, deep enough to catch the unknown fields a manifest
-//! typo produces (`fieldValidation=Strict`). A field typed `*` is not looked into.
+//! typo produces (`fieldValidation=Strict`), and the scalar fields whose JSON type a real
+//! API server's decoder checks (`replicas: three` cannot be an int32: 400, whatever the
+//! validation mode). A field typed `*` is not looked into.
 
 use serde_json::Value;
 
-/// `(field, type)` pairs of one type; type `*` accepts anything, `[T]` is a list of `T`.
+/// `(field, type)` pairs of one type; type `*` accepts anything, `[T]` is a list of `T`;
+/// `int32`, `int64`, `bool` and `string` are scalars of that JSON type (or null).
 fn declared(type_name: &str) -> Option<&'static [(&'static str, &'static str)]> {
     Some(match type_name {
         "ObjectMeta" => &[
@@ -24,25 +27,25 @@ fn declared(type_name: &str) -> Option<&'static [(&'static str, &'static str)]> 
             ("selfLink", "*"),
         ],
         "DeploymentSpec" => &[
-            ("replicas", "*"),
+            ("replicas", "int32"),
             ("selector", "*"),
             ("template", "PodTemplateSpec"),
             ("strategy", "*"),
-            ("minReadySeconds", "*"),
-            ("revisionHistoryLimit", "*"),
-            ("paused", "*"),
-            ("progressDeadlineSeconds", "*"),
+            ("minReadySeconds", "int32"),
+            ("revisionHistoryLimit", "int32"),
+            ("paused", "bool"),
+            ("progressDeadlineSeconds", "int32"),
         ],
         "StatefulSetSpec" => &[
-            ("replicas", "*"),
+            ("replicas", "int32"),
             ("selector", "*"),
             ("template", "PodTemplateSpec"),
             ("volumeClaimTemplates", "*"),
-            ("serviceName", "*"),
+            ("serviceName", "string"),
             ("podManagementPolicy", "*"),
             ("updateStrategy", "*"),
-            ("revisionHistoryLimit", "*"),
-            ("minReadySeconds", "*"),
+            ("revisionHistoryLimit", "int32"),
+            ("minReadySeconds", "int32"),
             ("persistentVolumeClaimRetentionPolicy", "*"),
             ("ordinals", "*"),
         ],
@@ -50,30 +53,30 @@ fn declared(type_name: &str) -> Option<&'static [(&'static str, &'static str)]> 
             ("selector", "*"),
             ("template", "PodTemplateSpec"),
             ("updateStrategy", "*"),
-            ("minReadySeconds", "*"),
-            ("revisionHistoryLimit", "*"),
+            ("minReadySeconds", "int32"),
+            ("revisionHistoryLimit", "int32"),
         ],
         "ReplicaSetSpec" => &[
-            ("replicas", "*"),
-            ("minReadySeconds", "*"),
+            ("replicas", "int32"),
+            ("minReadySeconds", "int32"),
             ("selector", "*"),
             ("template", "PodTemplateSpec"),
         ],
         "JobSpec" => &[
-            ("parallelism", "*"),
-            ("completions", "*"),
-            ("activeDeadlineSeconds", "*"),
+            ("parallelism", "int32"),
+            ("completions", "int32"),
+            ("activeDeadlineSeconds", "int64"),
             ("podFailurePolicy", "*"),
             ("successPolicy", "*"),
-            ("backoffLimit", "*"),
+            ("backoffLimit", "int32"),
             ("backoffLimitPerIndex", "*"),
             ("maxFailedIndexes", "*"),
             ("selector", "*"),
             ("manualSelector", "*"),
             ("template", "PodTemplateSpec"),
-            ("ttlSecondsAfterFinished", "*"),
+            ("ttlSecondsAfterFinished", "int32"),
             ("completionMode", "*"),
-            ("suspend", "*"),
+            ("suspend", "bool"),
             ("podReplacementPolicy", "*"),
             ("managedBy", "*"),
         ],
@@ -84,15 +87,15 @@ fn declared(type_name: &str) -> Option<&'static [(&'static str, &'static str)]> 
             ("containers", "[Container]"),
             ("ephemeralContainers", "*"),
             ("restartPolicy", "*"),
-            ("terminationGracePeriodSeconds", "*"),
-            ("activeDeadlineSeconds", "*"),
+            ("terminationGracePeriodSeconds", "int64"),
+            ("activeDeadlineSeconds", "int64"),
             ("dnsPolicy", "*"),
             ("nodeSelector", "*"),
-            ("serviceAccountName", "*"),
+            ("serviceAccountName", "string"),
             ("serviceAccount", "*"),
-            ("automountServiceAccountToken", "*"),
+            ("automountServiceAccountToken", "bool"),
             ("nodeName", "*"),
-            ("hostNetwork", "*"),
+            ("hostNetwork", "bool"),
             ("hostPID", "*"),
             ("hostIPC", "*"),
             ("shareProcessNamespace", "*"),
@@ -121,11 +124,11 @@ fn declared(type_name: &str) -> Option<&'static [(&'static str, &'static str)]> 
             ("resources", "*"),
         ],
         "Container" => &[
-            ("name", "*"),
-            ("image", "*"),
+            ("name", "string"),
+            ("image", "string"),
             ("command", "*"),
             ("args", "*"),
-            ("workingDir", "*"),
+            ("workingDir", "string"),
             ("ports", "*"),
             ("envFrom", "*"),
             ("env", "*"),
@@ -140,18 +143,18 @@ fn declared(type_name: &str) -> Option<&'static [(&'static str, &'static str)]> 
             ("lifecycle", "*"),
             ("terminationMessagePath", "*"),
             ("terminationMessagePolicy", "*"),
-            ("imagePullPolicy", "*"),
+            ("imagePullPolicy", "string"),
             ("securityContext", "*"),
-            ("stdin", "*"),
+            ("stdin", "bool"),
             ("stdinOnce", "*"),
-            ("tty", "*"),
+            ("tty", "bool"),
         ],
         "ServiceSpec" => &[
             ("ports", "*"),
             ("selector", "*"),
-            ("clusterIP", "*"),
+            ("clusterIP", "string"),
             ("clusterIPs", "*"),
-            ("type", "*"),
+            ("type", "string"),
             ("externalIPs", "*"),
             ("sessionAffinity", "*"),
             ("loadBalancerIP", "*"),
@@ -214,12 +217,57 @@ fn top_level(kind: &str) -> &'static [(&'static str, &'static str)] {
 
 /// The unknown fields of `obj` (a `kind`), as paths: `spec.template.spec.containers[0].imagee`.
 pub fn unknown_fields(kind: &str, obj: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    check(top_level(kind), obj, "", &mut out);
-    out
+    let mut found = Found::default();
+    check(top_level(kind), obj, "", &mut found);
+    found.unknown
 }
 
-fn check(fields: &[(&str, &str)], v: &Value, at: &str, out: &mut Vec<String>) {
+/// A scalar field of the wrong JSON type: where, what it should be, what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrongType {
+    pub path: String,
+    pub expected: &'static str,
+    pub got: &'static str,
+}
+
+/// The declared scalar fields of `obj` (a `kind`) whose JSON type is not theirs.
+pub fn wrong_types(kind: &str, obj: &Value) -> Vec<WrongType> {
+    let mut found = Found::default();
+    check(top_level(kind), obj, "", &mut found);
+    found.wrong
+}
+
+#[derive(Default)]
+struct Found {
+    unknown: Vec<String>,
+    wrong: Vec<WrongType>,
+}
+
+/// The JSON type of `v`, in Go's decoder's words.
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Whether `v` fits the scalar type `ty`; `None` when `ty` is not a scalar type.
+fn fits_scalar(ty: &str, v: &Value) -> Option<bool> {
+    let fits = match ty {
+        "int32" => v.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+        "int64" => v.as_i64().is_some(),
+        "bool" => v.is_boolean(),
+        "string" => v.is_string(),
+        _ => return None,
+    };
+    Some(fits || v.is_null())
+}
+
+fn check(fields: &[(&str, &'static str)], v: &Value, at: &str, out: &mut Found) {
     let Some(m) = v.as_object() else {
         return;
     };
@@ -233,8 +281,17 @@ fn check(fields: &[(&str, &str)], v: &Value, at: &str, out: &mut Vec<String>) {
             format!("{at}.{k}")
         };
         match fields.iter().find(|(f, _)| f == k) {
-            None => out.push(path),
+            None => out.unknown.push(path),
             Some((_, "*")) => {}
+            Some((_, ty)) if fits_scalar(ty, child).is_some() => {
+                if fits_scalar(ty, child) == Some(false) {
+                    out.wrong.push(WrongType {
+                        path,
+                        expected: ty,
+                        got: json_type(child),
+                    });
+                }
+            }
             Some((_, ty)) => {
                 if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
                     let decl = declared(inner).unwrap_or(&[]);
@@ -267,5 +324,28 @@ mod tests {
         );
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"k": "v"}, "dta": {}});
         assert_eq!(unknown_fields("ConfigMap", &cm), ["dta"]);
+    }
+
+    #[test]
+    fn scalars_of_the_wrong_json_type_are_found_and_null_is_not_one() {
+        let d = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+            "spec": {"replicas": "three", "paused": null, "revisionHistoryLimit": 3_000_000_000_i64,
+                     "template": {"spec": {"containers": [{"name": "a", "image": 5}]}}}
+        });
+        let wrong = wrong_types("Deployment", &d);
+        let seen: Vec<(&str, &str, &str)> = wrong
+            .iter()
+            .map(|w| (w.path.as_str(), w.expected, w.got))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("spec.replicas", "int32", "string"),
+                ("spec.revisionHistoryLimit", "int32", "number"),
+                ("spec.template.spec.containers[0].image", "string", "number"),
+            ]
+        );
+        assert!(unknown_fields("Deployment", &d).is_empty());
     }
 }

@@ -415,9 +415,33 @@ fn parse_body(r: &Req) -> Result<Value, ApiError> {
     })
 }
 
+/// A scalar of the wrong JSON type cannot be decoded, whatever `fieldValidation` says: 400, in
+/// the words of the API server's decoder (server-side apply: of its typed patch).
+fn check_types(rt: &ResourceType, obj: &Value, apply: bool) -> Result<(), ApiError> {
+    let Some(wrong) = schema::wrong_types(rt.kind, obj).into_iter().next() else {
+        return Ok(());
+    };
+    let (kind, version) = (rt.kind, rt.api_version());
+    Err(ApiError::bad_request(match apply {
+        true => format!(
+            "failed to create typed patch object ({}/{}; {version}, Kind={kind}): .{}: expected {}, got {}",
+            obj["metadata"]["namespace"].as_str().unwrap_or(""),
+            obj["metadata"]["name"].as_str().unwrap_or(""),
+            wrong.path,
+            wrong.expected,
+            wrong.got
+        ),
+        false => format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: json: cannot unmarshal {} into Go struct field .{} of type {}",
+            wrong.got, wrong.path, wrong.expected
+        ),
+    }))
+}
+
 /// `fieldValidation`: Strict refuses unknown fields (422 for apply, 400 otherwise), Warn (the
 /// default) answers them as warnings, Ignore says nothing.
 fn validate(rt: &ResourceType, obj: &Value, r: &Req, apply: bool) -> Result<Vec<String>, ApiError> {
+    check_types(rt, obj, apply)?;
     let unknown = schema::unknown_fields(rt.kind, obj);
     if unknown.is_empty() {
         return Ok(Vec::new());
@@ -524,6 +548,7 @@ fn patch(
                     }
                     _ => merge::json_patch(&mut new, &body).map_err(ApiError::bad_request)?,
                 }
+                check_types(rt, &new, false)?;
                 let unknown = schema::unknown_fields(rt.kind, &new);
                 if !unknown.is_empty() && r.q("fieldValidation") == Some("Strict") {
                     return Err(ApiError::bad_request(format!(

@@ -137,6 +137,28 @@ fn an_unknown_field_is_refused_naming_it_and_nothing_is_created() {
     assert!(String::from_utf8_lossy(&get.stderr).contains("NotFound"));
 }
 
+/// A real API server decodes into typed fields, so `replicas: three` is refused whatever the
+/// validation mode, by a create as by a server-side apply, and nothing is stored.
+#[test]
+fn a_field_of_the_wrong_type_is_refused_naming_it_and_nothing_is_created() {
+    let emu = Emulator::start();
+    let manifest = deployment("web", 2, "nginx:1.27").replace("replicas: 2", "replicas: three");
+    for args in [
+        &["apply", "--server-side", "-f", "-"][..],
+        &["create", "--validate=false", "-f", "-"][..],
+    ] {
+        let out = emu.run_kubectl(args, Some(&manifest));
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("BadRequest") && err.contains("spec.replicas") && err.contains("int32"),
+            "{args:?}: {err}"
+        );
+        let get = emu.run_kubectl(&["get", "deployment", "web"], None);
+        assert!(String::from_utf8_lossy(&get.stderr).contains("NotFound"));
+    }
+}
+
 #[test]
 fn two_managers_conflict_until_one_forces() {
     let emu = Emulator::start();
