@@ -194,20 +194,20 @@ pub struct Args {
     pub no_wait: bool,
 
     /// How often to look at the service (jittered by ±20 %).
-    #[arg(long, value_name = "DURATION", env = "ECS_ROLL_POLL", default_value = "5s",
+    #[arg(long, value_name = "DURATION", env = "ECS_ROLL_POLL", default_value = DEFAULT_POLL,
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub poll: Duration,
 
     /// Give up waiting after DURATION (then roll back; exit 124). A deployment that rolled
     /// out by then still gets --stable-for to prove it holds.
-    #[arg(long, value_name = "DURATION", env = "ECS_ROLL_TIMEOUT", default_value = "15m",
+    #[arg(long, value_name = "DURATION", env = "ECS_ROLL_TIMEOUT", default_value = DEFAULT_TIMEOUT,
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub timeout: Duration,
 
     /// A rolled-out deployment must stay so (desired count running, no task stopping) for
     /// DURATION before it counts as completed: tasks that crash a moment after starting
     /// are caught.
-    #[arg(long, value_name = "DURATION", env = "ECS_ROLL_STABLE_FOR", default_value = "10s",
+    #[arg(long, value_name = "DURATION", env = "ECS_ROLL_STABLE_FOR", default_value = DEFAULT_STABLE_FOR,
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub stable_for: Duration,
 
@@ -216,7 +216,7 @@ pub struct Args {
         long,
         value_name = "N",
         env = "ECS_ROLL_MAX_TASK_FAILURES",
-        default_value_t = 3,
+        default_value_t = DEFAULT_MAX_TASK_FAILURES,
         help_heading = "Waiting"
     )]
     pub max_task_failures: usize,
@@ -237,6 +237,36 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
+const DEFAULT_POLL: &str = "5s";
+const DEFAULT_TIMEOUT: &str = "15m";
+const DEFAULT_STABLE_FOR: &str = "10s";
+const DEFAULT_MAX_TASK_FAILURES: usize = 3;
+
+/// The waiting flags (or their variables) set away from their defaults, which `--no-wait`
+/// makes moot: worth a warning, not an error (a job's environment may set them for every
+/// run, as clap would count them as given).
+fn moot_with_no_wait(args: &Args) -> Vec<&'static str> {
+    let set = |value: Duration, default: &str| common::cli::parse_duration(default) != Ok(value);
+    let flags = [
+        ("--poll", set(args.poll, DEFAULT_POLL)),
+        ("--timeout", set(args.timeout, DEFAULT_TIMEOUT)),
+        ("--stable-for", set(args.stable_for, DEFAULT_STABLE_FOR)),
+        (
+            "--max-task-failures",
+            args.max_task_failures != DEFAULT_MAX_TASK_FAILURES,
+        ),
+        ("--no-rollback", args.no_rollback),
+    ];
+    match args.no_wait {
+        true => flags
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(f, _)| *f)
+            .collect(),
+        false => Vec::new(),
+    }
+}
+
 impl common::Tool for EcsRoll {
     const NAME: &'static str = "ecs-roll";
     type Args = Args;
@@ -248,6 +278,9 @@ impl common::Tool for EcsRoll {
     async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
         let request = Request::from_args(&args)?;
         let inputs = Inputs::read(&request, envelope).await?;
+        for flag in moot_with_no_wait(&args) {
+            tracing::warn!("{flag} has no effect with --no-wait");
+        }
         let config = common::aws::load().await?;
         let ecs = Ecs::new(&config, &request.cluster);
         let show_diff =
@@ -277,5 +310,26 @@ impl common::Tool for EcsRoll {
         .await;
         summarize(&results, ui);
         overall(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moot(flags: &[&str]) -> Vec<&'static str> {
+        let argv = ["ecs-roll", "--service", "web"].iter().chain(flags);
+        moot_with_no_wait(&Args::try_parse_from(argv).expect("valid flags"))
+    }
+
+    #[test]
+    fn waiting_flags_given_with_no_wait_are_named_and_defaults_are_not() {
+        assert!(moot(&["--no-wait"]).is_empty());
+        assert!(moot(&["--no-wait", "--timeout", "15m"]).is_empty());
+        assert_eq!(
+            moot(&["--no-wait", "--timeout", "5m", "--no-rollback"]),
+            ["--timeout", "--no-rollback"]
+        );
+        assert!(moot(&["--timeout", "5m"]).is_empty(), "it waits");
     }
 }

@@ -192,13 +192,13 @@ pub struct Args {
     pub no_wait: bool,
 
     /// Give up waiting after DURATION (then roll back; exit 124).
-    #[arg(long, value_name = "DURATION", env = "K8S_APPLY_TIMEOUT", default_value = "10m",
+    #[arg(long, value_name = "DURATION", env = "K8S_APPLY_TIMEOUT", default_value = DEFAULT_TIMEOUT,
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub timeout: Duration,
 
     /// A pod of the new revision in ImagePullBackOff, CrashLoopBackOff or Unschedulable for
     /// this long fails the rollout (shorter lapses are taken as transient).
-    #[arg(long, value_name = "DURATION", env = "K8S_APPLY_FAIL_AFTER", default_value = "20s",
+    #[arg(long, value_name = "DURATION", env = "K8S_APPLY_FAIL_AFTER", default_value = DEFAULT_FAIL_AFTER,
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub fail_after: Duration,
 
@@ -208,7 +208,7 @@ pub struct Args {
     pub tolerate_failures: bool,
 
     /// How often to look at the workloads and their pods.
-    #[arg(long, value_name = "DURATION", env = "K8S_APPLY_POLL", default_value = "2s",
+    #[arg(long, value_name = "DURATION", env = "K8S_APPLY_POLL", default_value = DEFAULT_POLL,
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub poll: Duration,
 
@@ -232,6 +232,31 @@ pub struct Args {
     pub common: CommonArgs,
 }
 
+const DEFAULT_TIMEOUT: &str = "10m";
+const DEFAULT_FAIL_AFTER: &str = "20s";
+const DEFAULT_POLL: &str = "2s";
+
+/// The waiting flags (or their variables) set away from their defaults, which `--no-wait`
+/// makes moot: worth a warning, not an error (a job's environment may set them for every
+/// run, as clap would count them as given).
+fn moot_with_no_wait(args: &Args) -> Vec<&'static str> {
+    let set = |value: Duration, default: &str| common::cli::parse_duration(default) != Ok(value);
+    let flags = [
+        ("--timeout", set(args.timeout, DEFAULT_TIMEOUT)),
+        ("--fail-after", set(args.fail_after, DEFAULT_FAIL_AFTER)),
+        ("--poll", set(args.poll, DEFAULT_POLL)),
+        ("--tolerate-failures", args.tolerate_failures),
+    ];
+    match args.no_wait {
+        true => flags
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(f, _)| *f)
+            .collect(),
+        false => Vec::new(),
+    }
+}
+
 impl common::Tool for K8sApply {
     const NAME: &'static str = "k8s-apply";
     type Args = Args;
@@ -244,6 +269,9 @@ impl common::Tool for K8sApply {
         cluster::seed_tls_random();
         let request = Request::from_args(&args)?;
         let local = plan::Local::read(&request, envelope, ui)?;
+        for flag in moot_with_no_wait(&args) {
+            tracing::warn!("{flag} has no effect with --no-wait");
+        }
         let groups = match request.applyset {
             Some(_) => Vec::new(), // every group: members of kinds no longer in the manifests
             None => local.groups(),
@@ -274,5 +302,26 @@ impl common::Tool for K8sApply {
             &mut envelope.deployments[slot],
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moot(flags: &[&str]) -> Vec<&'static str> {
+        let argv = ["k8s-apply", "--filename", "x.yaml"].iter().chain(flags);
+        moot_with_no_wait(&Args::try_parse_from(argv).expect("valid flags"))
+    }
+
+    #[test]
+    fn waiting_flags_given_with_no_wait_are_named_and_defaults_are_not() {
+        assert!(moot(&["--no-wait"]).is_empty());
+        assert!(moot(&["--no-wait", "--timeout", "10m"]).is_empty());
+        assert_eq!(
+            moot(&["--no-wait", "--timeout", "5m", "--tolerate-failures"]),
+            ["--timeout", "--tolerate-failures"]
+        );
+        assert!(moot(&["--timeout", "5m"]).is_empty(), "it waits");
     }
 }
