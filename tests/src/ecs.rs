@@ -358,6 +358,13 @@ pub fn build_image(reference: &str, dockerfile: &str, files: &[(&str, &str)]) ->
     crate::docker::build_fixture(dir.path(), reference)
 }
 
+/// Whether ECS's circuit breaker rolls a test service's failed deployment back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Breaker {
+    Off,
+    Rollback,
+}
+
 /// Registers `family` `name` ([`register_web`]) and creates service `name` in `cluster` with
 /// `desired` tasks, rolling at 100 %/200 %, the circuit breaker off, behind a load balancer
 /// ([`web_load_balancer`]) when `load_balanced`. Returns the task definition ARN.
@@ -369,11 +376,34 @@ pub async fn create_web_service(
     desired: i32,
     load_balanced: bool,
 ) -> String {
+    create_guarded_web_service(
+        client,
+        cluster,
+        name,
+        image,
+        desired,
+        load_balanced,
+        Breaker::Off,
+    )
+    .await
+}
+
+/// [`create_web_service`] with the circuit breaker `breaker`.
+pub async fn create_guarded_web_service(
+    client: &aws_sdk_ecs::Client,
+    cluster: &str,
+    name: &str,
+    image: &str,
+    desired: i32,
+    load_balanced: bool,
+    breaker: Breaker,
+) -> String {
     use aws_sdk_ecs::types::{DeploymentCircuitBreaker, DeploymentConfiguration};
     let arn = register_web(client, name, image).await;
+    let rollback = breaker == Breaker::Rollback;
     let breaker = DeploymentCircuitBreaker::builder()
-        .enable(false)
-        .rollback(false)
+        .enable(rollback)
+        .rollback(rollback)
         .build();
     client
         .create_service()

@@ -7,15 +7,15 @@
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::types::{
-    ContainerDefinition, DeploymentCircuitBreaker, DeploymentConfiguration, EphemeralStorage,
-    HealthCheck, LogConfiguration, LogDriver, MountPoint, NetworkMode, PortMapping,
-    RuntimePlatform, Secret, Tag, TaskDefinition, TaskDefinitionField,
+    ContainerDefinition, EphemeralStorage, HealthCheck, LogConfiguration, LogDriver, MountPoint,
+    NetworkMode, PortMapping, RuntimePlatform, Secret, Tag, TaskDefinition, TaskDefinitionField,
     TaskDefinitionPlacementConstraint, TaskDefinitionPlacementConstraintType, Ulimit, UlimitName,
     Volume,
 };
 use serde_json::{Value, json};
 use shipkit_tests::ecs::{
-    CRASH_EXIT_CODE, EcsEmulator, TestImages, ecs_client, http_get, register_web, web_load_balancer,
+    Breaker, CRASH_EXIT_CODE, EcsEmulator, TestImages, create_guarded_web_service,
+    create_web_service, ecs_client, http_get,
 };
 use shipkit_tests::wait::wait_for;
 use shipkit_tests::{Cmd, Output};
@@ -53,13 +53,6 @@ fn deployment(out: &Output) -> Value {
     out.json()["deployments"][0].clone()
 }
 
-/// Whether a service should be rolled back by ECS's circuit breaker.
-#[derive(Clone, Copy)]
-enum Breaker {
-    Off,
-    Rollback,
-}
-
 /// Registers `family` (one container `web` running `image` on 8080) and creates service
 /// `name` with `desired` tasks behind a load balancer; returns the task definition ARN.
 async fn create_service(
@@ -69,46 +62,7 @@ async fn create_service(
     desired: i32,
     breaker: Breaker,
 ) -> String {
-    create_service_with(client, name, image, desired, breaker, true).await
-}
-
-/// [`create_service`], with or without a load balancer.
-async fn create_service_with(
-    client: &Client,
-    name: &str,
-    image: &str,
-    desired: i32,
-    breaker: Breaker,
-    load_balanced: bool,
-) -> String {
-    let arn = register_web(client, name, image).await;
-    let circuit_breaker = match breaker {
-        Breaker::Off => DeploymentCircuitBreaker::builder()
-            .enable(false)
-            .rollback(false),
-        Breaker::Rollback => DeploymentCircuitBreaker::builder()
-            .enable(true)
-            .rollback(true),
-    }
-    .build();
-    client
-        .create_service()
-        .cluster(CLUSTER)
-        .service_name(name)
-        .task_definition(&arn)
-        .desired_count(desired)
-        .deployment_configuration(
-            DeploymentConfiguration::builder()
-                .minimum_healthy_percent(100)
-                .maximum_percent(200)
-                .deployment_circuit_breaker(circuit_breaker)
-                .build(),
-        )
-        .set_load_balancers(load_balanced.then(|| vec![web_load_balancer(name)]))
-        .send()
-        .await
-        .expect("CreateService");
-    arn
+    create_guarded_web_service(client, CLUSTER, name, image, desired, true, breaker).await
 }
 
 /// An emulator of the test's own with a service of one task behind a load balancer that
@@ -916,7 +870,7 @@ async fn crashing_tasks_without_a_load_balancer_are_never_reported_completed() {
     let service = unique("web");
     // Nothing but the tasks' own state tells whether they serve: the emulator may catch the
     // crashing tasks all RUNNING at one tick and mark the rollout COMPLETED.
-    let first = create_service_with(&client, &service, &good, 2, Breaker::Off, false).await;
+    let first = create_web_service(&client, CLUSTER, &service, &good, 2, false).await;
     wait_for(Duration::from_secs(60), "two running tasks", || {
         let client = client.clone();
         let service = service.clone();
