@@ -153,6 +153,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("invalid duration {text:?} (expected e.g. 90s, 10m, 1h30m, 250ms)"))
 }
 
+/// Whether `value` differs from `default`, a duration as a flag's `default_value` spells it.
+pub fn differs_from_default(value: Duration, default: &str) -> bool {
+    parse_duration(default) != Ok(value)
+}
+
+/// Warns of each flag in `flags` that is set while `moot` (a waiting flag under `--no-wait`):
+/// a warning, not a conflict, since a job's environment may set such flags for every run and
+/// clap counts an environment variable as given. Returns the flags warned of.
+pub fn warn_moot_flags(moot: &str, flags: &[(&'static str, bool)]) -> Vec<&'static str> {
+    let set: Vec<&'static str> = flags
+        .iter()
+        .filter(|(_, set)| *set)
+        .map(|(f, _)| *f)
+        .collect();
+    for flag in &set {
+        tracing::warn!("{flag} has no effect with {moot}");
+    }
+    set
+}
+
 /// Parses `KEY=VALUE`, refusing an empty key.
 pub fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {

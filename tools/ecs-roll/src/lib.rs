@@ -243,28 +243,31 @@ const DEFAULT_STABLE_FOR: &str = "10s";
 const DEFAULT_MAX_TASK_FAILURES: usize = 3;
 
 /// The waiting flags (or their variables) set away from their defaults, which `--no-wait`
-/// makes moot: worth a warning, not an error (a job's environment may set them for every
-/// run, as clap would count them as given).
-fn moot_with_no_wait(args: &Args) -> Vec<&'static str> {
-    let set = |value: Duration, default: &str| common::cli::parse_duration(default) != Ok(value);
-    let flags = [
-        ("--poll", set(args.poll, DEFAULT_POLL)),
-        ("--timeout", set(args.timeout, DEFAULT_TIMEOUT)),
-        ("--stable-for", set(args.stable_for, DEFAULT_STABLE_FOR)),
-        (
-            "--max-task-failures",
-            args.max_task_failures != DEFAULT_MAX_TASK_FAILURES,
-        ),
-        ("--no-rollback", args.no_rollback),
-    ];
-    match args.no_wait {
-        true => flags
-            .iter()
-            .filter(|(_, set)| *set)
-            .map(|(f, _)| *f)
-            .collect(),
-        false => Vec::new(),
+/// makes moot, warned of (nothing when it waits).
+fn warn_moot_with_no_wait(args: &Args) -> Vec<&'static str> {
+    use common::cli::differs_from_default;
+    if !args.no_wait {
+        return Vec::new();
     }
+    common::cli::warn_moot_flags(
+        "--no-wait",
+        &[
+            ("--poll", differs_from_default(args.poll, DEFAULT_POLL)),
+            (
+                "--timeout",
+                differs_from_default(args.timeout, DEFAULT_TIMEOUT),
+            ),
+            (
+                "--stable-for",
+                differs_from_default(args.stable_for, DEFAULT_STABLE_FOR),
+            ),
+            (
+                "--max-task-failures",
+                args.max_task_failures != DEFAULT_MAX_TASK_FAILURES,
+            ),
+            ("--no-rollback", args.no_rollback),
+        ],
+    )
 }
 
 impl common::Tool for EcsRoll {
@@ -278,9 +281,7 @@ impl common::Tool for EcsRoll {
     async fn run(args: Args, envelope: &mut Envelope, ui: &Ui) -> Result<()> {
         let request = Request::from_args(&args)?;
         let inputs = Inputs::read(&request, envelope).await?;
-        for flag in moot_with_no_wait(&args) {
-            tracing::warn!("{flag} has no effect with --no-wait");
-        }
+        warn_moot_with_no_wait(&args);
         let config = common::aws::load().await?;
         let ecs = Ecs::new(&config, &request.cluster);
         let show_diff =
@@ -319,7 +320,7 @@ mod tests {
 
     fn moot(flags: &[&str]) -> Vec<&'static str> {
         let argv = ["ecs-roll", "--service", "web"].iter().chain(flags);
-        moot_with_no_wait(&Args::try_parse_from(argv).expect("valid flags"))
+        warn_moot_with_no_wait(&Args::try_parse_from(argv).expect("valid flags"))
     }
 
     #[test]

@@ -237,24 +237,27 @@ const DEFAULT_FAIL_AFTER: &str = "20s";
 const DEFAULT_POLL: &str = "2s";
 
 /// The waiting flags (or their variables) set away from their defaults, which `--no-wait`
-/// makes moot: worth a warning, not an error (a job's environment may set them for every
-/// run, as clap would count them as given).
-fn moot_with_no_wait(args: &Args) -> Vec<&'static str> {
-    let set = |value: Duration, default: &str| common::cli::parse_duration(default) != Ok(value);
-    let flags = [
-        ("--timeout", set(args.timeout, DEFAULT_TIMEOUT)),
-        ("--fail-after", set(args.fail_after, DEFAULT_FAIL_AFTER)),
-        ("--poll", set(args.poll, DEFAULT_POLL)),
-        ("--tolerate-failures", args.tolerate_failures),
-    ];
-    match args.no_wait {
-        true => flags
-            .iter()
-            .filter(|(_, set)| *set)
-            .map(|(f, _)| *f)
-            .collect(),
-        false => Vec::new(),
+/// makes moot, warned of (nothing when it waits).
+fn warn_moot_with_no_wait(args: &Args) -> Vec<&'static str> {
+    use common::cli::differs_from_default;
+    if !args.no_wait {
+        return Vec::new();
     }
+    common::cli::warn_moot_flags(
+        "--no-wait",
+        &[
+            (
+                "--timeout",
+                differs_from_default(args.timeout, DEFAULT_TIMEOUT),
+            ),
+            (
+                "--fail-after",
+                differs_from_default(args.fail_after, DEFAULT_FAIL_AFTER),
+            ),
+            ("--poll", differs_from_default(args.poll, DEFAULT_POLL)),
+            ("--tolerate-failures", args.tolerate_failures),
+        ],
+    )
 }
 
 impl common::Tool for K8sApply {
@@ -269,9 +272,7 @@ impl common::Tool for K8sApply {
         cluster::seed_tls_random();
         let request = Request::from_args(&args)?;
         let local = plan::Local::read(&request, envelope, ui)?;
-        for flag in moot_with_no_wait(&args) {
-            tracing::warn!("{flag} has no effect with --no-wait");
-        }
+        warn_moot_with_no_wait(&args);
         let groups = match request.applyset {
             Some(_) => Vec::new(), // every group: members of kinds no longer in the manifests
             None => local.groups(),
@@ -311,7 +312,7 @@ mod tests {
 
     fn moot(flags: &[&str]) -> Vec<&'static str> {
         let argv = ["k8s-apply", "--filename", "x.yaml"].iter().chain(flags);
-        moot_with_no_wait(&Args::try_parse_from(argv).expect("valid flags"))
+        warn_moot_with_no_wait(&Args::try_parse_from(argv).expect("valid flags"))
     }
 
     #[test]
