@@ -8,7 +8,7 @@ SERVICES_ENV := target/services.env
 # Tests and the demo see the local stand-ins only through ordinary settings.
 WITH_SERVICES := set -a && source $(SERVICES_ENV) && set +a &&
 
-.PHONY: build dist test unit lint fmt clippy bench demo demo-dev demo-clean services-up services-down services-status clean
+.PHONY: build dist test unit lint fmt clippy bench fuzz demo demo-dev demo-clean services-up services-down services-status clean
 
 build:
 	$(CARGO) build --workspace --bins
@@ -67,6 +67,23 @@ bench:
 		$$bench || failed="$$failed $$bench"; \
 	done; \
 	if [[ -n $$failed ]]; then echo "bench: failed:$$failed" >&2; exit 1; fi
+
+# Every cargo-fuzz target (fuzz/, a workspace of its own on the nightly toolchain) for
+# FUZZ_SECONDS each, one after the other, from the seeds kept in fuzz/corpus/<target> (new
+# inputs go to fuzz/target/corpus, not into the repository). A crash stops here; its input is
+# in fuzz/artifacts/<target>/. The last line of each run says how many inputs it tried.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := envelope image_reference conventional_commit dockerignore task_definition manifest
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	$(CARGO) +nightly fuzz build
+	for target in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$target for $(FUZZ_SECONDS)s" >&2; \
+		mkdir -p fuzz/target/corpus/$$target; \
+		$(CARGO) +nightly fuzz run $$target fuzz/target/corpus/$$target fuzz/corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+			| grep -E '^(Done|stat::number_of_executed_units|==[0-9]+==|SUMMARY|thread .* panicked)' >&2; \
+	done
 
 # The whole story of the README: dev on ECS, staging on EKS, a release, production by promotion.
 demo:
