@@ -1,9 +1,15 @@
-//! The `.dockerignore` reader and matcher (`img_build::dockerignore`): any file gives
+//! The `.dockerignore` reader and matcher (img-build's `dockerignore` module): any file gives
 //! patterns, a matcher or an error; the two ways of matching a path (with and without the
 //! parent's results) agree.
 #![no_main]
 
-use img_build::dockerignore::{MatchInfo, PatternMatcher, read_patterns};
+// img-build's own source file, compiled here without the rest of img-build (bollard, tonic):
+// the module is pure and needs only `regex`.
+#[allow(dead_code)]
+#[path = "../../tools/img-build/src/dockerignore.rs"]
+mod dockerignore;
+
+use dockerignore::{MatchInfo, PatternMatcher, read_patterns};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: (&str, &str)| {
@@ -12,7 +18,12 @@ fuzz_target!(|input: (&str, &str)| {
     let Ok(matcher) = PatternMatcher::new(&patterns) else {
         return;
     };
-    let path = img_build::dockerignore::clean(path);
+    // The walker sees paths relative to the context: never rooted, never above it, never
+    // the context itself.
+    let path = dockerignore::clean(path);
+    if path.starts_with('/') || path == "." || path == ".." || path.starts_with("../") {
+        return;
+    }
     let direct = matcher.matches_or_parent_matches(&path);
     // Walk down to `path` as the context walker does, carrying each parent's results.
     let mut info = MatchInfo::default();
