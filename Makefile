@@ -82,8 +82,10 @@ bench:
 # - --codegen-units 16: cargo fuzz's default of 1 makes the release build of aws-sdk-ecs
 #   alone take most of the build; the runs lose little.
 # - nice: the build and the runs take every core for as long as they last.
-# To refresh the kept seeds after a long run (small inputs that cover what the run covered):
-#   fuzz/target/x86_64-unknown-linux-gnu/release/T -merge=1 NEW fuzz/corpus/T fuzz/target/corpus/T
+# The kept seeds are small: after a long run, the fewest inputs that reach every edge it
+# reached (hit counts aside), into a fresh NEW with the hand-written seeds copied in first:
+#   fuzz/target/x86_64-unknown-linux-gnu/release/T -set_cover_merge=1 -use_counters=0 \
+#     NEW fuzz/corpus/T fuzz/target/corpus/T
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := envelope image_reference conventional_commit dockerignore task_definition manifest
 FUZZ_FLAGS := --sanitizer none --codegen-units 16
@@ -100,7 +102,7 @@ fuzz:
 			fuzz/target/corpus/$$target fuzz/corpus/$$target -- \
 			-max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 >$$log 2>&1; then \
 			tail -n 40 $$log >&2; \
-			echo "fuzz: $$target crashed; the input is in fuzz/artifacts/$$target/" >&2; \
+			echo "fuzz: $$target failed (a crash leaves its input in fuzz/artifacts/$$target/)" >&2; \
 			exit 1; \
 		fi; \
 		{ grep -E 'cov: .* corp: ' $$log | tail -n 1; grep -E '^Done ' $$log; } >&2 || true; \
