@@ -19,6 +19,9 @@ pub const DEFAULT_REGISTRY: &str = "docker.io";
 pub const DEFAULT_TAG: &str = "latest";
 /// Docker Hub's namespace for its official, one-component images (`alpine`).
 const OFFICIAL_NAMESPACE: &str = "library/";
+/// The longest repository name Docker accepts, counted in full: host and `library/` included
+/// (`distribution/reference`'s `NameTotalLengthMax`).
+pub const NAME_TOTAL_LENGTH_MAX: usize = 255;
 
 /// A parsed image reference, as written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,6 +69,10 @@ pub enum Invalid {
     /// A registry host that is not a DNS name or IP with an optional port.
     #[error("invalid registry host {0:?}")]
     Host(String),
+    /// A repository whose full name (`docker.io/library/…` included) is longer than Docker
+    /// allows.
+    #[error("repository name {0:?} is longer than {NAME_TOTAL_LENGTH_MAX} characters")]
+    TooLong(String),
 }
 
 impl Reference {
@@ -200,12 +207,19 @@ fn parse_parts(text: &str) -> Result<Reference, Invalid> {
         check_host(domain)?;
     }
     check_path(path)?;
-    Ok(Reference {
+    let reference = Reference {
         domain,
         path: path.to_owned(),
         tag,
         digest,
-    })
+    };
+    // Docker counts the name in full, as it normalizes it: a name it refuses is refused here,
+    // and the normalized form of a name accepted here parses again.
+    let full = reference.normalized_repository();
+    if full.len() > NAME_TOTAL_LENGTH_MAX {
+        return Err(Invalid::TooLong(full));
+    }
+    Ok(reference)
 }
 
 /// A repository as Docker shortens it: Docker Hub's `library/` images lose both host and
@@ -442,6 +456,30 @@ mod tests {
             "api:1".parse::<Reference>().unwrap().tag.as_deref(),
             Some("1")
         );
+    }
+
+    /// Found by `make fuzz` (image_reference): a one-component name of 248 characters was
+    /// accepted, but its normalized form (`docker.io/library/` in front) was refused, and
+    /// Docker, which counts the name in full, refuses it too.
+    #[test]
+    fn the_length_limit_counts_the_name_in_full_as_docker_does() {
+        let found = "doffffffffffffffffffffffffffffffffffffffffffffffffffffffffffck-------------------------ffffffck---------------------------------------fffffffffffffffffffffffffffffffffck-------------------------ffffffck----------------------------------------sha256o2";
+        let err = Reference::parse(found).unwrap_err();
+        assert!(matches!(err.invalid, Invalid::TooLong(_)), "{err}");
+        assert!(
+            err.to_string().contains("longer than 255 characters"),
+            "{err}"
+        );
+        // `docker.io/library/` is 18 characters: 237 more fill the limit exactly.
+        let longest = "a".repeat(237);
+        assert_eq!(parse(&longest).normalized_repository().len(), 255);
+        Reference::parse(&parse(&longest).normalized()).unwrap();
+        assert!(Reference::parse(&"a".repeat(238)).is_err());
+        // A host counts too; the tag and digest do not.
+        let host = "registry.example.com:5000";
+        let path = "b".repeat(255 - host.len() - 1);
+        parse(&format!("{host}/{path}:1.0@sha256:{}", "c".repeat(64)));
+        assert!(Reference::parse(&format!("{host}/{path}b")).is_err());
     }
 
     #[test]
