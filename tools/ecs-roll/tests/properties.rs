@@ -71,12 +71,16 @@ fn observation() -> impl Strategy<Value = Observation> {
         })
 }
 
-/// Ours is `ecs-svc/0`..`ecs-svc/4`: present in the observation or not.
+/// Ours is `ecs-svc/0`..`ecs-svc/4`: present in the observation or not; what ran before it
+/// is `api:7` (or nothing: a new service).
 fn followed() -> impl Strategy<Value = Followed> {
-    (0usize..5, 0usize..5).prop_map(|(id, max_task_failures)| Followed {
-        deployment_id: format!("ecs-svc/{id}"),
-        task_definition: OURS_TD.to_owned(),
-        max_task_failures,
+    (0usize..5, 0usize..5, prop::bool::ANY).prop_map(|(id, max_task_failures, new_service)| {
+        Followed {
+            deployment_id: format!("ecs-svc/{id}"),
+            task_definition: OURS_TD.to_owned(),
+            previous_task_definition: (!new_service).then(|| TASK_DEFINITIONS[0].to_owned()),
+            max_task_failures,
+        }
     })
 }
 
@@ -163,11 +167,11 @@ proptest! {
             }
             Verdict::RolledBackByEcs { live, .. } => {
                 // ECS rolled back only if ours failed or vanished and another PRIMARY runs
-                // another task definition: the one named.
+                // what ran before ours: the one named (anything else is someone else's).
                 prop_assert!(ours.is_none_or(|d| d.rollout_state.as_deref() == Some("FAILED")));
                 let primary = other_primary(&followed, &o).expect("a rollback to nothing");
                 prop_assert_eq!(&primary.task_definition, &live);
-                prop_assert_ne!(live.as_str(), OURS_TD);
+                prop_assert_eq!(Some(&live), followed.previous_task_definition.as_ref());
             }
             Verdict::Superseded { by, live } => {
                 let primary = other_primary(&followed, &o).expect("superseded by nothing");
