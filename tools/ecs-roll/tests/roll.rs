@@ -15,7 +15,7 @@ use aws_sdk_ecs::types::{
 use serde_json::{Value, json};
 use shipkit_tests::ecs::{
     Breaker, CRASH_EXIT_CODE, EcsEmulator, TestImages, create_guarded_web_service,
-    create_web_service, ecs_client, http_get,
+    create_web_service, ecs_client, http_get, pushed_envelope as pushed,
 };
 use shipkit_tests::wait::wait_for;
 use shipkit_tests::{Cmd, Output};
@@ -31,22 +31,6 @@ fn ecs_roll(endpoint: &str) -> Cmd {
         .env("ECS_ROLL_POLL", "1s")
         .env("ECS_ROLL_STABLE_FOR", "2s")
         .args(["--cluster", CLUSTER])
-}
-
-/// The envelope img-push writes after pushing `reference` (`<repo>@sha256:…`).
-fn pushed(references: &[&str]) -> Value {
-    let images: Vec<Value> = references
-        .iter()
-        .map(|reference| {
-            let (repository, digest) = reference.split_once('@').expect("a digest reference");
-            json!({
-                "name": repository.rsplit('/').next(),
-                "pushed": [{"repository": repository, "tag": "git-abc1234", "digest": digest,
-                            "reference": reference, "skipped": false}]
-            })
-        })
-        .collect();
-    json!({"schema": "shipkit/v1", "images": images})
 }
 
 fn deployment(out: &Output) -> Value {
