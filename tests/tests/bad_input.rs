@@ -27,7 +27,6 @@ use shipkit_tests::state::{
 use shipkit_tests::{Cmd, Output, repo_root, services, unique};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 /// The ECS cluster and service the ecs-roll cases name (they exist: only the input is bad).
@@ -209,20 +208,7 @@ fn create_idle_service(endpoint: &str) {
 
 /// A repository with a `feat:` commit and a bare `origin`; a repository without commits.
 fn repositories(work: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let git = |dir: &Path, args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let git = shipkit_tests::git;
     let repo = work.join("repo");
     let remote = work.join("remote.git");
     let no_commits = work.join("no-commits");

@@ -952,21 +952,7 @@ fn an_interrupted_build_reports_it_and_a_rerun_builds_then_reuses() {
 #[test]
 fn two_release_tag_pushes_for_one_commit_make_one_tag_and_one_clear_loser() {
     let dir = tempfile::tempdir().expect("a directory for the repositories");
-    let git = |cwd: &Path, args: &[&str]| {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(cwd)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let git = shipkit_tests::git;
     let remote = dir.path().join("remote.git");
     let seed = dir.path().join("seed");
     std::fs::create_dir_all(&remote).expect("the remote");
