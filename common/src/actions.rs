@@ -40,6 +40,11 @@ impl Actions {
         }
     }
 
+    /// Whether a step summary is written (`$GITHUB_STEP_SUMMARY` is set).
+    pub fn writes_summary(&self) -> bool {
+        self.summary_file.is_some()
+    }
+
     /// Appends Markdown to `$GITHUB_STEP_SUMMARY`.
     pub fn append_summary(&self, markdown: &str) -> std::io::Result<()> {
         match &self.summary_file {

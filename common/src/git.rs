@@ -73,6 +73,12 @@ pub fn work_tree_root(dir: &Path) -> Result<PathBuf, GitError> {
 /// (tracked changes or untracked files that are not ignored).
 pub fn describe(dir: &Path) -> Result<GitInfo, GitError> {
     work_tree_root(dir)?;
+    describe_work_tree(dir)
+}
+
+/// As [`describe`], for a directory already known to be in a work tree (one git call
+/// fewer).
+pub fn describe_work_tree(dir: &Path) -> Result<GitInfo, GitError> {
     let commit = git(dir, &["rev-parse", "--verify", "HEAD"])
         .map_err(|_| GitError::NoCommit(dir.to_owned()))?;
     let branch = git(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"])

@@ -165,6 +165,12 @@ impl Ui {
         }
     }
 
+    /// Whether [`Ui::summary`] writes anywhere (a step summary under Actions): a tool can
+    /// skip building a summary nobody will read.
+    pub fn writes_summary(&self) -> bool {
+        self.actions.as_ref().is_some_and(Actions::writes_summary)
+    }
+
     /// Appends Markdown to the step summary under Actions; does nothing elsewhere.
     pub fn summary(&self, markdown: &str) {
         if let Some(actions) = &self.actions

@@ -66,14 +66,14 @@ pub fn sections(commits: &[Commit]) -> String {
     out
 }
 
-/// The section for one release: `## TAG (DATE)` and the grouped changes.
-pub fn section(tag: &str, date: &str, commits: &[Commit]) -> String {
-    format!("## {tag} ({date})\n\n{}", sections(commits))
+/// The section for one release: `## TAG (DATE)` and its [`sections`].
+pub fn section(tag: &str, date: &str, sections: &str) -> String {
+    format!("## {tag} ({date})\n\n{sections}")
 }
 
-/// The annotated tag's message: the tag name as its subject line, then the changes.
-pub fn tag_message(tag: &str, commits: &[Commit]) -> String {
-    format!("{tag}\n\n{}", sections(commits))
+/// The annotated tag's message: the tag name as its subject line, then its [`sections`].
+pub fn tag_message(tag: &str, sections: &str) -> String {
+    format!("{tag}\n\n{sections}")
 }
 
 /// `existing` (a changelog file's text) with `section` added at the top, below a leading

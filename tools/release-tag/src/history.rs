@@ -183,6 +183,11 @@ impl History {
             .unwrap_or(&self.since_stable)
     }
 
+    /// The commits since `previous`, taken out of the history (to be handed on, not copied).
+    pub(crate) fn into_since_previous(self) -> Vec<Commit> {
+        self.since_other_previous.unwrap_or(self.since_stable)
+    }
+
     pub(crate) fn facts<'a>(&'a self, tags: &'a Tags) -> Facts<'a> {
         Facts {
             stable: self.stable.as_ref().map(|t| &t.version),

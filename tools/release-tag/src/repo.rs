@@ -75,9 +75,10 @@ impl Repo {
         })
     }
 
-    /// HEAD's commit, branch and whether the tree is dirty.
+    /// HEAD's commit, branch and whether the tree is dirty (the work tree was checked by
+    /// [`Repo::open`]).
     pub fn describe(&self) -> Result<GitInfo, GitError> {
-        common::git::describe(&self.dir)
+        common::git::describe_work_tree(&self.dir)
     }
 
     /// Every tag named `prefix` + a semantic version, with the commit it points at.

@@ -853,6 +853,30 @@ fn step_outputs_and_summary_under_actions() {
 }
 
 #[test]
+fn a_dry_run_under_actions_still_writes_the_summary() {
+    let repo = Repo::new();
+    repo.commit("feat: first");
+    repo.tag("v1.0.0");
+    repo.commit("feat(ui): second");
+    let files = tempfile::tempdir().unwrap();
+    let summary = files.path().join("summary");
+    let out = repo
+        .release_tag()
+        .args(["--dry-run"])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())
+        .run();
+    out.assert_code(0);
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(summary.starts_with("## v1.1.0 ("), "{summary}");
+    assert!(
+        summary.contains("### Features\n\n- **ui:** second"),
+        "{summary}"
+    );
+    assert_eq!(repo.tags(), ["v1.0.0"]);
+}
+
+#[test]
 fn a_candidate_graduates_on_its_own_commit_at_its_own_version() {
     let repo = Repo::new();
     repo.commit("feat: first");
