@@ -1369,7 +1369,14 @@ fn the_example_workflows_install_shipkit_with_the_action_not_cargo() {
 /// tested: that the packages resolve, lock, build and install as users install them.
 fn cargo_install(source: &[&str], root: &Path) -> std::process::Output {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["install", "--locked", "--debug", "--quiet", "--target", &host_triple()])
+        .args([
+            "install",
+            "--locked",
+            "--debug",
+            "--quiet",
+            "--target",
+            &host_triple(),
+        ])
         .arg("--root")
         .arg(root)
         .args(source)
@@ -1382,7 +1389,10 @@ fn cargo_install(source: &[&str], root: &Path) -> std::process::Output {
 /// The target triple rustc builds for by default (`host:` in `rustc -vV`).
 fn host_triple() -> String {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let out = Command::new(rustc).arg("-vV").output().expect("run rustc -vV");
+    let out = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.lines()
         .find_map(|line| line.strip_prefix("host: "))

@@ -3,19 +3,17 @@
 //! ECS's wire format (JSON 1.1) is the JSON users keep in files and see from the AWS CLI.
 //! An `aws_sdk_ecs::Client` whose HTTP client answers every request in memory turns that JSON
 //! into SDK types exactly as a real answer would be read ([`crate::files`]), and captures the
-//! JSON the SDK would send ([`registration_json`], for the `--dry-run` diff). No mirror of
+//! JSON the SDK would send (`taskdef::registration_json`, for the `--dry-run` diff). No mirror of
 //! the ECS model is written by hand, so nothing drifts from the SDK.
 
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_ecs::types::{Tag, TaskDefinition};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use serde_json::Value;
 use std::sync::{Arc, Mutex};
 
 /// The body of the last request an offline client sent.
@@ -37,22 +35,6 @@ pub fn offline_client(response: String) -> (Client, SentBody) {
         .http_client(http)
         .build();
     (Client::from_conf(config), sent)
-}
-
-/// The JSON that RegisterTaskDefinition would send for `td` and `tags` (no read-only
-/// fields, no absent ones), or `Null` if the SDK refuses to build the request.
-pub async fn registration_json(td: &TaskDefinition, tags: &[Tag]) -> Value {
-    let (client, sent) = offline_client(r#"{"taskDefinition":{}}"#.to_owned());
-    if crate::taskdef::registration(&client, td, tags)
-        .send()
-        .await
-        .is_err()
-    {
-        return Value::Null;
-    }
-    let body = sent.lock().map(|b| b.clone()).unwrap_or_default();
-    body.and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
 }
 
 /// The in-memory HTTP client of [`offline_client`].
@@ -80,35 +62,5 @@ impl HttpClient for CannedResponse {
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(self.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_ecs::types::ContainerDefinition;
-
-    #[tokio::test]
-    async fn the_registration_is_the_wire_json_without_absent_fields() {
-        let td = TaskDefinition::builder()
-            .task_definition_arn("arn:aws:ecs:us-east-1:1:task-definition/api:3")
-            .revision(3)
-            .family("api")
-            .container_definitions(
-                ContainerDefinition::builder()
-                    .name("app")
-                    .image("r/api:1")
-                    .build(),
-            )
-            .build();
-        let tags = vec![Tag::builder().key("team").value("a").build()];
-        let json = registration_json(&td, &tags).await;
-        assert_eq!(json["family"], "api");
-        assert_eq!(json["containerDefinitions"][0]["image"], "r/api:1");
-        assert_eq!(json["tags"][0]["key"], "team");
-        assert!(
-            json.get("revision").is_none() && json.get("taskDefinitionArn").is_none(),
-            "{json}"
-        );
     }
 }

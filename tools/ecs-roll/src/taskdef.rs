@@ -8,11 +8,13 @@
 //! know about.
 
 use crate::images::EnvOverride;
+use crate::offline::offline_client;
 use aws_sdk_ecs::types::{
     ContainerDefinition, KeyValuePair, NetworkMode, PortMapping, Tag, TaskDefinition,
     TransportProtocol,
 };
 use common::{Error, Result};
+use serde_json::Value;
 
 /// The read-only fields of a described task definition, which a registration must not
 /// (and cannot) carry; ECS sets them.
@@ -166,8 +168,8 @@ fn none_if_empty<T>(list: &mut Option<Vec<T>>) {
 /// ECS's defaults made explicit on both sides. Empty when they are the same.
 pub async fn diff(from: (&TaskDefinition, &[Tag]), to: (&TaskDefinition, &[Tag])) -> String {
     let render = |json: serde_json::Value| serde_json::to_string_pretty(&json).unwrap_or_default();
-    let from_json = render(crate::offline::registration_json(&normalized(from.0), from.1).await);
-    let to_json = render(crate::offline::registration_json(&normalized(to.0), to.1).await);
+    let from_json = render(registration_json(&normalized(from.0), from.1).await);
+    let to_json = render(registration_json(&normalized(to.0), to.1).await);
     if from_json == to_json {
         return String::new();
     }
@@ -176,6 +178,18 @@ pub async fn diff(from: (&TaskDefinition, &[Tag]), to: (&TaskDefinition, &[Tag])
         .context_radius(2)
         .header("live", "next")
         .to_string()
+}
+
+/// The JSON that RegisterTaskDefinition would send for `td` and `tags` (no read-only
+/// fields, no absent ones), or `Null` if the SDK refuses to build the request.
+pub async fn registration_json(td: &TaskDefinition, tags: &[Tag]) -> Value {
+    let (client, sent) = offline_client(r#"{"taskDefinition":{}}"#.to_owned());
+    if registration(&client, td, tags).send().await.is_err() {
+        return Value::Null;
+    }
+    let body = sent.lock().map(|b| b.clone()).unwrap_or_default();
+    body.and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// The registration of `td` with `tags`: every writable field, nothing read-only.
@@ -404,6 +418,30 @@ mod tests {
         assert_eq!(
             short_name("arn:aws:ecs:us-east-1:1:task-definition/api:7"),
             "api:7"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_registration_is_the_wire_json_without_absent_fields() {
+        let td = TaskDefinition::builder()
+            .task_definition_arn("arn:aws:ecs:us-east-1:1:task-definition/api:3")
+            .revision(3)
+            .family("api")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("app")
+                    .image("r/api:1")
+                    .build(),
+            )
+            .build();
+        let tags = vec![Tag::builder().key("team").value("a").build()];
+        let json = registration_json(&td, &tags).await;
+        assert_eq!(json["family"], "api");
+        assert_eq!(json["containerDefinitions"][0]["image"], "r/api:1");
+        assert_eq!(json["tags"][0]["key"], "team");
+        assert!(
+            json.get("revision").is_none() && json.get("taskDefinitionArn").is_none(),
+            "{json}"
         );
     }
 }
