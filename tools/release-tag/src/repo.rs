@@ -147,7 +147,11 @@ impl Repo {
         command
             .arg("-C")
             .arg(&self.dir)
-            .args(["log", "-z", "--format=%m%H%x1f%P%x1f%B"]);
+            .args(["log", "-z", "--format=%m%H%x1f%P%x1f%B"])
+            // Into a pipe, git flushes after every commit (one write(2) each, 50,000 on the
+            // bench, each waking this reader); GIT_FLUSH=0 lets it fill its buffer first.
+            // The log still streams, a few KiB at a time: ~10% off the whole run there.
+            .env("GIT_FLUSH", "0");
         if boundary {
             command.arg("--boundary");
         }
