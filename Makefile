@@ -56,7 +56,7 @@ test:
 # services' settings; one that fails does not stop the others, and is named at the end.
 BENCHES := scripts/bench-startup.sh scripts/bench-health-wait.sh scripts/bench-img-build.sh scripts/bench-img-build-cache.sh scripts/bench-img-push.sh \
 	tools/release-tag/benches/compare-git-cliff.sh scripts/bench-ecs-roll.sh scripts/bench-k8s-apply.sh \
-	scripts/bench-kube-emulator.sh scripts/bench-scale.sh
+	scripts/bench-kube-emulator.sh scripts/bench-scale.sh scripts/bench-install.sh
 bench:
 	$(MAKE) build
 	$(MAKE) services-up

