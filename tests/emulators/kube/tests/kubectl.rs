@@ -10,6 +10,23 @@ fn jsonpath(emu: &Emulator, what: &str, path: &str) -> String {
     emu.kubectl_with_input(&["get", what, "-o", &format!("jsonpath={path}")], None)
 }
 
+/// Waits until the emulator's controllers leave `what` alone (its resourceVersion the same
+/// half a second apart): a status update landing between `kubectl diff`'s read of the live
+/// object and its dry run shows in the diff, as it would against a real API server.
+fn settled(emu: &Emulator, what: &str) {
+    let version = || jsonpath(emu, what, "{.metadata.resourceVersion}");
+    let mut last = version();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = version();
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+    panic!("{what} kept changing for 10 s");
+}
+
 #[test]
 fn discovery_and_openapi_answer_what_kubectl_asks() {
     let emu = Emulator::start();
@@ -225,6 +242,7 @@ fn diff_server_side_shows_exactly_the_changed_field() {
         &["apply", "--server-side", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.27")),
     );
+    settled(&emu, "deployment/web");
     let same = emu.run_kubectl(
         &["diff", "--server-side", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.27")),
@@ -443,6 +461,7 @@ fn client_side_apply_then_plain_diff_shows_exactly_the_changed_field() {
         &["apply", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.27")),
     );
+    settled(&emu, "deployment/web");
     let same = emu.run_kubectl(
         &["diff", "-f", "-"],
         Some(&deployment("web", 2, "nginx:1.27")),
