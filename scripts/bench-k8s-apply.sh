@@ -17,6 +17,10 @@
 #      does) against `kubectl apply` + `kubectl rollout status`, which waits for the
 #      progress deadline (600 s by default), capped at BENCH_KUBECTL_CAP seconds (default
 #      600; when hit, reported as ">= cap"). Goal: k8s-apply reports within seconds.
+#   4. time to see a good rollout through (the same emulator, its pods on the Docker Engine):
+#      a Deployment of 2 pods moved to another tag, k8s-apply with its default flags against
+#      `kubectl apply` + `kubectl rollout status` (which watches). k8s-apply is woken by a
+#      watch as well; --poll (2 s) is only the longest pause between looks at the pods.
 #
 # Measured on this 2-core machine, shared with other builds (load 2-3), debug kube-emulator:
 # before the tiers, LISTs and the early TLS seeding, first apply 0.43-0.69x kubectl and
@@ -95,3 +99,30 @@ shown=$kubectl_report
 if (($(echo "$kubectl_report >= $CAP" | bc -l))); then shown=">=$CAP"; fi
 printf '%-28s %9ss %9ss %7sx  (kubectl/k8s-apply; k8s-apply: %s)\n' "report a missing image" "$shown" "$k8s_report" "$(ratio "$kubectl_report" "$k8s_report")" "$reason"
 echo "  (kubectl: $kubectl_said)"
+
+# 4. Time to see a good rollout through, default flags on both sides: a Deployment of its own
+#    for each tool moved from one tag of the image to another, $RUNS times each, interleaved;
+#    k8s-apply against `kubectl apply` + `kubectl rollout status` (which watches).
+RUNS=${RUNS:-5}
+docker tag "$IMAGE" "$IMAGE-b"
+trap 'bench_cleanup; docker rmi -f "$IMAGE" "$IMAGE-b" >/dev/null 2>&1' EXIT
+sed 's/name: web,/name: web-k8s,/' "$WORK/web.yaml" >"$WORK/web-k8s.yaml"
+sed 's/name: web,/name: web-kubectl,/' "$WORK/web.yaml" >"$WORK/web-kubectl.yaml"
+roll_k8s() { "$BIN/k8s-apply" -q -f "$WORK/web-k8s.yaml" --image "web=$1" </dev/null; }
+roll_kubectl() {
+	sed "s|image: \"$IMAGE\"|image: \"$1\"|" "$WORK/web-kubectl.yaml" |
+		kubectl apply --server-side --cache-dir "$WORK/kube-cache" -f - >/dev/null
+	kubectl rollout status deployment/web-kubectl --cache-dir "$WORK/kube-cache"
+}
+seconds roll_k8s "$IMAGE" >/dev/null
+seconds roll_kubectl "$IMAGE" >/dev/null
+k8s_rolls=() kubectl_rolls=()
+for ((run = 1; run <= RUNS; run++)); do
+	tag=$IMAGE-b
+	((run % 2 == 0)) && tag=$IMAGE
+	k8s_rolls+=("$(seconds roll_k8s "$tag")")
+	kubectl_rolls+=("$(seconds roll_kubectl "$tag")")
+done
+k8s_roll=$(printf '%s\n' "${k8s_rolls[@]}" | median)
+kubectl_roll=$(printf '%s\n' "${kubectl_rolls[@]}" | median)
+printf '%-28s %9ss %9ss %7sx  (k8s-apply/kubectl, medians of %d; 2 pods replaced)\n' "see a rollout through" "$kubectl_roll" "$k8s_roll" "$(ratio "$k8s_roll" "$kubectl_roll")" "$RUNS"

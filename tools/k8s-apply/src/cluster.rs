@@ -5,10 +5,13 @@
 use crate::eks;
 use crate::request::Request;
 use common::Ui;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, LogParams, Patch, PatchParams, PostParams,
+    WatchEvent, WatchParams,
 };
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::GroupVersionKind;
@@ -339,6 +342,26 @@ impl Cluster {
             .await
             .map_err(|e| KubeError::of_call(format!("reading {}", target.display()), e))?;
         Ok(found.map(to_value))
+    }
+
+    /// The changes to one object after `resource_version`, as the API server streams them (a
+    /// watch on its name, what `kubectl rollout status` keeps open); the stream ends when the
+    /// server closes the watch (at the latest after 290 s, as kubectl asks).
+    pub async fn changes(
+        &self,
+        target: &Target,
+        resource_version: &str,
+    ) -> Result<BoxStream<'static, Result<WatchEvent<DynamicObject>, kube::Error>>, KubeError> {
+        let params = WatchParams::default()
+            .fields(&format!("metadata.name={}", target.name))
+            .timeout(290);
+        let changes = self
+            .api(target)
+            .await
+            .watch(&params, resource_version)
+            .await
+            .map_err(|e| KubeError::of_call(format!("watching {}", target.display()), e))?;
+        Ok(changes.boxed())
     }
 
     /// Every object of `resource` in `namespace` (all, for a cluster-scoped kind), each with

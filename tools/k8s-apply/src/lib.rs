@@ -207,7 +207,8 @@ pub struct Args {
         value_parser = clap::builder::BoolishValueParser::new(), help_heading = "Waiting")]
     pub tolerate_failures: bool,
 
-    /// How often to look at the workloads and their pods.
+    /// How often to look at the workloads and their pods, at the latest: a workload is also
+    /// looked at as soon as the API server reports a change to it (a watch).
     #[arg(long, value_name = "DURATION", env = "K8S_APPLY_POLL", default_value = DEFAULT_POLL,
         value_parser = common::cli::parse_duration, help_heading = "Waiting")]
     pub poll: Duration,

@@ -1,13 +1,19 @@
-//! Waiting for workloads to roll out: every workload polled at once, each observation judged
+//! Waiting for workloads to roll out: every workload looked at once, each observation judged
 //! by [`rollout`] and its new pods by [`failfast`](crate::failfast), one progress line per workload per
-//! change. The first failure ends the wait (the rest is rolled back anyway).
+//! change. A workload is looked at again when the API server reports a change to it (a
+//! watch, as `kubectl rollout status` keeps) and at the latest after `--poll`, which is when
+//! its pods' problems are seen. The first failure ends the wait (the rest is rolled back
+//! anyway).
 
 use crate::cluster::{Cluster, Target};
 use crate::failfast::{FailFast, PodProblem, problems};
 use crate::rollout::{self, Verdict};
 use common::Ui;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{DynamicObject, WatchEvent};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -120,6 +126,7 @@ async fn wait_one(
 ) -> Result<(), WorkloadFailure> {
     let started = Instant::now();
     let mut fail_fast = FailFast::new(pace.fail_after);
+    let mut wakeup = Wakeup::default();
     let failure = |reason: &str, message: &str| WorkloadFailure {
         resource: workload.target.display(),
         reason: reason.to_owned(),
@@ -171,7 +178,61 @@ async fn wait_one(
         {
             return Err(with_logs(cluster, workload, problem).await);
         }
-        tokio::time::sleep(pace.poll).await;
+        wakeup
+            .next(cluster, &workload.target, &live, pace.poll)
+            .await;
+    }
+}
+
+/// What ends the pause between two looks at a workload: the next change the API server
+/// reports for it, or `poll`, whichever comes first. With the poll alone, the end of a
+/// rollout was seen up to `poll` late. Without a watch (refused, or closed by the server),
+/// the poll alone; the next pause opens a new one.
+#[derive(Default)]
+struct Wakeup {
+    changes: Option<BoxStream<'static, Result<WatchEvent<DynamicObject>, kube::Error>>>,
+}
+
+impl Wakeup {
+    async fn next(&mut self, cluster: &Cluster, target: &Target, live: &Value, poll: Duration) {
+        let deadline = tokio::time::Instant::now() + poll;
+        if self.changes.is_none()
+            && let Some(version) = live
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+        {
+            self.changes = cluster
+                .changes(target, version)
+                .await
+                .inspect_err(|e| tracing::debug!("{e}; looking every {poll:?}"))
+                .ok();
+        }
+        let Some(changes) = &mut self.changes else {
+            tokio::time::sleep_until(deadline).await;
+            return;
+        };
+        loop {
+            match tokio::time::timeout_at(deadline, changes.next()).await {
+                // A change: look now. The changes already waiting go with it (the look sees
+                // them all).
+                Ok(Some(Ok(
+                    WatchEvent::Added(_) | WatchEvent::Modified(_) | WatchEvent::Deleted(_),
+                ))) => {
+                    while let Some(Some(Ok(_))) = changes.next().now_or_never() {}
+                    return;
+                }
+                Ok(Some(Ok(WatchEvent::Bookmark(_)))) => continue,
+                // The poll's time: look as before.
+                Err(_) => return,
+                // The watch ended (closed, or its version too old: 410): the poll's pace
+                // until the next pause opens another.
+                Ok(Some(Ok(WatchEvent::Error(_)) | Err(_)) | None) => {
+                    self.changes = None;
+                    tokio::time::sleep_until(deadline).await;
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! pods as containers on the local Docker Engine (`scripts/services up`; the images are
 //! `FROM scratch` busybox, built locally). A Deployment rolls out; a missing image fails
 //! within seconds with the registry's reason and is rolled back while the old pods serve; a
-//! crashing image fails after --fail-after with its exit code and log lines, rolled back.
+//! crashing image fails after --fail-after with its exit code and log lines, rolled back;
+//! the end of a rollout is seen as the server reports it, whatever --poll says.
 
 use common::envelope::Outcome;
 use shipkit_tests::Cmd;
@@ -88,6 +89,31 @@ fn a_deployment_rolls_out_and_completes() {
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     first_deploy(&emulator, dir.path(), &v1);
+    assert_eq!(live(&emulator, "{.status.availableReplicas}"), "2");
+}
+
+#[test]
+fn the_end_of_a_rollout_is_seen_when_the_server_reports_it_not_at_the_next_poll() {
+    // With --poll 1h the next look after the apply would be an hour away: the run completes
+    // within its --timeout only because the watch wakes it as the Deployment changes.
+    let v1 = image("web");
+    build_http_image(&v1, &[("/index.html", "v1")]);
+    let _images = RemoveImages(vec![v1.clone()]);
+    let emulator = KubeEmulator::start_with_docker();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("web.yaml");
+    std::fs::write(&manifest, web(2, &v1)).unwrap();
+    let out = support::k8s_apply(&emulator)
+        .args(["--poll", "1h", "--timeout", "60s", "-f"])
+        .args([manifest.display().to_string()])
+        .run();
+    out.assert_code(0);
+    assert_eq!(
+        deployment(&out).outcome,
+        Outcome::Completed,
+        "{}",
+        out.stderr
+    );
     assert_eq!(live(&emulator, "{.status.availableReplicas}"), "2");
 }
 
