@@ -12,6 +12,8 @@
 
 use crate::error::{Error, Result};
 pub use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 
 /// Loads the SDK configuration from the environment, profile and instance metadata, and
 /// checks that a region is configured: without one no AWS endpoint can be chosen, which is
@@ -78,9 +80,51 @@ pub fn failed(doing: &str, err: &(dyn std::error::Error + 'static)) -> Error {
     Error::failed(format!("{doing}: {}", error_line(err)))
 }
 
+/// Retries an HTTP 429 (Too Many Requests) as throttling, whatever its body. The SDK retries
+/// throttling only when the body names a throttling error code, as AWS's own answers do; a
+/// proxy, gateway or endpoint in front of the API may answer 429 in plain text, which the SDK
+/// would report at once as an unreadable error. Each client gets it:
+/// `Builder::from(&config).retry_classifier(TooManyRequests)`.
+#[derive(Debug, Clone, Copy)]
+pub struct TooManyRequests;
+
+impl ClassifyRetry for TooManyRequests {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        ctx.response()
+            .map_or(RetryAction::NoActionIndicated, |response| {
+                retry_for_status(response.status().as_u16())
+            })
+    }
+
+    fn name(&self) -> &'static str {
+        "HTTP 429 Too Many Requests"
+    }
+}
+
+/// What [`TooManyRequests`] says of an answer's status (pure).
+fn retry_for_status(status: u16) -> RetryAction {
+    match status {
+        429 => RetryAction::throttling_error(),
+        _ => RetryAction::NoActionIndicated,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_429_is_retried_as_throttling_and_other_answers_are_left_to_the_sdk() {
+        assert_eq!(retry_for_status(429), RetryAction::throttling_error());
+        for status in [200, 400, 404, 500, 503] {
+            assert_eq!(
+                retry_for_status(status),
+                RetryAction::NoActionIndicated,
+                "{status}"
+            );
+        }
+    }
+
     use std::fmt;
 
     #[derive(Debug)]

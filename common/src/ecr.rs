@@ -52,5 +52,8 @@ pub async fn login(client: &aws_sdk_ecr::Client, ui: &Ui) -> Result<Credentials,
 /// region whatever the configuration says.
 pub async fn client_for(host: &EcrHost) -> aws_sdk_ecr::Client {
     let config = crate::aws::load_for_region(&host.region).await;
-    aws_sdk_ecr::Client::new(&config)
+    let conf = aws_sdk_ecr::config::Builder::from(&config)
+        .retry_classifier(crate::aws::TooManyRequests)
+        .build();
+    aws_sdk_ecr::Client::from_conf(conf)
 }

@@ -632,6 +632,38 @@ async fn ecs_roll_survives_throttling_503s_and_resets_with_both_services_rolled(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn ecs_roll_retries_a_plain_text_429_on_the_update_itself() {
+    // A gateway's 429 in plain text, not AWS's ThrottlingException: the SDK alone would not
+    // retry it, and the update (unlike a poll) has no second chance of its own.
+    let world = two_services().await;
+    let updates = AtomicU32::new(0);
+    let proxy = FaultProxy::builder(&format!("127.0.0.1:{}", world.emulator.port()))
+        .script(move |e| {
+            let first_two = e.aws_operation() == Some("UpdateService")
+                && updates.fetch_add(1, Ordering::SeqCst) < 2;
+            match first_two {
+                true => Fault::too_many_requests(),
+                false => Fault::Forward,
+            }
+        })
+        .start();
+    let out = run(ecs_roll(&proxy.url())
+        .args(["--service", &world.api, "--service", &world.auth])
+        .args(["--timeout", "90s"])
+        .stdin_json(&pushed_envelope(&[&world.api_v2, &world.auth_v2])))
+    .await;
+    out.assert_code(0);
+    assert_eq!(live_image(&world.client, &world.api).await, world.api_v2);
+    assert_eq!(live_image(&world.client, &world.auth).await, world.auth_v2);
+    assert_eq!(
+        proxy.log_text().matches("answer 429").count(),
+        2,
+        "{}",
+        proxy.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn ecs_roll_under_an_outage_of_one_service_reports_which_rolled_and_which_not() {
     let world = two_services().await;
     // Every UpdateService of `auth` fails, for good; `api` is untouched.

@@ -119,6 +119,7 @@ impl Ecs {
                     .with_max_attempts(MAX_ATTEMPTS)
                     .with_max_backoff(Duration::from_secs(10)),
             )
+            .retry_classifier(common::aws::TooManyRequests)
             .build();
         Ecs {
             client: Client::from_conf(conf),

@@ -31,7 +31,10 @@ pub struct RepositoryInfo {
 
 /// The account of the caller (STS GetCallerIdentity).
 pub async fn caller_account(config: &common::aws::SdkConfig) -> Result<String> {
-    let identity = aws_sdk_sts::Client::new(config)
+    let conf = aws_sdk_sts::config::Builder::from(config)
+        .retry_classifier(common::aws::TooManyRequests)
+        .build();
+    let identity = aws_sdk_sts::Client::from_conf(conf)
         .get_caller_identity()
         .send()
         .await
@@ -47,6 +50,7 @@ impl Ecr {
     pub fn new(config: &common::aws::SdkConfig, account: &str, region: &str) -> Ecr {
         let conf = aws_sdk_ecr::config::Builder::from(config)
             .region(common::aws::Region::new(region.to_owned()))
+            .retry_classifier(common::aws::TooManyRequests)
             .build();
         Ecr {
             client: aws_sdk_ecr::Client::from_conf(conf),

@@ -58,7 +58,10 @@ pub struct EksCluster {
 
 /// `DescribeCluster NAME`.
 pub async fn describe(config: &SdkConfig, name: &str) -> Result<EksCluster, EksError> {
-    let client = aws_sdk_eks::Client::new(config);
+    let conf = aws_sdk_eks::config::Builder::from(config)
+        .retry_classifier(common::aws::TooManyRequests)
+        .build();
+    let client = aws_sdk_eks::Client::from_conf(conf);
     let fail = |message: String| EksError::Describe {
         name: name.to_owned(),
         message,
