@@ -515,6 +515,16 @@ struct TwoServices {
     auth_v2: String,
 }
 
+impl TwoServices {
+    /// ecs-roll of both services to v2 (the pushed envelope on stdin), through `proxy`.
+    fn roll_both_through(&self, proxy: &FaultProxy) -> Cmd {
+        ecs_roll(&proxy.url())
+            .args(["--service", &self.api, "--service", &self.auth])
+            .args(["--timeout", "90s"])
+            .stdin_json(&pushed_envelope(&[&self.api_v2, &self.auth_v2]))
+    }
+}
+
 async fn two_services() -> TwoServices {
     services();
     let emulator = EcsEmulator::start(&[]);
@@ -608,11 +618,7 @@ async fn ecs_roll_survives_throttling_503s_and_resets_with_both_services_rolled(
     let proxy = FaultProxy::builder(&format!("127.0.0.1:{}", world.emulator.port()))
         .script(ecs_weather())
         .start();
-    let out = run(ecs_roll(&proxy.url())
-        .args(["--service", &world.api, "--service", &world.auth])
-        .args(["--timeout", "90s"])
-        .stdin_json(&pushed_envelope(&[&world.api_v2, &world.auth_v2])))
-    .await;
+    let out = run(world.roll_both_through(&proxy)).await;
     out.assert_code(0);
     let deployments = out.json()["deployments"].as_array().unwrap().clone();
     assert_eq!(deployments.len(), 2, "{}", out.stdout);
@@ -647,11 +653,7 @@ async fn ecs_roll_retries_a_plain_text_429_on_the_update_itself() {
             }
         })
         .start();
-    let out = run(ecs_roll(&proxy.url())
-        .args(["--service", &world.api, "--service", &world.auth])
-        .args(["--timeout", "90s"])
-        .stdin_json(&pushed_envelope(&[&world.api_v2, &world.auth_v2])))
-    .await;
+    let out = run(world.roll_both_through(&proxy)).await;
     out.assert_code(0);
     assert_eq!(live_image(&world.client, &world.api).await, world.api_v2);
     assert_eq!(live_image(&world.client, &world.auth).await, world.auth_v2);
@@ -677,11 +679,7 @@ async fn ecs_roll_under_an_outage_of_one_service_reports_which_rolled_and_which_
         })
         .start();
     let auth_before = live_image(&world.client, &world.auth).await;
-    let out = run(ecs_roll(&proxy.url())
-        .args(["--service", &world.api, "--service", &world.auth])
-        .args(["--timeout", "90s"])
-        .stdin_json(&pushed_envelope(&[&world.api_v2, &world.auth_v2])))
-    .await;
+    let out = run(world.roll_both_through(&proxy)).await;
     out.assert_code(1);
     let envelope = out.json();
     assert_eq!(envelope["failed"]["exit_code"], 1, "{envelope}");

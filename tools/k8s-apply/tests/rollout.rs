@@ -23,6 +23,14 @@ fn image(name: &str) -> String {
     format!("k8s-apply-tests/{name}:{}-{n}", std::process::id())
 }
 
+/// A new local image `name` serving `v1` over HTTP, removed when the guard is dropped.
+fn served_image(name: &str) -> (String, RemoveImages) {
+    let v1 = image(name);
+    build_http_image(&v1, &[("/index.html", "v1")]);
+    let guard = RemoveImages(vec![v1.clone()]);
+    (v1, guard)
+}
+
 fn web(replicas: u32, image: &str) -> String {
     format!(
         "apiVersion: apps/v1
@@ -83,9 +91,7 @@ fn first_deploy(emulator: &KubeEmulator, dir: &std::path::Path, v1: &str) -> std
 
 #[test]
 fn a_deployment_rolls_out_and_completes() {
-    let v1 = image("web");
-    build_http_image(&v1, &[("/index.html", "v1")]);
-    let _images = RemoveImages(vec![v1.clone()]);
+    let (v1, _images) = served_image("web");
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     first_deploy(&emulator, dir.path(), &v1);
@@ -96,9 +102,7 @@ fn a_deployment_rolls_out_and_completes() {
 fn the_end_of_a_rollout_is_seen_when_the_server_reports_it_not_at_the_next_poll() {
     // With --poll 1h the next look after the apply would be an hour away: the run completes
     // within its --timeout only because the watch wakes it as the Deployment changes.
-    let v1 = image("web");
-    build_http_image(&v1, &[("/index.html", "v1")]);
-    let _images = RemoveImages(vec![v1.clone()]);
+    let (v1, _images) = served_image("web");
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("web.yaml");
@@ -119,9 +123,7 @@ fn the_end_of_a_rollout_is_seen_when_the_server_reports_it_not_at_the_next_poll(
 
 #[test]
 fn a_missing_image_fails_within_seconds_with_the_registrys_reason_and_is_rolled_back() {
-    let v1 = image("web");
-    build_http_image(&v1, &[("/index.html", "v1")]);
-    let _images = RemoveImages(vec![v1.clone()]);
+    let (v1, _images) = served_image("web");
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     let manifest = first_deploy(&emulator, dir.path(), &v1);
@@ -210,9 +212,7 @@ spec:
 
 #[test]
 fn a_stateful_set_with_a_bad_image_is_rolled_back_and_its_stuck_pod_replaced() {
-    let v1 = image("db");
-    build_http_image(&v1, &[("/index.html", "v1")]);
-    let _images = RemoveImages(vec![v1.clone()]);
+    let (v1, _images) = served_image("db");
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("db.yaml");
@@ -288,9 +288,7 @@ spec:
 
 #[test]
 fn a_job_is_waited_for_until_complete_and_a_failed_one_is_deleted() {
-    let v1 = image("task");
-    build_http_image(&v1, &[("/index.html", "v1")]);
-    let _images = RemoveImages(vec![v1.clone()]);
+    let (v1, _images) = served_image("task");
     let emulator = KubeEmulator::start_with_docker();
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("jobs.yaml");
